@@ -3,10 +3,48 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
+	"fmt"
 	"io"
+
+	"github.com/tributary-rag/tributary/pkg/broker"
 )
 
-// runBroker is a placeholder until its issue lands.
+// runBroker runs "tributary broker": a standalone Kafka-protocol broker on
+// kfake. It prints the advertised address on stdout once it serves, and
+// stops (persisting state with --data-dir) when ctx is cancelled.
 func runBroker(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return errors.New("broker: not implemented yet")
+	fs := flag.NewFlagSet("broker", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: tributary broker --listen ADDR [--advertise HOST[:PORT]] [--data-dir DIR] [--partitions N]")
+		fs.PrintDefaults()
+	}
+	var cfg broker.Config
+	fs.StringVar(&cfg.Listen, "listen", "127.0.0.1:9092", "TCP address to listen on (\"0.0.0.0:9092\" for every interface, port 0 for a free one)")
+	fs.StringVar(&cfg.Advertise, "advertise", "", "address clients are told to connect to, e.g. broker:9092 in a Docker network (default: the listen host, or 127.0.0.1)")
+	fs.StringVar(&cfg.DataDir, "data-dir", "", "directory for durable state (fsync per write); empty keeps everything in memory")
+	fs.IntVar(&cfg.Partitions, "partitions", 3, "partitions of auto-created topics")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return errUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "broker: unexpected arguments %q\n", fs.Args())
+		return errUsage
+	}
+	if cfg.Partitions <= 0 {
+		fmt.Fprintln(stderr, "broker: --partitions must be positive")
+		return errUsage
+	}
+	return broker.Run(ctx, cfg, func(b *broker.Broker) {
+		durability := "in memory"
+		if cfg.DataDir != "" {
+			durability = "durable in " + cfg.DataDir
+		}
+		fmt.Fprintf(stderr, "broker: listening on %s, advertised as %s, %s\n", b.ListenAddr(), b.Addr(), durability)
+		fmt.Fprintln(stdout, b.Addr())
+	})
 }

@@ -3,10 +3,87 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
+	"fmt"
 	"io"
+	"net"
+	"os"
+	"time"
+
+	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
+
+	"github.com/tributary-rag/tributary/pkg/vectordb"
 )
 
-// runVectorDB is a placeholder until its issue lands.
+// runVectorDB serves the embedded vector store over Qdrant's gRPC API until
+// ctx is cancelled, then stops gracefully and writes a final snapshot.
 func runVectorDB(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return errors.New("vectordb: not implemented yet")
+	fs := flag.NewFlagSet("vectordb", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	listen := fs.String("listen", vectordbEnv("TRIBUTARY_VECTORDB_LISTEN", "127.0.0.1:6334"), "gRPC listen address (host:port); Qdrant's gRPC port is 6334")
+	dataDir := fs.String("data-dir", os.Getenv("TRIBUTARY_DATA_DIR"), "data directory (WAL and snapshots); required")
+	snapshotMB := fs.Int("snapshot-mb", 64, "WAL size in MiB that triggers a snapshot and WAL compaction")
+	annThreshold := fs.Int("ann-threshold", 20000, "vectors per space from which searches use the HNSW index")
+	hnswEf := fs.Int("hnsw-ef", 128, "default HNSW search beam width (a request's hnsw_ef overrides it)")
+	logLevel := fs.String("log-level", vectordbEnv("TRIBUTARY_LOG_LEVEL", "info"), "log level: debug, info, warn, error")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return errUsage
+	}
+	if *dataDir == "" {
+		fmt.Fprintln(stderr, "vectordb: --data-dir is required")
+		return errUsage
+	}
+	if *snapshotMB <= 0 || *annThreshold <= 0 || *hnswEf <= 0 {
+		fmt.Fprintln(stderr, "vectordb: --snapshot-mb, --ann-threshold and --hnsw-ef must be positive")
+		return errUsage
+	}
+	logger := log.NewJSONLogger(log.NewSyncWriter(stderr))
+	logger = log.With(logger, "ts", log.DefaultTimestampUTC, "component", "vectordb")
+	switch *logLevel {
+	case "debug":
+		logger = level.NewFilter(logger, level.AllowDebug())
+	case "info":
+		logger = level.NewFilter(logger, level.AllowInfo())
+	case "warn":
+		logger = level.NewFilter(logger, level.AllowWarn())
+	case "error":
+		logger = level.NewFilter(logger, level.AllowError())
+	default:
+		fmt.Fprintf(stderr, "vectordb: unknown --log-level %q\n", *logLevel)
+		return errUsage
+	}
+
+	store, err := vectordb.Open(*dataDir,
+		vectordb.WithLogger(logger),
+		vectordb.WithSnapshotThreshold(int64(*snapshotMB)<<20),
+		vectordb.WithANNThreshold(*annThreshold),
+		vectordb.WithSearchEf(*hnswEf),
+	)
+	if err != nil {
+		return fmt.Errorf("open store: %w", err)
+	}
+	lis, err := net.Listen("tcp", *listen)
+	if err != nil {
+		store.Close()
+		return fmt.Errorf("listen: %w", err)
+	}
+	level.Info(logger).Log("msg", "serving Qdrant gRPC API", "addr", lis.Addr().String(), "data_dir", *dataDir)
+	fmt.Fprintf(stdout, "vectordb listening on %s\n", lis.Addr())
+	serveErr := vectordb.Serve(ctx, store, lis, logger, 10*time.Second)
+	if err := store.Close(); err != nil && serveErr == nil {
+		serveErr = fmt.Errorf("close store: %w", err)
+	}
+	return serveErr
+}
+
+// vectordbEnv returns the environment variable key, or def when it is unset.
+func vectordbEnv(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
 }

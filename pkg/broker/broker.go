@@ -1,0 +1,155 @@
+// Package broker runs a standalone Kafka-protocol broker on franz-go's kfake:
+// real Kafka clients (kafka-go, franz-go, librdkafka, kcat) talk to it over
+// TCP. It backs "tributary broker" for development, documentation and
+// container tests; production uses Apache Kafka, Redpanda or MSK.
+//
+//	b, err := broker.Start(broker.Config{Listen: "0.0.0.0:9092", Advertise: "broker:9092", DataDir: "/data"})
+//	if err != nil { ... }
+//	defer b.Close()
+//	fmt.Println(b.Addr()) // "broker:9092"
+//
+// With a DataDir, topics, messages and committed group offsets are written
+// to disk with an fsync per batch and survive a restart.
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+)
+
+// Config configures a Broker.
+type Config struct {
+	// Listen is the TCP address to listen on, e.g. ":9092", "0.0.0.0:9092"
+	// or "127.0.0.1:0" (a free port).
+	Listen string
+	// Advertise is the address the broker tells clients to connect to, as
+	// "host:port" or "host" (the listening port is used). It must reach
+	// the broker from the clients: in Docker, the container's network
+	// alias ("broker:9092"). Default: Listen's host, or 127.0.0.1 when
+	// Listen has no host or an unspecified one (0.0.0.0, ::).
+	Advertise string
+	// DataDir makes the broker durable: state is loaded from and written
+	// to it, with fsync per write. Empty keeps everything in memory.
+	DataDir string
+	// Partitions is the partition count of auto-created topics (default 3).
+	Partitions int
+}
+
+// Broker is a running single-node cluster.
+type Broker struct {
+	c      *kfake.Cluster
+	addr   string
+	listen string
+}
+
+// Start listens and starts serving. Topics are created automatically on
+// first use, and explicitly with CreateTopics.
+func Start(cfg Config) (*Broker, error) {
+	if cfg.Listen == "" {
+		return nil, errors.New("broker: no listen address")
+	}
+	lhost, _, err := net.SplitHostPort(cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("broker: listen address %q: %w", cfg.Listen, err)
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("broker: listen: %w", err)
+	}
+	_, lport, _ := net.SplitHostPort(ln.Addr().String())
+	adv, err := advertised(cfg.Advertise, lhost, lport)
+	if err != nil {
+		_ = ln.Close()
+		return nil, err
+	}
+	partitions := cfg.Partitions
+	if partitions <= 0 {
+		partitions = 3
+	}
+	used := false
+	opts := []kfake.Opt{
+		kfake.NumBrokers(1),
+		kfake.AllowAutoTopicCreation(),
+		kfake.DefaultNumPartitions(partitions),
+		// kfake listens on 127.0.0.1 and advertises its listener's
+		// address; hand it ours, reporting the advertised address.
+		kfake.ListenFn(func(network, address string) (net.Listener, error) {
+			if used {
+				return nil, errors.New("broker: one listener only")
+			}
+			used = true
+			return &advertisedListener{Listener: ln, addr: adv}, nil
+		}),
+	}
+	if cfg.DataDir != "" {
+		opts = append(opts, kfake.DataDir(cfg.DataDir), kfake.SyncWrites())
+	}
+	c, err := kfake.NewCluster(opts...)
+	if err != nil {
+		_ = ln.Close()
+		return nil, fmt.Errorf("broker: start: %w", err)
+	}
+	return &Broker{c: c, addr: adv.String(), listen: ln.Addr().String()}, nil
+}
+
+// Addr returns the advertised address, the one clients bootstrap from.
+func (b *Broker) Addr() string { return b.addr }
+
+// ListenAddr returns the address the broker listens on.
+func (b *Broker) ListenAddr() string { return b.listen }
+
+// Close stops the broker, persisting its state when it has a DataDir.
+func (b *Broker) Close() { b.c.Close() }
+
+// Run starts a broker, calls ready with it, serves until ctx is done, then
+// closes it.
+func Run(ctx context.Context, cfg Config, ready func(b *Broker)) error {
+	b, err := Start(cfg)
+	if err != nil {
+		return err
+	}
+	if ready != nil {
+		ready(b)
+	}
+	<-ctx.Done()
+	b.Close()
+	return nil
+}
+
+func advertised(adv, lhost, lport string) (hostPort, error) {
+	if adv == "" {
+		h := lhost
+		if ip := net.ParseIP(h); h == "" || (ip != nil && ip.IsUnspecified()) {
+			h = "127.0.0.1"
+		}
+		return hostPort{h, lport}, nil
+	}
+	h, p, err := net.SplitHostPort(adv)
+	if err != nil {
+		// A bare host (or IPv6 literal) keeps the listening port.
+		h, p = adv, lport
+	}
+	if n, err := strconv.Atoi(p); h == "" || err != nil || n <= 0 || n > 65535 {
+		return hostPort{}, fmt.Errorf("broker: advertise address %q: want host or host:port", adv)
+	}
+	return hostPort{h, p}, nil
+}
+
+type hostPort struct{ host, port string }
+
+func (hostPort) Network() string  { return "tcp" }
+func (a hostPort) String() string { return net.JoinHostPort(a.host, a.port) }
+
+// advertisedListener reports the advertised address as its own, which is
+// what kfake puts in metadata and coordinator responses.
+type advertisedListener struct {
+	net.Listener
+	addr hostPort
+}
+
+func (l *advertisedListener) Addr() net.Addr { return l.addr }

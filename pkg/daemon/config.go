@@ -1,0 +1,243 @@
+// Package daemon is the runtime every Tributary service shares:
+// configuration from environment variables and flags, JSON logs, the
+// /healthz, /readyz and /metrics endpoints, and a run group that stops on
+// SIGINT/SIGTERM and drains.
+//
+// A service's main wires it up like this:
+//
+//	fs := flag.NewFlagSet("ingest", flag.ContinueOnError)
+//	maxBytes := fs.Int64("max-document-bytes", 50<<20, "largest accepted document") // env TRIBUTARY_MAX_DOCUMENT_BYTES
+//	cfg, err := daemon.ParseConfig(fs, os.Args[1:], os.Getenv, daemon.NeedKafka|daemon.NeedDataDir|daemon.NeedAPIKeys)
+//	if err != nil { ... }
+//	logger := daemon.NewLogger(os.Stderr, cfg.LogLevel, "ingest")
+//	reg := daemon.NewRegistry()
+//	topics := events.NewTopics(cfg.TopicPrefix)
+//	h := daemon.NewHTTPHandler(app, reg, daemon.KafkaCheck(cfg.KafkaBrokers, topics.Chunks))
+//	var g daemon.Group
+//	g.AddHTTP(&http.Server{Addr: cfg.HTTPAddr, Handler: h}, nil, 10*time.Second)
+//	g.Add("ingest-requests", sub.Run)
+//	return g.Run(ctx, logger)
+//
+// Every flag has an environment variable: "TRIBUTARY_" plus the flag name
+// upper-cased with '-' as '_' (--kafka-brokers and TRIBUTARY_KAFKA_BROKERS).
+// A flag given on the command line overrides the variable; the variable's
+// own name is accepted as a flag too (--TRIBUTARY_KAFKA_BROKERS=…).
+package daemon
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/tributary-rag/tributary/pkg/apikey"
+	"github.com/tributary-rag/tributary/pkg/events"
+)
+
+// EnvPrefix starts the environment variable of every flag.
+const EnvPrefix = "TRIBUTARY_"
+
+// Need says which settings a service requires.
+type Need int
+
+// Settings a service can require; combine with '|'.
+const (
+	NeedKafka Need = 1 << iota
+	NeedDataDir
+	NeedQdrant
+	NeedAPIKeys
+)
+
+// Config is the configuration every service shares. Defaults are in the
+// field comments.
+type Config struct {
+	// KafkaBrokers are bootstrap host:port addresses
+	// (TRIBUTARY_KAFKA_BROKERS, comma-separated; default localhost:9092).
+	KafkaBrokers []string
+	// TopicPrefix starts every topic name (TRIBUTARY_TOPIC_PREFIX; default
+	// "tributary").
+	TopicPrefix string
+	// HTTPAddr is the listen address of the HTTP API and the health and
+	// metrics endpoints (TRIBUTARY_HTTP_ADDR; default ":8080").
+	HTTPAddr string
+	// DataDir holds the service's durable state (TRIBUTARY_DATA_DIR); it is
+	// created if missing.
+	DataDir string
+	// QdrantAddr is the host:port of Qdrant's gRPC API
+	// (TRIBUTARY_QDRANT_ADDR; default localhost:6334).
+	QdrantAddr string
+	// APIKeys are the accepted keys (TRIBUTARY_API_KEYS,
+	// "key:tenant:g1|g2,…"); never nil after ParseConfig.
+	APIKeys *apikey.Set
+	// LogLevel is debug, info, warn or error (TRIBUTARY_LOG_LEVEL; default
+	// info).
+	LogLevel slog.Level
+}
+
+// EnvName returns the environment variable of flag name: "kafka-brokers"
+// gives "TRIBUTARY_KAFKA_BROKERS".
+func EnvName(flagName string) string {
+	return EnvPrefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// ParseConfig registers the common flags on fs next to any the caller
+// registered, parses args with environment fallback (see ParseFlags), and
+// validates the result against need. All problems are reported together,
+// each naming its variable.
+func ParseConfig(fs *flag.FlagSet, args []string, getenv func(string) string, need Need) (Config, error) {
+	var brokers, keys, level string
+	fs.StringVar(&brokers, "kafka-brokers", "localhost:9092", "comma-separated Kafka bootstrap addresses (host:port)")
+	prefix := fs.String("topic-prefix", events.DefaultPrefix, "prefix of every topic name")
+	httpAddr := fs.String("http-addr", ":8080", "listen address for HTTP, /healthz, /readyz and /metrics")
+	dataDir := fs.String("data-dir", "", "directory for durable state")
+	qdrant := fs.String("qdrant-addr", "localhost:6334", "host:port of Qdrant's gRPC API")
+	fs.StringVar(&keys, "api-keys", "", "API keys: key:tenant:group1|group2, comma-separated")
+	fs.StringVar(&level, "log-level", "info", "log level: debug, info, warn or error")
+	if err := ParseFlags(fs, args, getenv); err != nil {
+		return Config{}, err
+	}
+	cfg := Config{TopicPrefix: *prefix, HTTPAddr: *httpAddr, DataDir: *dataDir, QdrantAddr: *qdrant}
+	var errs []error
+	bad := func(flagName string, err error) {
+		errs = append(errs, fmt.Errorf("%s (--%s): %w", EnvName(flagName), flagName, err))
+	}
+	for _, b := range strings.Split(brokers, ",") {
+		if b = strings.TrimSpace(b); b != "" {
+			cfg.KafkaBrokers = append(cfg.KafkaBrokers, b)
+		}
+	}
+	if need&NeedKafka != 0 && len(cfg.KafkaBrokers) == 0 {
+		bad("kafka-brokers", errors.New("required"))
+	}
+	for _, b := range cfg.KafkaBrokers {
+		if err := checkHostPort(b, true); err != nil {
+			bad("kafka-brokers", err)
+		}
+	}
+	if err := events.ValidatePrefix(cfg.TopicPrefix); err != nil {
+		bad("topic-prefix", err)
+	}
+	if err := checkHostPort(cfg.HTTPAddr, false); err != nil {
+		bad("http-addr", err)
+	}
+	if cfg.QdrantAddr != "" {
+		if err := checkHostPort(cfg.QdrantAddr, true); err != nil {
+			bad("qdrant-addr", err)
+		}
+	}
+	if need&NeedQdrant != 0 && cfg.QdrantAddr == "" {
+		bad("qdrant-addr", errors.New("required"))
+	}
+	switch {
+	case cfg.DataDir == "" && need&NeedDataDir != 0:
+		bad("data-dir", errors.New("required"))
+	case cfg.DataDir != "":
+		if err := checkDataDir(cfg.DataDir); err != nil {
+			bad("data-dir", err)
+		}
+	}
+	set, err := apikey.Parse(keys)
+	switch {
+	case err != nil:
+		bad("api-keys", err)
+	case need&NeedAPIKeys != 0 && set.Len() == 0:
+		bad("api-keys", errors.New("required: at least one key:tenant:groups entry"))
+	}
+	cfg.APIKeys = set
+	if cfg.APIKeys == nil {
+		cfg.APIKeys = &apikey.Set{}
+	}
+	if err := cfg.LogLevel.UnmarshalText([]byte(level)); err != nil || !validLevel(level) {
+		bad("log-level", fmt.Errorf("%q is not debug, info, warn or error", level))
+	}
+	if len(errs) > 0 {
+		return Config{}, fmt.Errorf("invalid configuration: %w", errors.Join(errs...))
+	}
+	return cfg, nil
+}
+
+func validLevel(s string) bool {
+	switch strings.ToLower(s) {
+	case "debug", "info", "warn", "error":
+		return true
+	}
+	return false
+}
+
+// ParseFlags parses args into fs, falling back to environment variables
+// (read with getenv) for flags not given on the command line. Each flag
+// "some-name" is also registered as "TRIBUTARY_SOME_NAME" so the
+// variable's name works as a flag. A bad value in a variable is an error
+// that names the variable.
+func ParseFlags(fs *flag.FlagSet, args []string, getenv func(string) string) error {
+	var names []*flag.Flag
+	fs.VisitAll(func(f *flag.Flag) { names = append(names, f) })
+	for _, f := range names {
+		env := EnvName(f.Name)
+		if fs.Lookup(env) == nil && !strings.HasPrefix(f.Name, EnvPrefix) {
+			fs.Var(f.Value, env, "same as --"+f.Name)
+		}
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var errs []error
+	for _, f := range names {
+		env := EnvName(f.Name)
+		if set[f.Name] || set[env] {
+			continue
+		}
+		v := getenv(env)
+		if v == "" {
+			continue
+		}
+		if err := f.Value.Set(v); err != nil {
+			errs = append(errs, fmt.Errorf("%s: invalid value %q: %w", env, v, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func checkHostPort(addr string, needHost bool) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port: %w", addr, err)
+	}
+	if needHost && host == "" {
+		return fmt.Errorf("%q has no host", addr)
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 0 || n > 65535 || (needHost && n == 0) {
+		return fmt.Errorf("%q has an invalid port", addr)
+	}
+	return nil
+}
+
+func checkDataDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return fmt.Errorf("create %s: %w", dir, err)
+	}
+	f, err := os.CreateTemp(dir, ".writable-*")
+	if err != nil {
+		return fmt.Errorf("%s is not writable: %w", dir, err)
+	}
+	name := f.Name()
+	err = f.Close()
+	if rerr := os.Remove(filepath.Clean(name)); err == nil {
+		err = rerr
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", dir, err)
+	}
+	return nil
+}

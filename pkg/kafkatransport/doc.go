@@ -1,0 +1,39 @@
+// Package kafkatransport is a go-kit transport for Kafka on
+// github.com/segmentio/kafka-go, modelled on go-kit's NATS transport.
+//
+// A Subscriber consumes one topic in a consumer group and, for each message,
+// decodes it, calls the endpoint, encodes the response into output messages,
+// produces them with acks from all in-sync replicas, and only then commits
+// the message's offset: delivery is at least once and an effect is never
+// committed before it is durable. Messages of one partition are handled in
+// order, one at a time; partitions are handled concurrently. A failing
+// message is retried with exponential backoff and jitter, then written to
+// the dead-letter topic "<topic>.dlq" with headers that say why (see the
+// DLQHeader* constants); a permanent error (a decode failure or an error
+// wrapped with Permanent) is dead-lettered at once. Either way the
+// partition moves on: a poison message never stalls it.
+//
+// A Publisher writes messages with RequireAll acks, hash balancing by key
+// and a small batch timeout, and returns every error to its caller.
+// EnsureTopics creates topics and their dead-letter topics idempotently at
+// start.
+//
+// Wiring a service:
+//
+//	topics := events.NewTopics(cfg.TopicPrefix)
+//	err := kafkatransport.EnsureTopics(ctx, cfg.KafkaBrokers,
+//		kafkatransport.TopicSpecs(3, 1, topics.IngestRequests, topics.Chunks)...)
+//	pub := kafkatransport.NewPublisher(cfg.KafkaBrokers,
+//		kafkatransport.PublisherSource("tributary/ingest"),
+//		kafkatransport.PublisherMetrics(metrics))
+//	defer pub.Close()
+//	sub := kafkatransport.NewSubscriber(kafkatransport.SubscriberConfig{
+//		Brokers:  cfg.KafkaBrokers,
+//		Group:    "ingest",
+//		Topic:    topics.IngestRequests,
+//		Producer: pub,
+//	}, makeIngestEndpoint(svc), kafkatransport.DecodeEvent, encodeIngestResponse,
+//		kafkatransport.SubscriberMetrics(metrics),
+//		kafkatransport.SubscriberLogger(logger))
+//	err = sub.Run(ctx) // returns after a graceful drain once ctx is done
+package kafkatransport

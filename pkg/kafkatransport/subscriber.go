@@ -1,0 +1,521 @@
+package kafkatransport
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/go-kit/kit/endpoint"
+	"github.com/go-kit/kit/transport"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/tributary-rag/tributary/pkg/events"
+)
+
+// Dead-letter headers, added to the original message's key, value and
+// headers (which keep its CloudEvents attributes, so it can be replayed).
+const (
+	DLQHeaderError     = "dlq_error"     // the last error, at most 1 KiB
+	DLQHeaderReason    = "dlq_reason"    // "permanent" or "exhausted"
+	DLQHeaderAttempts  = "dlq_attempts"  // handler attempts made, decimal
+	DLQHeaderTopic     = "dlq_topic"     // source topic
+	DLQHeaderPartition = "dlq_partition" // source partition, decimal
+	DLQHeaderOffset    = "dlq_offset"    // source offset, decimal
+	DLQHeaderGroup     = "dlq_group"     // consumer group that gave up
+	DLQHeaderTime      = "dlq_time"      // when, RFC 3339
+)
+
+// Dead-letter reasons (DLQHeaderReason).
+const (
+	ReasonPermanent = "permanent"
+	ReasonExhausted = "exhausted"
+)
+
+// DecodeRequestFunc turns a message into an endpoint request. An error is
+// permanent: the message is dead-lettered without retry.
+type DecodeRequestFunc func(ctx context.Context, msg kafka.Message) (request any, err error)
+
+// EncodeResponseFunc turns an endpoint response into messages to produce
+// (each with its Topic set) before the input is committed. It may return
+// none.
+type EncodeResponseFunc func(ctx context.Context, response any) ([]kafka.Message, error)
+
+// RequestFunc may take information from a message into the context before
+// decoding.
+type RequestFunc func(ctx context.Context, msg kafka.Message) context.Context
+
+// SubscriberConfig names what a Subscriber consumes and where it writes.
+type SubscriberConfig struct {
+	// Brokers are the bootstrap addresses (host:port).
+	Brokers []string
+	// Group is the consumer group, by convention the service's name.
+	Group string
+	// Topic is the full topic name to consume.
+	Topic string
+	// Producer writes outputs and dead letters; usually a *Publisher.
+	Producer Producer
+}
+
+// Subscriber consumes one topic in a consumer group and hands every message
+// to a go-kit endpoint. See the package documentation for the delivery
+// rules. Run may be called once.
+type Subscriber struct {
+	cfg    SubscriberConfig
+	e      endpoint.Endpoint
+	dec    DecodeRequestFunc
+	enc    EncodeResponseFunc
+	before []RequestFunc
+
+	errorHandler transport.ErrorHandler
+	logger       *slog.Logger
+	metrics      *Metrics
+	policy       ErrorPolicy
+	maxAttempts  int
+	backoffBase  time.Duration
+	backoffMax   time.Duration
+	drainTimeout time.Duration
+	queueSize    int
+	dlqTopic     string
+	readerOpts   []func(*kafka.ReaderConfig)
+}
+
+// SubscriberOption configures a Subscriber.
+type SubscriberOption func(*Subscriber)
+
+// SubscriberBefore adds functions run on each message's context before
+// decoding.
+func SubscriberBefore(before ...RequestFunc) SubscriberOption {
+	return func(s *Subscriber) { s.before = append(s.before, before...) }
+}
+
+// SubscriberErrorHandler is told of every failed attempt, as go-kit
+// transports do; it is for logging and metrics, not for deciding.
+func SubscriberErrorHandler(h transport.ErrorHandler) SubscriberOption {
+	return func(s *Subscriber) { s.errorHandler = h }
+}
+
+// SubscriberLogger sets the logger (default: discard).
+func SubscriberLogger(l *slog.Logger) SubscriberOption {
+	return func(s *Subscriber) { s.logger = l }
+}
+
+// SubscriberMetrics records consumption metrics in m.
+func SubscriberMetrics(m *Metrics) SubscriberOption {
+	return func(s *Subscriber) { s.metrics = m }
+}
+
+// SubscriberRetry sets the number of handler attempts per message before
+// dead-lettering (default 5) and the exponential backoff between them,
+// starting at base and capped at max (defaults 100ms and 5s), with jitter.
+func SubscriberRetry(maxAttempts int, base, max time.Duration) SubscriberOption {
+	return func(s *Subscriber) {
+		if maxAttempts > 0 {
+			s.maxAttempts = maxAttempts
+		}
+		if base > 0 {
+			s.backoffBase = base
+		}
+		if max > 0 {
+			s.backoffMax = max
+		}
+	}
+}
+
+// SubscriberErrorPolicy replaces DefaultErrorPolicy.
+func SubscriberErrorPolicy(p ErrorPolicy) SubscriberOption {
+	return func(s *Subscriber) { s.policy = p }
+}
+
+// SubscriberDrainTimeout bounds how long in-flight handlers may run after
+// Run's context is done (default 10s); then their contexts are cancelled.
+func SubscriberDrainTimeout(d time.Duration) SubscriberOption {
+	return func(s *Subscriber) { s.drainTimeout = d }
+}
+
+// SubscriberQueueSize sets how many fetched messages may wait per partition
+// (default 64).
+func SubscriberQueueSize(n int) SubscriberOption {
+	return func(s *Subscriber) {
+		if n > 0 {
+			s.queueSize = n
+		}
+	}
+}
+
+// SubscriberDLQTopic overrides the dead-letter topic (default
+// "<topic>.dlq").
+func SubscriberDLQTopic(topic string) SubscriberOption {
+	return func(s *Subscriber) { s.dlqTopic = topic }
+}
+
+// SubscriberReaderConfig lets the caller adjust the kafka.ReaderConfig
+// (TLS dialer, session timeout, start offset). GroupID, Topic and
+// CommitInterval are the Subscriber's and are reset afterwards.
+func SubscriberReaderConfig(fn func(*kafka.ReaderConfig)) SubscriberOption {
+	return func(s *Subscriber) { s.readerOpts = append(s.readerOpts, fn) }
+}
+
+// NewSubscriber returns a Subscriber that consumes cfg.Topic in cfg.Group
+// and serves each message with dec, e and enc. enc may be nil when the
+// endpoint produces nothing.
+func NewSubscriber(cfg SubscriberConfig, e endpoint.Endpoint, dec DecodeRequestFunc, enc EncodeResponseFunc, opts ...SubscriberOption) *Subscriber {
+	s := &Subscriber{
+		cfg:          cfg,
+		e:            e,
+		dec:          dec,
+		enc:          enc,
+		logger:       slog.New(slog.DiscardHandler),
+		policy:       DefaultErrorPolicy,
+		maxAttempts:  5,
+		backoffBase:  100 * time.Millisecond,
+		backoffMax:   5 * time.Second,
+		drainTimeout: 10 * time.Second,
+		queueSize:    64,
+		dlqTopic:     events.DLQ(cfg.Topic),
+	}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
+}
+
+func (s *Subscriber) validate() error {
+	switch {
+	case len(s.cfg.Brokers) == 0:
+		return errors.New("subscriber: no brokers")
+	case s.cfg.Group == "":
+		return errors.New("subscriber: no group")
+	case s.cfg.Topic == "":
+		return errors.New("subscriber: no topic")
+	case s.cfg.Producer == nil:
+		return errors.New("subscriber: no producer")
+	case s.e == nil || s.dec == nil:
+		return errors.New("subscriber: no endpoint or decoder")
+	}
+	return nil
+}
+
+// Run consumes until ctx is done or the reader fails, then drains: it stops
+// fetching, lets in-flight handlers finish (up to the drain timeout),
+// commits what they finished, and closes the reader. Messages fetched but
+// not finished stay uncommitted and are delivered again. Run returns nil
+// after a drain caused by ctx.
+func (s *Subscriber) Run(ctx context.Context) error {
+	if err := s.validate(); err != nil {
+		return err
+	}
+	rc := kafka.ReaderConfig{
+		Brokers:        s.cfg.Brokers,
+		GroupID:        s.cfg.Group,
+		Topic:          s.cfg.Topic,
+		MinBytes:       1,
+		MaxBytes:       10 << 20,
+		MaxWait:        500 * time.Millisecond,
+		StartOffset:    kafka.FirstOffset,
+		ReadBackoffMin: 10 * time.Millisecond,
+		ReadBackoffMax: 500 * time.Millisecond,
+		ErrorLogger:    kafka.LoggerFunc(func(msg string, args ...any) { s.logger.Debug(fmt.Sprintf(msg, args...), "topic", s.cfg.Topic) }),
+	}
+	for _, fn := range s.readerOpts {
+		fn(&rc)
+	}
+	rc.GroupID, rc.Topic, rc.GroupTopics, rc.Partition, rc.CommitInterval = s.cfg.Group, s.cfg.Topic, nil, 0, 0
+	r := kafka.NewReader(rc)
+
+	// Handlers run on a context that outlives ctx by the drain timeout, so
+	// in-flight work can finish after ctx is done.
+	hctx, hcancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer hcancel()
+	stopping := make(chan struct{})
+
+	commits := make(chan kafka.Message, s.queueSize)
+	committerDone := make(chan struct{})
+	go func() {
+		defer close(committerDone)
+		// Commits outlive the drain timeout: finished work must be committed.
+		s.commitLoop(context.WithoutCancel(ctx), r, commits)
+	}()
+
+	var wg sync.WaitGroup
+	workers := map[int]chan kafka.Message{}
+	var fetchErr error
+	for {
+		msg, err := r.FetchMessage(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				fetchErr = fmt.Errorf("fetch from %s: %w", s.cfg.Topic, err)
+			}
+			break
+		}
+		if s.metrics != nil {
+			s.metrics.Consumed.WithLabelValues(msg.Topic, s.cfg.Group).Inc()
+			if msg.HighWaterMark > 0 {
+				s.metrics.Lag.WithLabelValues(msg.Topic, s.cfg.Group, strconv.Itoa(msg.Partition)).Set(float64(max(0, msg.HighWaterMark-msg.Offset-1)))
+			}
+		}
+		q, ok := workers[msg.Partition]
+		if !ok {
+			q = make(chan kafka.Message, s.queueSize)
+			workers[msg.Partition] = q
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				s.work(hctx, stopping, q, commits)
+			}()
+		}
+		select {
+		case q <- msg:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+
+	// Drain.
+	close(stopping)
+	for _, q := range workers {
+		close(q)
+	}
+	timer := time.AfterFunc(s.drainTimeout, hcancel)
+	wg.Wait()
+	timer.Stop()
+	close(commits)
+	<-committerDone
+	if err := r.Close(); err != nil && fetchErr == nil {
+		fetchErr = fmt.Errorf("close reader: %w", err)
+	}
+	return fetchErr
+}
+
+// work handles one partition's messages in order.
+func (s *Subscriber) work(ctx context.Context, stopping <-chan struct{}, q <-chan kafka.Message, commits chan<- kafka.Message) {
+	for msg := range q {
+		select {
+		case <-stopping:
+			continue // fetched but not started: leave it uncommitted
+		default:
+		}
+		if s.handle(ctx, stopping, msg) {
+			commits <- msg
+		}
+	}
+}
+
+// handle serves one message and reports whether it may be committed.
+func (s *Subscriber) handle(ctx context.Context, stopping <-chan struct{}, msg kafka.Message) bool {
+	start := time.Now()
+	outcome := "ok"
+	defer func() {
+		if s.metrics != nil {
+			s.metrics.HandlerSeconds.WithLabelValues(msg.Topic, s.cfg.Group, outcome).Observe(time.Since(start).Seconds())
+		}
+	}()
+	if env, err := events.ParseHeaders(msg.Headers); err == nil {
+		ctx = env.Context(ctx)
+	}
+	for _, f := range s.before {
+		ctx = f(ctx, msg)
+	}
+	req, err := s.dec(ctx, msg)
+	if err != nil {
+		outcome = "dead_letter"
+		s.reportError(ctx, fmt.Errorf("decode %s/%d@%d: %w", msg.Topic, msg.Partition, msg.Offset, err))
+		return s.deadLetter(ctx, stopping, msg, Permanent(err), 1)
+	}
+	for attempt := 1; ; attempt++ {
+		err := s.attempt(ctx, req)
+		if err == nil {
+			return true
+		}
+		s.reportError(ctx, fmt.Errorf("handle %s/%d@%d attempt %d: %w", msg.Topic, msg.Partition, msg.Offset, attempt, err))
+		if ctx.Err() != nil {
+			outcome = "abandoned"
+			return false // drain timed out: leave it for redelivery
+		}
+		switch s.policy(err, attempt, s.maxAttempts) {
+		case Skip:
+			outcome = "skipped"
+			return true
+		case DeadLetter:
+			outcome = "dead_letter"
+			return s.deadLetter(ctx, stopping, msg, err, attempt)
+		}
+		if s.metrics != nil {
+			s.metrics.Retried.WithLabelValues(msg.Topic, s.cfg.Group).Inc()
+		}
+		if !sleep(stopping, s.backoff(attempt)) {
+			outcome = "abandoned"
+			return false // shutting down: redelivered later
+		}
+	}
+}
+
+// attempt calls the endpoint and produces its outputs.
+func (s *Subscriber) attempt(ctx context.Context, req any) error {
+	resp, err := s.e(ctx, req)
+	if err != nil {
+		return err
+	}
+	if f, ok := resp.(endpoint.Failer); ok && f.Failed() != nil {
+		return f.Failed()
+	}
+	if s.enc == nil {
+		return nil
+	}
+	msgs, err := s.enc(ctx, resp)
+	if err != nil {
+		return fmt.Errorf("encode response: %w", err)
+	}
+	if len(msgs) == 0 {
+		return nil
+	}
+	if err := s.cfg.Producer.WriteMessages(ctx, msgs...); err != nil {
+		return fmt.Errorf("produce outputs: %w", err)
+	}
+	return nil
+}
+
+// deadLetter writes msg to the dead-letter topic, retrying the write until
+// it succeeds or the subscriber stops; it reports whether msg may be
+// committed.
+func (s *Subscriber) deadLetter(ctx context.Context, stopping <-chan struct{}, msg kafka.Message, cause error, attempts int) bool {
+	reason := ReasonExhausted
+	if IsPermanent(cause) {
+		reason = ReasonPermanent
+	}
+	errText := cause.Error()
+	if len(errText) > 1024 {
+		errText = errText[:1024]
+	}
+	hs := make([]kafka.Header, 0, len(msg.Headers)+8)
+	for _, h := range msg.Headers {
+		switch h.Key {
+		case DLQHeaderError, DLQHeaderReason, DLQHeaderAttempts, DLQHeaderTopic, DLQHeaderPartition, DLQHeaderOffset, DLQHeaderGroup, DLQHeaderTime:
+			continue // a replayed dead letter gets fresh ones
+		}
+		hs = append(hs, h)
+	}
+	hs = append(hs,
+		kafka.Header{Key: DLQHeaderError, Value: []byte(errText)},
+		kafka.Header{Key: DLQHeaderReason, Value: []byte(reason)},
+		kafka.Header{Key: DLQHeaderAttempts, Value: []byte(strconv.Itoa(attempts))},
+		kafka.Header{Key: DLQHeaderTopic, Value: []byte(msg.Topic)},
+		kafka.Header{Key: DLQHeaderPartition, Value: []byte(strconv.Itoa(msg.Partition))},
+		kafka.Header{Key: DLQHeaderOffset, Value: []byte(strconv.FormatInt(msg.Offset, 10))},
+		kafka.Header{Key: DLQHeaderGroup, Value: []byte(s.cfg.Group)},
+		kafka.Header{Key: DLQHeaderTime, Value: []byte(time.Now().UTC().Format(time.RFC3339Nano))},
+	)
+	dl := kafka.Message{Topic: s.dlqTopic, Key: msg.Key, Value: msg.Value, Headers: hs}
+	for try := 1; ; try++ {
+		err := s.cfg.Producer.WriteMessages(ctx, dl)
+		if err == nil {
+			s.logger.Warn("dead-lettered message", "topic", msg.Topic, "partition", msg.Partition,
+				"offset", msg.Offset, "group", s.cfg.Group, "reason", reason, "attempts", attempts, "error", errText)
+			if s.metrics != nil {
+				s.metrics.DeadLettered.WithLabelValues(msg.Topic, s.cfg.Group, reason).Inc()
+			}
+			return true
+		}
+		s.logger.Error("write dead letter", "topic", s.dlqTopic, "error", err)
+		if ctx.Err() != nil || !sleep(stopping, s.backoff(try)) {
+			return false
+		}
+	}
+}
+
+// commitLoop commits finished messages, batching whatever is waiting, until
+// commits is closed; then it commits the rest and returns. A failed commit
+// is retried with the next batch or after a short pause.
+func (s *Subscriber) commitLoop(ctx context.Context, r *kafka.Reader, commits <-chan kafka.Message) {
+	pending := map[int]kafka.Message{}
+	add := func(m kafka.Message) {
+		if p, seen := pending[m.Partition]; !seen || m.Offset > p.Offset {
+			pending[m.Partition] = m
+		}
+	}
+	open := true
+	for open {
+		if len(pending) == 0 {
+			m, ok := <-commits
+			if !ok {
+				return
+			}
+			add(m)
+		} else {
+			// Earlier commit failed: retry when more arrive or soon.
+			select {
+			case m, ok := <-commits:
+				if !ok {
+					open = false
+				} else {
+					add(m)
+				}
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	batch:
+		for open {
+			select {
+			case m, ok := <-commits:
+				if !ok {
+					open = false
+					break batch
+				}
+				add(m)
+			default:
+				break batch
+			}
+		}
+		msgs := make([]kafka.Message, 0, len(pending))
+		for _, m := range pending {
+			msgs = append(msgs, m)
+		}
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := r.CommitMessages(cctx, msgs...)
+		cancel()
+		if err != nil {
+			s.logger.Error("commit offsets", "topic", s.cfg.Topic, "group", s.cfg.Group, "error", err)
+			continue
+		}
+		if s.metrics != nil {
+			s.metrics.Committed.WithLabelValues(s.cfg.Topic, s.cfg.Group).Add(float64(len(msgs)))
+		}
+		clear(pending)
+	}
+}
+
+func (s *Subscriber) reportError(ctx context.Context, err error) {
+	if s.errorHandler != nil {
+		s.errorHandler.Handle(ctx, err)
+	}
+	s.logger.Debug("handler error", "topic", s.cfg.Topic, "group", s.cfg.Group, "error", err)
+}
+
+// backoff returns the delay before attempt+1: exponential from the base,
+// capped, with "equal jitter" (half fixed, half random).
+func (s *Subscriber) backoff(attempt int) time.Duration {
+	d := s.backoffBase << min(attempt-1, 30)
+	if d <= 0 || d > s.backoffMax {
+		d = s.backoffMax
+	}
+	half := d / 2
+	return half + rand.N(half+1)
+}
+
+// sleep waits d or until stopping closes; it reports whether it slept fully.
+func sleep(stopping <-chan struct{}, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-stopping:
+		return false
+	}
+}

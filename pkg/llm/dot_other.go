@@ -1,0 +1,24 @@
+//go:build !amd64
+
+package llm
+
+func simdKernels() bool { return false }
+
+func dotF32SIMD(a, b []float32) float32 { return dotF32Go(a, b) }
+
+func dotF16SIMD(w []byte, x []float32) float32 { return dotF16(w, x) }
+
+func dotQ8_0SIMD(w []byte, xq []int8, xd []float32) float32 { return dotQ8_0Go(w, xq, xd) }
+
+func tileF32SIMD(w0, w1 []float32, x *[4][]float32, out *[8]float32) {
+	for j := 0; j < 4; j++ {
+		out[j] = dotF32Go(w0, x[j])
+		out[4+j] = dotF32Go(w1, x[j])
+	}
+}
+
+func tileQ8_0SIMD(w []byte, xq *[4][]int8, xd *[4][]float32, out *[4]float32) {
+	for j := 0; j < 4; j++ {
+		out[j] = dotQ8_0Go(w, xq[j], xd[j])
+	}
+}

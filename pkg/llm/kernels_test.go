@@ -1,0 +1,195 @@
+package llm
+
+import (
+	"encoding/binary"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/tributary-rag/tributary/pkg/gguf"
+)
+
+// randomBlocks fills n blocks of type t with random bytes and a sane f16
+// scale, so every bit pattern of the quants is exercised.
+func randomBlocks(rng *rand.Rand, t gguf.TensorType, cols int) []byte {
+	b := make([]byte, t.RowSize(cols))
+	for i := range b {
+		b[i] = byte(rng.UintN(256))
+	}
+	bs := t.RowSize(t.BlockSize())
+	for off := 0; off < len(b); off += bs {
+		d := gguf.FloatToHalf(float32(rng.Float64()*0.02 + 0.001))
+		switch t {
+		case gguf.Q8_0, gguf.Q4_0:
+			binary.LittleEndian.PutUint16(b[off:], d)
+		case gguf.Q4_K:
+			binary.LittleEndian.PutUint16(b[off:], d)
+			binary.LittleEndian.PutUint16(b[off+2:], gguf.FloatToHalf(float32(rng.Float64()*0.01)))
+		case gguf.Q6_K:
+			binary.LittleEndian.PutUint16(b[off+208:], d)
+		}
+	}
+	return b
+}
+
+// TestQuantDotMatchesDequantized checks each integer dot product against
+// the float dot of the dequantized weight row and the dequantized
+// activation quants: the integer arithmetic is exact, so they agree to
+// float rounding.
+func TestQuantDotMatchesDequantized(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	const cols = 512
+	tests := []struct {
+		typ gguf.TensorType
+		dot func(w []byte, q *q8Rows) float32
+	}{
+		{gguf.Q8_0, func(w []byte, q *q8Rows) float32 { xq, xd, _ := q.row(0); return dotQ8_0SIMD(w, xq, xd) }},
+		{gguf.Q8_0, func(w []byte, q *q8Rows) float32 { xq, xd, _ := q.row(0); return dotQ8_0Go(w, xq, xd) }},
+		{gguf.Q4_0, func(w []byte, q *q8Rows) float32 { xq, xd, _ := q.row(0); return dotQ4_0(w, xq, xd) }},
+		{gguf.Q4_K, func(w []byte, q *q8Rows) float32 { xq, xd, xs := q.row(0); return dotQ4K(w, xq, xd, xs) }},
+		{gguf.Q6_K, func(w []byte, q *q8Rows) float32 { xq, xd, _ := q.row(0); return dotQ6K(w, xq, xd) }},
+	}
+	for _, tt := range tests {
+		for trial := 0; trial < 20; trial++ {
+			w := randomBlocks(rng, tt.typ, cols)
+			x := make([]float32, cols)
+			for i := range x {
+				x[i] = float32(rng.NormFloat64())
+			}
+			var q q8Rows
+			q.quantize(x, 1, cols)
+			xq, xd, _ := q.row(0)
+			xr := make([]float32, cols)
+			for i := range xr {
+				xr[i] = float32(xq[i]) * xd[i/32]
+			}
+			wr := make([]float32, cols)
+			if err := gguf.DequantizeRow(tt.typ, w, wr); err != nil {
+				t.Fatal(err)
+			}
+			var want float64
+			var mag float64
+			for i := range wr {
+				want += float64(wr[i]) * float64(xr[i])
+				mag += math.Abs(float64(wr[i]) * float64(xr[i]))
+			}
+			got := float64(tt.dot(w, &q))
+			if math.Abs(got-want) > 1e-5*mag+1e-6 {
+				t.Errorf("%s dot = %g, want %g (Σ|terms| %g)", tt.typ, got, want, mag)
+			}
+		}
+	}
+}
+
+func TestDotF32(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, n := range []int{0, 1, 7, 8, 15, 16, 31, 32, 33, 64, 100, 768, 1000} {
+		a := make([]float32, n)
+		b := make([]float32, n)
+		var want, mag float64
+		for i := range a {
+			a[i], b[i] = float32(rng.NormFloat64()), float32(rng.NormFloat64())
+			want += float64(a[i]) * float64(b[i])
+			mag += math.Abs(float64(a[i]) * float64(b[i]))
+		}
+		for name, f := range map[string]func(a, b []float32) float32{"dotF32SIMD": dotF32SIMD, "dotF32Go": dotF32Go} {
+			if got := float64(f(a, b)); math.Abs(got-want) > 1e-5*mag+1e-6 {
+				t.Errorf("%s(n=%d) = %g, want %g", name, n, got, want)
+			}
+		}
+	}
+}
+
+// TestMatMulBatchedEqualsSingle checks that a batched matmul gives each
+// row exactly what a batch of one gives, for every weight type.
+func TestMatMulBatchedEqualsSingle(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	const rows, cols, n = 37, 256, 5
+	for _, typ := range []gguf.TensorType{gguf.F32, gguf.F16, gguf.BF16, gguf.Q8_0, gguf.Q4_0, gguf.Q4_K, gguf.Q6_K} {
+		var data []byte
+		for r := 0; r < rows; r++ {
+			switch typ {
+			case gguf.F32, gguf.F16, gguf.BF16:
+				row := make([]byte, typ.RowSize(cols))
+				for i := 0; i < cols; i++ {
+					v := float32(rng.NormFloat64())
+					switch typ {
+					case gguf.F32:
+						binary.LittleEndian.PutUint32(row[4*i:], math.Float32bits(v))
+					case gguf.F16:
+						binary.LittleEndian.PutUint16(row[2*i:], gguf.FloatToHalf(v))
+					case gguf.BF16:
+						binary.LittleEndian.PutUint16(row[2*i:], uint16(math.Float32bits(v)>>16))
+					}
+				}
+				data = append(data, row...)
+			default:
+				data = append(data, randomBlocks(rng, typ, cols)...)
+			}
+		}
+		w := &Weight{Name: "w", Type: typ, Rows: rows, Cols: cols, Data: data, rowBytes: typ.RowSize(cols)}
+		if typ == gguf.F32 {
+			w.F32 = bytesToF32(data)
+		}
+		x := make([]float32, n*cols)
+		for i := range x {
+			x[i] = float32(rng.NormFloat64())
+		}
+		for _, simd := range []bool{false, simdKernels()} {
+			cpu := NewCPU(3)
+			cpu.k = newKernels(simd)
+			batched := make([]float32, n*rows)
+			cpu.MatMul(batched, w, x, n)
+			for i := 0; i < n; i++ {
+				single := make([]float32, rows)
+				cpu.MatMul(single, w, x[i*cols:(i+1)*cols], 1)
+				for r := range single {
+					if single[r] != batched[i*rows+r] {
+						t.Logf("simd %v", simd)
+						t.Fatalf("%s: row %d of batch item %d: batched %g, single %g", typ, r, i, batched[i*rows+r], single[r])
+					}
+				}
+				// And against the dequantized float product: quantizing x to
+				// 8 bits moves each element by at most half a step (amax/254
+				// of its block), which bounds the difference.
+				deq := make([]float32, cols)
+				xi := x[i*cols : (i+1)*cols]
+				for r := 0; r < rows; r++ {
+					w.DequantizeRow(r, deq)
+					want := dotF32Go(deq, xi)
+					var bound float64
+					for b := 0; b < cols; b += 32 {
+						var amax, wsum float64
+						for j := b; j < b+32; j++ {
+							amax = math.Max(amax, math.Abs(float64(xi[j])))
+							wsum += math.Abs(float64(deq[j]))
+						}
+						bound += wsum * amax / 254
+					}
+					if typ == gguf.F32 || typ == gguf.F16 || typ == gguf.BF16 {
+						bound = 0
+					}
+					if d := math.Abs(float64(single[r] - want)); d > bound*1.001+1e-4*math.Max(1, math.Abs(float64(want))) {
+						t.Errorf("%s (simd %v): row %d: %g, dequantized product %g (bound %g)", typ, simd, r, single[r], want, bound)
+					}
+				}
+			}
+		}
+	}
+}
+
+func TestDotF16SIMD(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	for _, n := range []int{0, 8, 9, 16, 24, 100, 256} {
+		w := make([]byte, 2*n)
+		x := make([]float32, n)
+		for i := range x {
+			binary.LittleEndian.PutUint16(w[2*i:], gguf.FloatToHalf(float32(rng.NormFloat64())))
+			x[i] = float32(rng.NormFloat64())
+		}
+		want, got := dotF16(w, x), dotF16SIMD(w, x)
+		if math.Abs(float64(got-want)) > 1e-4*math.Max(1, math.Abs(float64(want))) {
+			t.Errorf("dotF16SIMD(n=%d) = %g, want %g", n, got, want)
+		}
+	}
+}

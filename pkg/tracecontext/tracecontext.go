@@ -1,0 +1,166 @@
+// Package tracecontext implements the W3C Trace Context traceparent header
+// (https://www.w3.org/TR/trace-context/): parsing, generation of new traces
+// and child spans, and carrying the current traceparent in a context.
+//
+// Tributary carries the traceparent in the Kafka header "traceparent" of
+// every event, so one trace follows a document or a question through all
+// services:
+//
+//	tp, ok := tracecontext.FromContext(ctx)
+//	if !ok {
+//		tp = tracecontext.New()
+//	}
+//	ctx = tracecontext.WithContext(ctx, tp.Child())
+package tracecontext
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+)
+
+// Header is the name of the W3C trace context header, used both on HTTP and
+// on Kafka messages.
+const Header = "traceparent"
+
+// FlagSampled is the sampled bit of the trace flags.
+const FlagSampled byte = 0x01
+
+// ErrInvalid reports a traceparent value that does not follow the W3C format.
+var ErrInvalid = errors.New("invalid traceparent")
+
+// TraceParent is one parsed traceparent value (version 00).
+type TraceParent struct {
+	TraceID [16]byte
+	SpanID  [8]byte
+	Flags   byte
+}
+
+// New starts a new sampled trace with random trace and span ids.
+func New() TraceParent {
+	var tp TraceParent
+	for isZero(tp.TraceID[:]) {
+		_, _ = rand.Read(tp.TraceID[:]) // crypto/rand.Read never fails
+	}
+	tp.SpanID = newSpanID()
+	tp.Flags = FlagSampled
+	return tp
+}
+
+// Child returns a traceparent for a new span in the same trace: the trace id
+// and flags are kept and the span id is fresh.
+func (tp TraceParent) Child() TraceParent {
+	c := tp
+	c.SpanID = newSpanID()
+	return c
+}
+
+// IsValid reports whether neither id is all zeros.
+func (tp TraceParent) IsValid() bool {
+	return !isZero(tp.TraceID[:]) && !isZero(tp.SpanID[:])
+}
+
+// TraceIDString returns the trace id as 32 lowercase hex digits.
+func (tp TraceParent) TraceIDString() string { return hex.EncodeToString(tp.TraceID[:]) }
+
+// String formats the traceparent as "00-<trace-id>-<span-id>-<flags>".
+func (tp TraceParent) String() string {
+	return fmt.Sprintf("00-%x-%x-%02x", tp.TraceID[:], tp.SpanID[:], tp.Flags)
+}
+
+// Parse parses a traceparent header value. It accepts version 00 exactly and
+// future versions by their first four fields, as the specification asks, and
+// rejects all-zero ids, upper-case hex and version ff.
+func Parse(s string) (TraceParent, error) {
+	var tp TraceParent
+	if len(s) < 55 {
+		return tp, fmt.Errorf("%w: too short", ErrInvalid)
+	}
+	if s[2] != '-' || s[35] != '-' || s[52] != '-' {
+		return tp, fmt.Errorf("%w: bad separators", ErrInvalid)
+	}
+	ver, err := lowerHex(s[0:2])
+	if err != nil {
+		return tp, fmt.Errorf("%w: version: %v", ErrInvalid, err)
+	}
+	if ver[0] == 0xff {
+		return tp, fmt.Errorf("%w: version ff", ErrInvalid)
+	}
+	if ver[0] == 0 && len(s) != 55 {
+		return tp, fmt.Errorf("%w: version 00 must be 55 characters", ErrInvalid)
+	}
+	if ver[0] != 0 && len(s) > 55 && s[55] != '-' {
+		return tp, fmt.Errorf("%w: bad separators", ErrInvalid)
+	}
+	tid, err := lowerHex(s[3:35])
+	if err != nil {
+		return tp, fmt.Errorf("%w: trace id: %v", ErrInvalid, err)
+	}
+	sid, err := lowerHex(s[36:52])
+	if err != nil {
+		return tp, fmt.Errorf("%w: span id: %v", ErrInvalid, err)
+	}
+	fl, err := lowerHex(s[53:55])
+	if err != nil {
+		return tp, fmt.Errorf("%w: flags: %v", ErrInvalid, err)
+	}
+	copy(tp.TraceID[:], tid)
+	copy(tp.SpanID[:], sid)
+	tp.Flags = fl[0]
+	if !tp.IsValid() {
+		return TraceParent{}, fmt.Errorf("%w: all-zero id", ErrInvalid)
+	}
+	return tp, nil
+}
+
+type ctxKey struct{}
+
+// WithContext returns a copy of ctx that carries tp.
+func WithContext(ctx context.Context, tp TraceParent) context.Context {
+	return context.WithValue(ctx, ctxKey{}, tp)
+}
+
+// FromContext returns the traceparent carried by ctx, if any.
+func FromContext(ctx context.Context) (TraceParent, bool) {
+	tp, ok := ctx.Value(ctxKey{}).(TraceParent)
+	return tp, ok
+}
+
+// Ensure returns ctx unchanged with its traceparent when it carries one, and
+// otherwise a copy carrying a new trace.
+func Ensure(ctx context.Context) (context.Context, TraceParent) {
+	if tp, ok := FromContext(ctx); ok {
+		return ctx, tp
+	}
+	tp := New()
+	return WithContext(ctx, tp), tp
+}
+
+func newSpanID() [8]byte {
+	var id [8]byte
+	for isZero(id[:]) {
+		_, _ = rand.Read(id[:])
+	}
+	return id
+}
+
+func isZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func lowerHex(s string) ([]byte, error) {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return nil, fmt.Errorf("character %q is not lowercase hex", c)
+		}
+	}
+	return hex.DecodeString(s)
+}

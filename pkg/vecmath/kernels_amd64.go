@@ -1,0 +1,29 @@
+//go:build amd64 && !purego
+
+package vecmath
+
+import "golang.org/x/sys/cpu"
+
+// useAsm is fixed at package initialisation from the CPU's features; it is a
+// read-only package variable, not mutable state.
+var useAsm = cpu.X86.HasAVX2 && cpu.X86.HasFMA
+
+//go:noescape
+func dotAVX2(a, b []float32) float32
+
+//go:noescape
+func l2sqAVX2(a, b []float32) float32
+
+func dot(a, b []float32) float32 {
+	if useAsm {
+		return dotAVX2(a, b[:len(a)])
+	}
+	return dotGeneric(a, b)
+}
+
+func l2sq(a, b []float32) float32 {
+	if useAsm {
+		return l2sqAVX2(a, b[:len(a)])
+	}
+	return l2sqGeneric(a, b)
+}

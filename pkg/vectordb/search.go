@@ -1,0 +1,407 @@
+package vectordb
+
+import (
+	"container/heap"
+	"math"
+	"math/rand/v2"
+	"runtime"
+	"sync"
+
+	"github.com/qdrant/go-client/qdrant"
+	"github.com/tributary-rag/tributary/pkg/hnsw"
+	"github.com/tributary-rag/tributary/pkg/vecmath"
+)
+
+// annIndex is an approximate nearest-neighbour index over one dense space,
+// keyed by slot. Implementations are guarded by the collection's lock:
+// Add and Remove run under the write lock, Search under the read lock and
+// must be safe for concurrent Search calls.
+type annIndex interface {
+	Add(slot uint32, v []float32)
+	// AddBatch adds several vectors, in parallel where it can.
+	AddBatch(slots []uint32, vecs [][]float32)
+	Remove(slot uint32)
+	// Stats reports live and tombstoned entries.
+	Stats() (live, deleted int)
+	// Search returns up to k slots accepted by accept (nil accepts all),
+	// best first.
+	Search(q []float32, k, ef int, accept func(slot uint32) bool) []uint32
+}
+
+// annConfig decides when searches use the ANN index.
+type annConfig struct {
+	// threshold is the number of vectors in a space below which search is
+	// always exact.
+	threshold int
+	// exactLimit is the estimated number of filter matches at or below which
+	// a filtered search is exact.
+	exactLimit int
+	// ef is the default search beam width.
+	ef int
+	// newIndex builds an empty index for a space; nil disables ANN.
+	newIndex func(dim int, dist qdrant.Distance, m, efConstruct int) annIndex
+}
+
+// scored is one search hit.
+type scored struct {
+	slot  uint32
+	score float32
+}
+
+// smallerBetter reports whether lower scores rank first for the space.
+func (d *denseSpace) smallerBetter() bool {
+	return d.dist == 2 || d.dist == 4 // Euclid, Manhattan
+}
+
+// score returns the Qdrant score of stored vector v for query q.
+func (d *denseSpace) score(q, v []float32) float32 {
+	switch d.dist {
+	case 2: // Euclid
+		return float32(math.Sqrt(float64(vecmath.L2Sq(q, v))))
+	case 4: // Manhattan
+		var s float32
+		for i := range q {
+			s += float32(math.Abs(float64(q[i] - v[i])))
+		}
+		return s
+	default: // Cosine (both sides normalized), Dot
+		return vecmath.Dot(q, v)
+	}
+}
+
+// topK keeps the k best hits; the worst kept hit is at the root.
+type topK struct {
+	k      int
+	better func(a, b scored) bool
+	h      []scored
+}
+
+func (t *topK) Len() int           { return len(t.h) }
+func (t *topK) Less(i, j int) bool { return t.better(t.h[j], t.h[i]) }
+func (t *topK) Swap(i, j int)      { t.h[i], t.h[j] = t.h[j], t.h[i] }
+func (t *topK) Push(x any)         { t.h = append(t.h, x.(scored)) }
+func (t *topK) Pop() any {
+	x := t.h[len(t.h)-1]
+	t.h = t.h[:len(t.h)-1]
+	return x
+}
+
+func (t *topK) offer(s scored) {
+	if t.k <= 0 {
+		return
+	}
+	if len(t.h) < t.k {
+		heap.Push(t, s)
+		return
+	}
+	if t.better(s, t.h[0]) {
+		t.h[0] = s
+		heap.Fix(t, 0)
+	}
+}
+
+// sorted returns the kept hits best first.
+func (t *topK) sorted() []scored {
+	out := make([]scored, len(t.h))
+	for i := len(out) - 1; i >= 0; i-- {
+		out[i] = heap.Pop(t).(scored)
+	}
+	return out
+}
+
+// betterFunc orders hits by score, ties by point id so results are stable.
+func (c *collection) betterFunc(smaller bool) func(a, b scored) bool {
+	return func(a, b scored) bool {
+		if a.score != b.score {
+			if smaller {
+				return a.score < b.score
+			}
+			return a.score > b.score
+		}
+		return c.points[a.slot].id.less(c.points[b.slot].id)
+	}
+}
+
+// searchRequest is one nearest-neighbour search in one space.
+type searchRequest struct {
+	pred      predicate
+	filter    *qdrant.Filter // the source of pred, for index planning
+	limit     int
+	threshold *float32
+	exact     bool
+	ef        int
+	restrict  []uint32 // when non-nil, only these slots are candidates
+	exclude   map[uint32]bool
+}
+
+func passes(score float32, threshold *float32, smaller bool) bool {
+	if threshold == nil {
+		return true
+	}
+	if smaller {
+		return score <= *threshold
+	}
+	return score >= *threshold
+}
+
+// accept reports whether slot may be returned: live, has a vector in the
+// space, not excluded, and matching the filter. Caller holds c.mu.
+func (c *collection) acceptFunc(present func(uint32) bool, r *searchRequest) func(uint32) bool {
+	return func(slot uint32) bool {
+		if int(slot) >= len(c.points) || !present(slot) || r.exclude[slot] {
+			return false
+		}
+		p := &c.points[slot]
+		return p.live && (r.pred == nil || r.pred(p.id, p.payload))
+	}
+}
+
+// searchDense finds the best points for query q in space d. Caller holds
+// c.mu for reading.
+func (c *collection) searchDense(d *denseSpace, q []float32, r searchRequest) []scored {
+	if r.limit <= 0 {
+		return nil
+	}
+	if d.dist == 1 { // Cosine
+		q = normalize(q)
+	}
+	smaller := d.smallerBetter()
+	better := c.betterFunc(smaller)
+	accept := c.acceptFunc(func(s uint32) bool { return d.present[s] }, &r)
+
+	cands := r.restrict
+	if cands == nil && r.pred != nil {
+		cands = c.indexCandidates(r.filter)
+	}
+	if !r.exact && d.ann != nil && cands == nil && r.restrict == nil && d.count >= c.annCfg.threshold {
+		useANN := true
+		if r.pred != nil {
+			// A selective filter is cheaper and exact as a scan of its
+			// matches; the graph search serves broad filters.
+			est := c.estimateMatches(r.pred, d.count)
+			useANN = float64(est) >= hnsw.FilterExactThreshold*float64(d.count) && est > c.annCfg.exactLimit/10
+		}
+		if useANN {
+			var filt func(uint32) bool
+			if r.pred != nil || len(r.exclude) > 0 {
+				filt = accept
+			}
+			slots := d.ann.Search(q, r.limit, max(r.ef, c.annCfg.ef, r.limit), filt)
+			if len(slots) >= r.limit {
+				out := make([]scored, 0, len(slots))
+				for _, s := range slots {
+					// The filter is a security boundary: check every hit
+					// whatever the index did.
+					if !accept(s) {
+						continue
+					}
+					sc := d.score(q, d.row(s))
+					if passes(sc, r.threshold, smaller) {
+						out = append(out, scored{s, sc})
+					}
+				}
+				sortScored(out, better)
+				return out
+			}
+			// Fewer hits than asked for: the filter may be more selective
+			// than estimated, so answer exactly.
+		}
+	}
+	return c.exactDense(d, q, r, cands, accept, better, smaller)
+}
+
+func sortScored(out []scored, better func(a, b scored) bool) {
+	t := &topK{k: len(out), better: better}
+	for _, s := range out {
+		t.offer(s)
+	}
+	copy(out, t.sorted())
+}
+
+// exactDense scores every candidate (all slots when cands is nil), in
+// parallel across cores for large scans.
+func (c *collection) exactDense(d *denseSpace, q []float32, r searchRequest, cands []uint32, accept func(uint32) bool, better func(a, b scored) bool, smaller bool) []scored {
+	n := len(c.points)
+	if cands != nil {
+		n = len(cands)
+	}
+	workers := runtime.GOMAXPROCS(0)
+	if n < 4096 || workers < 2 {
+		workers = 1
+	}
+	parts := make([]*topK, workers)
+	var wg sync.WaitGroup
+	chunk := (n + workers - 1) / workers
+	for w := 0; w < workers; w++ {
+		lo, hi := w*chunk, min((w+1)*chunk, n)
+		t := &topK{k: r.limit, better: better}
+		parts[w] = t
+		run := func() {
+			for i := lo; i < hi; i++ {
+				slot := uint32(i)
+				if cands != nil {
+					slot = cands[i]
+				}
+				if !accept(slot) {
+					continue
+				}
+				sc := d.score(q, d.row(slot))
+				if passes(sc, r.threshold, smaller) {
+					t.offer(scored{slot, sc})
+				}
+			}
+		}
+		if workers == 1 {
+			run()
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			run()
+		}()
+	}
+	wg.Wait()
+	if workers == 1 {
+		return parts[0].sorted()
+	}
+	all := &topK{k: r.limit, better: better}
+	for _, p := range parts {
+		for _, s := range p.h {
+			all.offer(s)
+		}
+	}
+	return all.sorted()
+}
+
+// searchSparse scores points sharing a dimension with q by dot product,
+// with query weights scaled by IDF when the space has the modifier. Caller
+// holds c.mu for reading.
+func (c *collection) searchSparse(s *sparseSpace, q *sparseVec, r searchRequest) []scored {
+	if r.limit <= 0 {
+		return nil
+	}
+	acc := map[uint32]float32{}
+	for i, dim := range q.idx {
+		post := s.post[dim]
+		if len(post) == 0 {
+			continue
+		}
+		w := q.val[i]
+		if s.idf {
+			w *= idf(c.live, len(post))
+		}
+		for slot, v := range post {
+			acc[slot] += w * v
+		}
+	}
+	var allowed map[uint32]bool
+	if r.restrict != nil {
+		allowed = make(map[uint32]bool, len(r.restrict))
+		for _, sl := range r.restrict {
+			allowed[sl] = true
+		}
+	}
+	better := c.betterFunc(false)
+	accept := c.acceptFunc(func(sl uint32) bool { return s.vecs[sl] != nil }, &r)
+	t := &topK{k: r.limit, better: better}
+	for slot, sc := range acc {
+		if allowed != nil && !allowed[slot] {
+			continue
+		}
+		if !accept(slot) || !passes(sc, r.threshold, false) {
+			continue
+		}
+		t.offer(scored{slot, sc})
+	}
+	return t.sorted()
+}
+
+// indexCandidates returns the slots that can match filter according to a
+// payload index on one of its top-level must conditions (the smallest such
+// set), or nil when no index applies. The filter is still evaluated on each
+// candidate. Caller holds c.mu.
+func (c *collection) indexCandidates(f *qdrant.Filter) []uint32 {
+	if f == nil || len(c.indexes) == 0 {
+		return nil
+	}
+	var best map[uint32]struct{}
+	found := false
+	for _, cond := range f.GetMust() {
+		fc := cond.GetField()
+		if fc == nil || fc.GetMatch() == nil {
+			continue
+		}
+		fi := c.indexes[fc.GetKey()]
+		if fi == nil {
+			continue
+		}
+		var set map[uint32]struct{}
+		ok := true
+		switch m := fc.GetMatch().GetMatchValue().(type) {
+		case *qdrant.Match_Keyword:
+			ok = fi.typ == qdrant.FieldType_FieldTypeKeyword
+			set = fi.kw[m.Keyword]
+		case *qdrant.Match_Integer:
+			ok = fi.typ == qdrant.FieldType_FieldTypeInteger
+			set = fi.ints[m.Integer]
+		case *qdrant.Match_Keywords:
+			ok = fi.typ == qdrant.FieldType_FieldTypeKeyword
+			set = map[uint32]struct{}{}
+			for _, k := range m.Keywords.GetStrings() {
+				for s := range fi.kw[k] {
+					set[s] = struct{}{}
+				}
+			}
+		case *qdrant.Match_Integers:
+			ok = fi.typ == qdrant.FieldType_FieldTypeInteger
+			set = map[uint32]struct{}{}
+			for _, k := range m.Integers.GetIntegers() {
+				for s := range fi.ints[k] {
+					set[s] = struct{}{}
+				}
+			}
+		default:
+			ok = false
+		}
+		if !ok {
+			continue
+		}
+		if !found || len(set) < len(best) {
+			best, found = set, true
+		}
+	}
+	if !found {
+		return nil
+	}
+	out := make([]uint32, 0, len(best))
+	for s := range best {
+		out = append(out, s)
+	}
+	return out
+}
+
+// estimateMatches estimates how many of the n points match pred by sampling.
+// Caller holds c.mu.
+func (c *collection) estimateMatches(pred predicate, n int) int {
+	const samples = 512
+	if len(c.points) == 0 {
+		return 0
+	}
+	hit, tried := 0, 0
+	rng := rand.New(rand.NewPCG(uint64(len(c.points)), uint64(n)))
+	for i := 0; i < samples*4 && tried < samples; i++ {
+		p := &c.points[rng.IntN(len(c.points))]
+		if !p.live {
+			continue
+		}
+		tried++
+		if pred(p.id, p.payload) {
+			hit++
+		}
+	}
+	if tried == 0 {
+		return n
+	}
+	return (hit*n + tried - 1) / tried
+}

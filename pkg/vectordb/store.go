@@ -1,0 +1,589 @@
+// Package vectordb is an embedded vector store that serves Qdrant's gRPC API
+// (collections, points, dense/sparse/hybrid search, payload filters) with a
+// write-ahead log, snapshots and crash recovery. See docs/vectordb.md.
+package vectordb
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
+	"github.com/qdrant/go-client/qdrant"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/tributary-rag/tributary/pkg/vectordb/wal"
+)
+
+// WAL and snapshot record types.
+const (
+	opCreateCollection byte = 1
+	opDeleteCollection byte = 2
+	opUpsert           byte = 3
+	opDelete           byte = 4
+	opSetPayload       byte = 5
+	opCreateIndex      byte = 6
+	opDeleteIndex      byte = 7
+	opOverwritePayload byte = 8
+
+	snapHeader byte = 100
+	snapEnd    byte = 101
+)
+
+const snapshotMagic = "tributary-vectordb-snapshot-v1"
+
+// Option configures a Store.
+type Option func(*options)
+
+type options struct {
+	logger        log.Logger
+	snapshotBytes int64
+	ann           annConfig
+}
+
+// WithLogger sets the logger (default: none).
+func WithLogger(l log.Logger) Option { return func(o *options) { o.logger = l } }
+
+// WithSnapshotThreshold sets the WAL size in bytes above which the store
+// writes a snapshot and drops the covered WAL segments (default 64 MiB).
+func WithSnapshotThreshold(n int64) Option { return func(o *options) { o.snapshotBytes = n } }
+
+// WithSearchEf sets the default HNSW search beam width (default 128); a
+// request's params.hnsw_ef overrides it.
+func WithSearchEf(ef int) Option { return func(o *options) { o.ann.ef = ef } }
+
+// WithANNThreshold sets the number of vectors in a space from which searches
+// use the HNSW index instead of an exact scan (default 20000).
+func WithANNThreshold(n int) Option { return func(o *options) { o.ann.threshold = n } }
+
+// Store is a durable set of collections. All methods are safe for
+// concurrent use.
+type Store struct {
+	dir  string
+	opts options
+	wal  *wal.Log
+	lock *os.File
+
+	// gate orders writes against snapshots: every write holds it shared
+	// from WAL append to in-memory apply; a snapshot holds it exclusively,
+	// so the snapshot's state is exactly the WAL prefix it names.
+	gate sync.RWMutex
+
+	mu    sync.RWMutex // guards colls (the map, not the collections)
+	colls map[string]*collection
+
+	snapMu  sync.Mutex
+	snapSeq uint64 // seq covered by the newest snapshot; guarded by snapMu
+
+	kick   chan struct{}
+	stop   chan struct{}
+	done   chan struct{}
+	closed sync.Once
+}
+
+// Open opens (creating if needed) the store in dir and recovers its state
+// from the newest snapshot and the WAL.
+func Open(dir string, opts ...Option) (*Store, error) {
+	o := options{
+		logger:        log.NewNopLogger(),
+		snapshotBytes: 64 << 20,
+		ann:           annConfig{threshold: 20000, exactLimit: 20000, ef: 128},
+	}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	o.ann.newIndex = newANNIndex
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create data dir: %w", err)
+	}
+	lock, err := lockDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{
+		dir:   dir,
+		opts:  o,
+		lock:  lock,
+		colls: map[string]*collection{},
+		kick:  make(chan struct{}, 1),
+		stop:  make(chan struct{}),
+		done:  make(chan struct{}),
+	}
+	if err := s.recover(); err != nil {
+		unlockDir(lock)
+		return nil, err
+	}
+	go s.compactor()
+	return s, nil
+}
+
+// Close stops background work, writes a final snapshot when the WAL holds
+// records, and closes the files.
+func (s *Store) Close() error {
+	var err error
+	s.closed.Do(func() {
+		close(s.stop)
+		<-s.done
+		if s.wal.Size() > 0 {
+			if serr := s.Snapshot(); serr != nil {
+				err = serr
+			}
+		}
+		if cerr := s.wal.Close(); err == nil {
+			err = cerr
+		}
+		unlockDir(s.lock)
+	})
+	return err
+}
+
+func (s *Store) compactor() {
+	defer close(s.done)
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-s.kick:
+		case <-t.C:
+		}
+		if s.wal.Size() >= s.opts.snapshotBytes {
+			if err := s.Snapshot(); err != nil {
+				level.Error(s.opts.logger).Log("msg", "snapshot failed", "err", err)
+			}
+		}
+	}
+}
+
+func (s *Store) maybeKick() {
+	if s.wal.Size() >= s.opts.snapshotBytes {
+		select {
+		case s.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func snapshotName(seq uint64) string { return fmt.Sprintf("snapshot-%020d.snap", seq) }
+
+func listSnapshots(dir string) ([]uint64, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("list snapshots: %w", err)
+	}
+	var seqs []uint64
+	for _, e := range entries {
+		n := e.Name()
+		if strings.HasSuffix(n, ".tmp") {
+			// An interrupted snapshot: never renamed, so never relied on.
+			_ = os.Remove(filepath.Join(dir, n))
+			continue
+		}
+		if !strings.HasPrefix(n, "snapshot-") || !strings.HasSuffix(n, ".snap") {
+			continue
+		}
+		seq, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimPrefix(n, "snapshot-"), ".snap"), 10, 64)
+		if err == nil {
+			seqs = append(seqs, seq)
+		}
+	}
+	sort.Slice(seqs, func(i, j int) bool { return seqs[i] < seqs[j] })
+	return seqs, nil
+}
+
+func (s *Store) recover() error {
+	seqs, err := listSnapshots(s.dir)
+	if err != nil {
+		return err
+	}
+	var after uint64
+	if len(seqs) > 0 {
+		after = seqs[len(seqs)-1]
+		if err := s.loadSnapshot(filepath.Join(s.dir, snapshotName(after)), after); err != nil {
+			return fmt.Errorf("load snapshot %d: %w", after, err)
+		}
+	}
+	s.snapSeq = after
+	replayed := 0
+	l, err := wal.Open(filepath.Join(s.dir, "wal"), after, func(r wal.Record) error {
+		replayed++
+		return s.replay(r)
+	})
+	if err != nil {
+		return fmt.Errorf("recover wal: %w", err)
+	}
+	s.wal = l
+	level.Info(s.opts.logger).Log("msg", "store recovered", "snapshot_seq", after, "wal_records", replayed, "collections", len(s.colls))
+	return nil
+}
+
+// replay applies one WAL record to the in-memory state.
+func (s *Store) replay(r wal.Record) error {
+	switch r.Type {
+	case opCreateCollection:
+		var req qdrant.CreateCollection
+		if err := proto.Unmarshal(r.Data, &req); err != nil {
+			return fmt.Errorf("decode create collection: %w", err)
+		}
+		c, err := newCollection(&req, s.opts.ann)
+		if err != nil {
+			return err
+		}
+		s.colls[c.name] = c
+	case opDeleteCollection:
+		delete(s.colls, string(r.Data))
+	case opUpsert:
+		var req qdrant.UpsertPoints
+		if err := proto.Unmarshal(r.Data, &req); err != nil {
+			return fmt.Errorf("decode upsert: %w", err)
+		}
+		c := s.colls[req.GetCollectionName()]
+		if c == nil {
+			return collectionNotFound(req.GetCollectionName())
+		}
+		ps, err := c.preparePoints(req.GetPoints(), true)
+		if err != nil {
+			return err
+		}
+		c.applyUpsert(ps)
+	case opDelete:
+		var req qdrant.DeletePoints
+		if err := proto.Unmarshal(r.Data, &req); err != nil {
+			return fmt.Errorf("decode delete: %w", err)
+		}
+		c := s.colls[req.GetCollectionName()]
+		if c == nil {
+			return collectionNotFound(req.GetCollectionName())
+		}
+		ids, err := parseIDs(req.GetPoints().GetPoints().GetIds())
+		if err != nil {
+			return err
+		}
+		c.applyDelete(ids)
+	case opSetPayload, opOverwritePayload:
+		var req qdrant.SetPayloadPoints
+		if err := proto.Unmarshal(r.Data, &req); err != nil {
+			return fmt.Errorf("decode set payload: %w", err)
+		}
+		c := s.colls[req.GetCollectionName()]
+		if c == nil {
+			return collectionNotFound(req.GetCollectionName())
+		}
+		ids, err := parseIDs(req.GetPointsSelector().GetPoints().GetIds())
+		if err != nil {
+			return err
+		}
+		var key keyPath
+		if req.Key != nil {
+			if key, err = parseKeyPath(req.GetKey()); err != nil {
+				return err
+			}
+		}
+		c.applySetPayload(ids, req.GetPayload(), key, r.Type == opOverwritePayload)
+	case opCreateIndex:
+		var req qdrant.CreateFieldIndexCollection
+		if err := proto.Unmarshal(r.Data, &req); err != nil {
+			return fmt.Errorf("decode create index: %w", err)
+		}
+		c := s.colls[req.GetCollectionName()]
+		if c == nil {
+			return collectionNotFound(req.GetCollectionName())
+		}
+		path, err := parseKeyPath(req.GetFieldName())
+		if err != nil {
+			return err
+		}
+		c.applyCreateIndex(req.GetFieldName(), path, req.GetFieldType())
+	case opDeleteIndex:
+		var req qdrant.DeleteFieldIndexCollection
+		if err := proto.Unmarshal(r.Data, &req); err != nil {
+			return fmt.Errorf("decode delete index: %w", err)
+		}
+		if c := s.colls[req.GetCollectionName()]; c != nil {
+			c.applyDeleteIndex(req.GetFieldName())
+		}
+	default:
+		return fmt.Errorf("unknown wal record type %d", r.Type)
+	}
+	return nil
+}
+
+func parseIDs(ids []*qdrant.PointId) ([]pointID, error) {
+	out := make([]pointID, 0, len(ids))
+	for _, id := range ids {
+		p, err := parsePointID(id)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// loadSnapshot reads a snapshot file into the (empty) store.
+func (s *Store) loadSnapshot(path string, seq uint64) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("open snapshot: %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("stat snapshot: %w", err)
+	}
+	sc := wal.NewScanner(f, st.Size())
+	var n uint64
+	ended := false
+	for sc.Next() {
+		r := sc.Record()
+		if ended {
+			return errors.New("records after the end marker")
+		}
+		if r.Seq != seq {
+			return fmt.Errorf("record seq %d in snapshot %d", r.Seq, seq)
+		}
+		switch r.Type {
+		case snapHeader:
+			if n != 0 || string(r.Data) != snapshotMagic {
+				return errors.New("bad snapshot header")
+			}
+		case snapEnd:
+			if len(r.Data) != 8 || binary.LittleEndian.Uint64(r.Data) != n {
+				return errors.New("snapshot record count mismatch")
+			}
+			ended = true
+			continue
+		case opUpsert:
+			// Snapshot vectors are stored already normalized.
+			var req qdrant.UpsertPoints
+			if err := proto.Unmarshal(r.Data, &req); err != nil {
+				return fmt.Errorf("decode snapshot points: %w", err)
+			}
+			c := s.colls[req.GetCollectionName()]
+			if c == nil {
+				return collectionNotFound(req.GetCollectionName())
+			}
+			ps, err := c.preparePoints(req.GetPoints(), false)
+			if err != nil {
+				return err
+			}
+			c.applyUpsert(ps)
+		default:
+			if n == 0 {
+				return errors.New("snapshot has no header")
+			}
+			if err := s.replay(r); err != nil {
+				return err
+			}
+		}
+		n++
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("read snapshot: %w", err)
+	}
+	if !ended {
+		return errors.New("snapshot has no end marker")
+	}
+	return nil
+}
+
+// Snapshot writes the whole state to a new snapshot file and removes the
+// WAL segments and older snapshots it covers. Writes wait while the state is
+// written; reads continue.
+func (s *Store) Snapshot() error {
+	s.snapMu.Lock()
+	defer s.snapMu.Unlock()
+	s.gate.Lock()
+	seq := s.wal.LastSeq()
+	if seq == s.snapSeq {
+		s.gate.Unlock()
+		return nil
+	}
+	err := s.writeSnapshot(seq)
+	if err == nil {
+		err = s.wal.Rotate()
+	}
+	s.gate.Unlock()
+	if err != nil {
+		return err
+	}
+	if err := s.wal.RemoveThrough(seq); err != nil {
+		return err
+	}
+	old := s.snapSeq
+	s.snapSeq = seq
+	if seqs, err := listSnapshots(s.dir); err == nil {
+		for _, q := range seqs {
+			if q < seq {
+				_ = os.Remove(filepath.Join(s.dir, snapshotName(q)))
+			}
+		}
+	}
+	level.Info(s.opts.logger).Log("msg", "snapshot written", "seq", seq, "previous_seq", old)
+	return nil
+}
+
+// writeSnapshot serializes the state. Caller holds s.gate exclusively.
+func (s *Store) writeSnapshot(seq uint64) (err error) {
+	final := filepath.Join(s.dir, snapshotName(seq))
+	tmp := final + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return fmt.Errorf("create snapshot: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	var buf []byte
+	var n uint64
+	emit := func(typ byte, data []byte) error {
+		buf = wal.AppendRecord(buf[:0], wal.Record{Seq: seq, Type: typ, Data: data})
+		n++
+		if _, err := f.Write(buf); err != nil {
+			return fmt.Errorf("write snapshot: %w", err)
+		}
+		return nil
+	}
+	emitProto := func(typ byte, m proto.Message) error {
+		data, err := proto.Marshal(m)
+		if err != nil {
+			return fmt.Errorf("encode snapshot record: %w", err)
+		}
+		return emit(typ, data)
+	}
+	if err := emit(snapHeader, []byte(snapshotMagic)); err != nil {
+		return err
+	}
+	s.mu.RLock()
+	names := make([]string, 0, len(s.colls))
+	for name := range s.colls {
+		names = append(names, name)
+	}
+	colls := make([]*collection, 0, len(names))
+	sort.Strings(names)
+	for _, name := range names {
+		colls = append(colls, s.colls[name])
+	}
+	s.mu.RUnlock()
+	for _, c := range colls {
+		if err := s.writeCollection(c, emitProto); err != nil {
+			return err
+		}
+	}
+	var cnt [8]byte
+	binary.LittleEndian.PutUint64(cnt[:], n)
+	if err := emit(snapEnd, cnt[:]); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("sync snapshot: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("close snapshot: %w", err)
+	}
+	if err := os.Rename(tmp, final); err != nil {
+		return fmt.Errorf("rename snapshot: %w", err)
+	}
+	return wal.SyncDir(s.dir)
+}
+
+func (s *Store) writeCollection(c *collection, emit func(byte, proto.Message) error) error {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if err := emit(opCreateCollection, c.create); err != nil {
+		return err
+	}
+	keys := make([]string, 0, len(c.indexes))
+	for k := range c.indexes {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		ft := c.indexes[k].typ
+		if err := emit(opCreateIndex, &qdrant.CreateFieldIndexCollection{CollectionName: c.name, FieldName: k, FieldType: &ft}); err != nil {
+			return err
+		}
+	}
+	batch := &qdrant.UpsertPoints{CollectionName: c.name}
+	size := 0
+	all := vectorSelector{all: true}
+	for slot, p := range c.points {
+		if !p.live {
+			continue
+		}
+		ps := &qdrant.PointStruct{Id: p.id.proto(), Payload: p.payload, Vectors: c.vectorsInput(uint32(slot), all)}
+		batch.Points = append(batch.Points, ps)
+		size += 64 + 4*len(c.dense)*16
+		for _, d := range c.dense {
+			size += 4 * d.dim
+		}
+		if size > 4<<20 {
+			if err := emit(opUpsert, batch); err != nil {
+				return err
+			}
+			batch, size = &qdrant.UpsertPoints{CollectionName: c.name}, 0
+		}
+	}
+	if len(batch.Points) > 0 {
+		return emit(opUpsert, batch)
+	}
+	return nil
+}
+
+// vectorsInput returns slot's vectors in upsert form. Caller holds c.mu.
+func (c *collection) vectorsInput(slot uint32, vs vectorSelector) *qdrant.Vectors {
+	named := map[string]*qdrant.Vector{}
+	for name, d := range c.dense {
+		if vs.want(name) && d.present[slot] {
+			named[name] = qdrant.NewVectorDense(append([]float32(nil), d.row(slot)...))
+		}
+	}
+	for name, sp := range c.sparse {
+		if v := sp.vecs[slot]; vs.want(name) && v != nil {
+			named[name] = qdrant.NewVectorSparse(v.idx, v.val)
+		}
+	}
+	return qdrant.NewVectorsMap(named)
+}
+
+// collection returns the named collection or NotFound.
+func (s *Store) collection(name string) (*collection, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	c := s.colls[name]
+	if c == nil {
+		return nil, collectionNotFound(name)
+	}
+	return c, nil
+}
+
+func updateResult(seq uint64, wait bool) *qdrant.UpdateResult {
+	st := qdrant.UpdateStatus_Acknowledged
+	if wait {
+		st = qdrant.UpdateStatus_Completed
+	}
+	return &qdrant.UpdateResult{OperationId: &seq, Status: st}
+}
+
+// abandon releases the store's files without a final snapshot or sync, as a
+// crash would leave them (tests only).
+func (s *Store) abandon() {
+	s.closed.Do(func() {
+		close(s.stop)
+		<-s.done
+		s.wal.Abandon()
+		unlockDir(s.lock)
+	})
+}

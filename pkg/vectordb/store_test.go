@@ -1,0 +1,338 @@
+package vectordb
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/qdrant/go-client/qdrant"
+	"google.golang.org/protobuf/encoding/prototext"
+)
+
+func mustOpen(t *testing.T, dir string, opts ...Option) *Store {
+	t.Helper()
+	s, err := Open(dir, opts...)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	return s
+}
+
+// dump renders a store's whole state canonically.
+func dump(t *testing.T, s *Store) string {
+	t.Helper()
+	var b strings.Builder
+	for _, name := range s.ListCollections() {
+		c, _ := s.collection(name)
+		c.mu.RLock()
+		fmt.Fprintf(&b, "collection %s live=%d\n", name, c.live)
+		var idx []string
+		for k, fi := range c.indexes {
+			idx = append(idx, fmt.Sprintf("%s:%v:%d", k, fi.typ, len(fi.count)))
+		}
+		sort.Strings(idx)
+		fmt.Fprintf(&b, "indexes %v\n", idx)
+		for _, slot := range c.sortedSlots() {
+			p := c.points[slot]
+			vec := c.vectorsOutput(slot, vectorSelector{all: true})
+			fmt.Fprintf(&b, "%s %s %s\n", p.id, prototext.Format(&qdrant.Struct{Fields: p.payload}), prototext.Format(vec))
+		}
+		c.mu.RUnlock()
+	}
+	return b.String()
+}
+
+func wait() *bool { b := true; return &b }
+
+// populate writes a mix of every operation.
+func populate(t *testing.T, s *Store, r *rand.Rand, round int) {
+	t.Helper()
+	ctx := context.Background()
+	if round == 0 {
+		for _, req := range []*qdrant.CreateCollection{
+			{CollectionName: "plain", VectorsConfig: qdrant.NewVectorsConfig(&qdrant.VectorParams{Size: 4, Distance: qdrant.Distance_Cosine})},
+			{CollectionName: "hybrid",
+				VectorsConfig:       qdrant.NewVectorsConfigMap(map[string]*qdrant.VectorParams{"d": {Size: 3, Distance: qdrant.Distance_Euclid}}),
+				SparseVectorsConfig: qdrant.NewSparseVectorsConfig(map[string]*qdrant.SparseVectorParams{"s": {Modifier: qdrant.Modifier_Idf.Enum()}})},
+			{CollectionName: "doomed", VectorsConfig: qdrant.NewVectorsConfig(&qdrant.VectorParams{Size: 2, Distance: qdrant.Distance_Dot})},
+		} {
+			if err := s.CreateCollection(ctx, req); err != nil {
+				t.Fatalf("CreateCollection(%s): %v", req.CollectionName, err)
+			}
+		}
+		if _, err := s.CreateFieldIndex(ctx, &qdrant.CreateFieldIndexCollection{CollectionName: "plain", FieldName: "k", FieldType: qdrant.FieldType_FieldTypeKeyword.Enum(), Wait: wait()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if round == 1 {
+		if ok, err := s.DeleteCollection(ctx, "doomed"); !ok || err != nil {
+			t.Fatalf("DeleteCollection = %v, %v", ok, err)
+		}
+	}
+	for i := 0; i < 50; i++ {
+		id := uint64(r.IntN(80))
+		if _, err := s.Upsert(ctx, &qdrant.UpsertPoints{CollectionName: "plain", Wait: wait(), Points: []*qdrant.PointStruct{{
+			Id: qdrant.NewIDNum(id), Vectors: qdrant.NewVectors(r.Float32(), r.Float32(), r.Float32(), 1),
+			Payload: qdrant.NewValueMap(map[string]any{"k": fmt.Sprint("v", r.IntN(3)), "r": int64(round), "nest": map[string]any{"a": []any{nil, 1.5}}}),
+		}}}); err != nil {
+			t.Fatalf("Upsert: %v", err)
+		}
+		if _, err := s.Upsert(ctx, &qdrant.UpsertPoints{CollectionName: "hybrid", Points: []*qdrant.PointStruct{{
+			Id: qdrant.NewIDUUID(fmt.Sprintf("00000000-0000-0000-0000-%012d", r.IntN(60))),
+			Vectors: qdrant.NewVectorsMap(map[string]*qdrant.Vector{
+				"d": qdrant.NewVector(r.Float32(), r.Float32(), r.Float32()),
+				"s": qdrant.NewVectorSparse([]uint32{uint32(r.IntN(5)), 9}, []float32{r.Float32(), 1}),
+			}),
+		}}}); err != nil {
+			t.Fatalf("Upsert hybrid: %v", err)
+		}
+	}
+	if _, err := s.Delete(ctx, &qdrant.DeletePoints{CollectionName: "plain", Points: qdrant.NewPointsSelectorFilter(&qdrant.Filter{Must: []*qdrant.Condition{qdrant.NewMatchKeyword("k", "v0")}})}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.SetPayload(ctx, &qdrant.SetPayloadPoints{CollectionName: "plain", Payload: qdrant.NewValueMap(map[string]any{"extra": round}),
+		PointsSelector: qdrant.NewPointsSelectorFilter(&qdrant.Filter{Must: []*qdrant.Condition{qdrant.NewMatchKeyword("k", "v1")}})}, false); err != nil {
+		t.Fatal(err)
+	}
+	key := "nest"
+	if _, err := s.SetPayload(ctx, &qdrant.SetPayloadPoints{CollectionName: "plain", Payload: qdrant.NewValueMap(map[string]any{"b": "x"}), Key: &key,
+		PointsSelector: qdrant.NewPointsSelector(qdrant.NewIDNum(uint64(r.IntN(80))))}, false); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestRecoveryMatchesState(t *testing.T) {
+	tests := []struct {
+		name     string
+		snapshot bool // snapshot midway
+		crash    bool // abandon instead of Close
+	}{
+		{"wal only, crash", false, true},
+		{"snapshot then wal, crash", true, true},
+		{"clean close", true, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			r := rand.New(rand.NewPCG(3, 4))
+			s := mustOpen(t, dir)
+			populate(t, s, r, 0)
+			if tt.snapshot {
+				if err := s.Snapshot(); err != nil {
+					t.Fatalf("Snapshot: %v", err)
+				}
+			}
+			populate(t, s, r, 1)
+			// wait=false writes must be in the OS's hands before a crash.
+			if err := s.wal.Sync(s.wal.LastSeq()); err != nil {
+				t.Fatal(err)
+			}
+			want := dump(t, s)
+			if tt.crash {
+				s.abandon()
+			} else if err := s.Close(); err != nil {
+				t.Fatalf("Close: %v", err)
+			}
+			s2 := mustOpen(t, dir)
+			defer s2.Close()
+			if got := dump(t, s2); got != want {
+				t.Errorf("state after reopen differs:\n got %s\nwant %s", got, want)
+			}
+			// And it keeps working: more writes, another reopen.
+			populate(t, s2, r, 2)
+			want = dump(t, s2)
+			if err := s2.Close(); err != nil {
+				t.Fatal(err)
+			}
+			s3 := mustOpen(t, dir)
+			defer s3.Close()
+			if got := dump(t, s3); got != want {
+				t.Errorf("state after second reopen differs")
+			}
+		})
+	}
+}
+
+func TestDataDirLocked(t *testing.T) {
+	dir := t.TempDir()
+	s := mustOpen(t, dir)
+	defer s.Close()
+	if s2, err := Open(dir); err == nil {
+		s2.Close()
+		t.Fatal("second Open of the same data dir succeeded")
+	}
+}
+
+func TestConcurrentReadersWritersAndSnapshots(t *testing.T) {
+	dir := t.TempDir()
+	s := mustOpen(t, dir, WithSnapshotThreshold(32<<10))
+	ctx := context.Background()
+	if err := s.CreateCollection(ctx, &qdrant.CreateCollection{CollectionName: "c", VectorsConfig: qdrant.NewVectorsConfig(&qdrant.VectorParams{Size: 8, Distance: qdrant.Distance_Dot})}); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for w := 0; w < 3; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := rand.New(rand.NewPCG(uint64(w), 1))
+			for i := 0; i < 150; i++ {
+				id := uint64(w*1000 + i)
+				v := make([]float32, 8)
+				for j := range v {
+					v[j] = r.Float32()
+				}
+				if _, err := s.Upsert(ctx, &qdrant.UpsertPoints{CollectionName: "c", Wait: wait(), Points: []*qdrant.PointStruct{{Id: qdrant.NewIDNum(id), Vectors: qdrant.NewVectorsDense(v), Payload: qdrant.NewValueMap(map[string]any{"w": int64(w)})}}}); err != nil {
+					errs <- err
+					return
+				}
+				if i%10 == 0 {
+					if _, err := s.Delete(ctx, &qdrant.DeletePoints{CollectionName: "c", Points: qdrant.NewPointsSelector(qdrant.NewIDNum(id - 5))}); err != nil {
+						errs <- err
+						return
+					}
+				}
+			}
+		}()
+	}
+	for rd := 0; rd < 2; rd++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 100; i++ {
+				if _, err := s.Query(ctx, &qdrant.QueryPoints{CollectionName: "c", Query: qdrant.NewQuery(1, 1, 1, 1, 1, 1, 1, 1), Filter: &qdrant.Filter{Must: []*qdrant.Condition{qdrant.NewMatchInt("w", 1)}}}); err != nil {
+					errs <- err
+					return
+				}
+				if _, _, err := s.Scroll(ctx, &qdrant.ScrollPoints{CollectionName: "c"}); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 0; i < 5; i++ {
+			if err := s.Snapshot(); err != nil {
+				errs <- err
+				return
+			}
+		}
+	}()
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("concurrent op: %v", err)
+	}
+	want := dump(t, s)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s2 := mustOpen(t, dir)
+	defer s2.Close()
+	if got := dump(t, s2); got != want {
+		t.Errorf("state after concurrent run and reopen differs")
+	}
+	n, _ := s2.Count(ctx, &qdrant.CountPoints{CollectionName: "c"})
+	if n != 3*(150-14) { // the first delete of each writer (id-5 of its first id) hits nothing
+		t.Errorf("Count = %d, want %d", n, 3*(150-14))
+	}
+}
+
+func TestANNRecallAndFilteredSearch(t *testing.T) {
+	ctx := context.Background()
+	s := mustOpen(t, t.TempDir(), WithANNThreshold(500))
+	defer s.Close()
+	const dim, n = 24, 3000
+	if err := s.CreateCollection(ctx, &qdrant.CreateCollection{CollectionName: "ann", VectorsConfig: qdrant.NewVectorsConfig(&qdrant.VectorParams{Size: dim, Distance: qdrant.Distance_Cosine})}); err != nil {
+		t.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(5, 5))
+	centers := make([][]float32, 20)
+	for i := range centers {
+		centers[i] = make([]float32, dim)
+		for j := range centers[i] {
+			centers[i][j] = float32(r.NormFloat64())
+		}
+	}
+	var pts []*qdrant.PointStruct
+	for i := 0; i < n; i++ {
+		c := centers[r.IntN(len(centers))]
+		v := make([]float32, dim)
+		for j := range v {
+			v[j] = c[j] + 0.3*float32(r.NormFloat64())
+		}
+		tenant := "big"
+		if i%50 == 0 {
+			tenant = "small"
+		}
+		pts = append(pts, &qdrant.PointStruct{Id: qdrant.NewIDNum(uint64(i)), Vectors: qdrant.NewVectorsDense(v),
+			Payload: qdrant.NewValueMap(map[string]any{"tenant": tenant, "half": int64(i % 2)})})
+		if len(pts) == 500 {
+			if _, err := s.Upsert(ctx, &qdrant.UpsertPoints{CollectionName: "ann", Points: pts}); err != nil {
+				t.Fatal(err)
+			}
+			pts = nil
+		}
+	}
+	c, _ := s.collection("ann")
+	if c.dense[""].ann == nil {
+		t.Fatal("ANN index was not built past the threshold")
+	}
+	filters := []struct {
+		name   string
+		filter *qdrant.Filter
+		check  func(p *qdrant.ScoredPoint) bool
+	}{
+		{"none", nil, func(*qdrant.ScoredPoint) bool { return true }},
+		{"half (broad, graph search)", &qdrant.Filter{Must: []*qdrant.Condition{qdrant.NewMatchInt("half", 1)}},
+			func(p *qdrant.ScoredPoint) bool { return p.GetPayload()["half"].GetIntegerValue() == 1 }},
+		{"small tenant (selective, exact)", &qdrant.Filter{Must: []*qdrant.Condition{qdrant.NewMatchKeyword("tenant", "small")}},
+			func(p *qdrant.ScoredPoint) bool { return p.GetPayload()["tenant"].GetStringValue() == "small" }},
+	}
+	for _, ft := range filters {
+		t.Run(ft.name, func(t *testing.T) {
+			var found, total int
+			for qi := 0; qi < 30; qi++ {
+				q := make([]float32, dim)
+				for j := range q {
+					q[j] = float32(r.NormFloat64())
+				}
+				ann, err := s.Query(ctx, &qdrant.QueryPoints{CollectionName: "ann", Query: qdrant.NewQueryDense(q), Filter: ft.filter, WithPayload: qdrant.NewWithPayload(true)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				exact, err := s.Query(ctx, &qdrant.QueryPoints{CollectionName: "ann", Query: qdrant.NewQueryDense(q), Filter: ft.filter, Params: &qdrant.SearchParams{Exact: wait()}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				var want []uint64
+				for _, p := range exact {
+					want = append(want, p.GetId().GetNum())
+				}
+				for _, p := range ann {
+					if !ft.check(p) {
+						t.Fatalf("point %d violates the filter: %v", p.GetId().GetNum(), p.GetPayload())
+					}
+					if slices.Contains(want, p.GetId().GetNum()) {
+						found++
+					}
+				}
+				total += len(want)
+			}
+			recall := float64(found) / float64(total)
+			if recall < 0.95 {
+				t.Errorf("recall@10 = %.3f, want >= 0.95", recall)
+			}
+			t.Logf("recall@10 = %.3f", recall)
+		})
+	}
+}

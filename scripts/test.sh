@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: format check, vet, race tests in every workspace
+# module, the container tests, and a short fuzz pass over every fuzz target.
+# Environment:
+#   FUZZTIME   per-target fuzz time (default 5s; 0 skips the fuzz pass)
+#   TRIBUTARY_TEST_KAFKA_BROKERS  run Kafka tests against a real cluster
+#   QDRANT_ADDR                   run the Qdrant conformance suite against a real Qdrant
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export TESTCONTAINERS_RYUK_DISABLED=true
+FUZZTIME=${FUZZTIME:-5s}
+
+step() { printf '\n=== %s (%s)\n' "$*" "$(date -u +%H:%M:%S)"; }
+
+step "gofmt"
+unformatted=$(gofmt -l $(git ls-files '*.go'))
+if [ -n "$unformatted" ]; then
+  echo "not gofmt-ed:"; echo "$unformatted"; exit 1
+fi
+
+mods=$(go list -m -f '{{.Dir}}')
+for dir in $mods; do
+  rel=${dir#"$PWD"/}
+  step "vet $rel"
+  (cd "$dir" && go vet -tags containers ./...)
+done
+
+for dir in $mods; do
+  rel=${dir#"$PWD"/}
+  step "test -race $rel"
+  (cd "$dir" && go test -race -count=1 -timeout 20m ./...)
+done
+
+step "container tests"
+(cd services/ingest && go test -count=1 -tags containers -run Container -timeout 20m ./...)
+
+if [ "$FUZZTIME" != "0" ]; then
+  for dir in $mods; do
+    (cd "$dir" && go list -f '{{.ImportPath}} {{.Dir}}' ./...) | while read -r pkg pdir; do
+      for target in $(grep -ho '^func Fuzz[A-Za-z0-9_]*' "$pdir"/*_test.go 2>/dev/null | sed 's/^func //' | sort -u); do
+        step "fuzz $pkg $target ($FUZZTIME)"
+        (cd "$dir" && go test -run '^$' -fuzz "^${target}\$" -fuzztime "$FUZZTIME" "$pkg")
+      done
+    done
+  done
+fi
+
+step "all tests passed"

@@ -1,0 +1,618 @@
+// Package ingest is the document ingest service of Tributary: it accepts
+// documents over HTTP and from the ingest.requests topic, parses and chunks
+// them, and publishes document and chunk events keyed by document id.
+package ingest
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/tributary-rag/tributary/pkg/events"
+)
+
+// Domain errors. The HTTP transport maps them to status codes; the Kafka
+// transport dead-letters them, because retrying cannot help.
+var (
+	// ErrInvalid reports a malformed request (400).
+	ErrInvalid = errors.New("invalid request")
+	// ErrUnauthenticated reports a missing or unknown API key (401).
+	ErrUnauthenticated = errors.New("missing or invalid api key")
+	// ErrForbidden reports a key that may not act on the document (403).
+	ErrForbidden = errors.New("forbidden")
+	// ErrNotFound reports an unknown document, or one of another tenant (404).
+	ErrNotFound = errors.New("document not found")
+	// ErrTooLarge reports content over the size limit (413).
+	ErrTooLarge = errors.New("document too large")
+	// ErrUnsupportedType reports a content type no parser reads (415).
+	ErrUnsupportedType = errors.New("unsupported content type")
+	// ErrUnreadable reports content that cannot be parsed (422).
+	ErrUnreadable = errors.New("unreadable content")
+	// ErrUnavailable reports that events could not be published; the
+	// request may be retried (503).
+	ErrUnavailable = errors.New("event broker unavailable")
+)
+
+// Statuses returned by Ingest and Delete.
+const (
+	ResultAccepted  = "accepted"
+	ResultUnchanged = "unchanged"
+	ResultDeleted   = "deleted"
+)
+
+// Limits on request fields.
+const (
+	maxIDLen        = 256
+	maxTitleLen     = 1024
+	maxSourceLen    = 2048
+	maxGroups       = 64
+	maxGroupLen     = 128
+	maxMetadataKeys = 64
+	maxMetaKeyLen   = 128
+	maxMetaValueLen = 4096
+)
+
+// DefaultMaxDocumentSize is the default limit on a document's raw size.
+const DefaultMaxDocumentSize = 50 << 20
+
+// Principal is who makes a request: the tenant that owns the documents and
+// the groups the caller belongs to. A principal without groups acts for the
+// whole tenant.
+type Principal struct {
+	Tenant string
+	Groups []string
+	// Name identifies the caller in logs (never a secret), e.g. the API
+	// key's name.
+	Name string
+}
+
+// Document is a document to ingest.
+type Document struct {
+	// ID is the document id; empty means derive one from the content, so a
+	// retried upload of the same bytes lands on the same document.
+	ID          string
+	Title       string
+	ContentType string
+	// Filename is the uploaded file's name, used to detect the type when
+	// ContentType is missing or generic.
+	Filename string
+	Content  []byte
+	Source   string
+	// Groups may see the document; empty means the caller's groups.
+	Groups   []string
+	Metadata map[string]string
+}
+
+// Result is the outcome of Ingest or Delete.
+type Result struct {
+	DocumentID string `json:"document_id"`
+	Version    int    `json:"version"`
+	Status     string `json:"status"`
+}
+
+// Info describes the current version of a document.
+type Info struct {
+	DocumentID  string            `json:"document_id"`
+	Version     int               `json:"version"`
+	Status      string            `json:"status"`
+	Title       string            `json:"title,omitempty"`
+	ContentType string            `json:"content_type,omitempty"`
+	Source      string            `json:"source,omitempty"`
+	Groups      []string          `json:"groups,omitempty"`
+	Metadata    map[string]string `json:"metadata,omitempty"`
+	ContentHash string            `json:"content_hash"`
+	ChunkCount  int               `json:"chunk_count"`
+	Size        int64             `json:"size"`
+	CreatedAt   time.Time         `json:"created_at"`
+	UpdatedAt   time.Time         `json:"updated_at"`
+}
+
+// Service ingests, describes and deletes documents. Every method acts
+// within the principal's tenant only.
+type Service interface {
+	Ingest(ctx context.Context, p Principal, d Document) (Result, error)
+	Get(ctx context.Context, p Principal, id string) (Info, error)
+	Delete(ctx context.Context, p Principal, id string) (Result, error)
+}
+
+// Piece is one chunk of a parsed document.
+type Piece struct {
+	Text string
+	// Start and End are rune offsets of the chunk in the normalised text,
+	// End exclusive.
+	Start, End int
+	// Page and PageEnd are the 1-based pages the chunk starts and ends on,
+	// 0 when the format has no pages.
+	Page, PageEnd int
+	// HeadingPath is the chain of headings above the chunk.
+	HeadingPath []string
+}
+
+// Chunked is a parsed document split into pieces.
+type Chunked struct {
+	// ContentType is the detected media type of the content.
+	ContentType string
+	// Title is the document's own title, if it declares one.
+	Title string
+	// Pages is the number of pages, 0 for formats without pages.
+	Pages  int
+	Pieces []Piece
+}
+
+// Chunker parses raw content and splits it into pieces. It returns errors
+// that match ErrUnsupportedType, ErrUnreadable or ErrTooLarge for content
+// it refuses.
+type Chunker interface {
+	Chunk(ctx context.Context, contentType, filename string, content []byte) (Chunked, error)
+}
+
+// Emitter publishes the service's events. It returns only when every event
+// is durable on the broker (acknowledged by all in-sync replicas), or an
+// error.
+type Emitter interface {
+	Accepted(ctx context.Context, v Version) error
+	Rejected(ctx context.Context, tenant, documentID string, reason error) error
+	Deleted(ctx context.Context, tenant, documentID string, version int) error
+}
+
+// Version is one accepted version of a document with its chunks.
+type Version struct {
+	Tenant        string
+	DocumentID    string
+	Version       int
+	Title         string
+	ContentType   string
+	Source        string
+	Groups        []string
+	Metadata      map[string]string
+	ContentHash   string
+	Size          int64
+	Pages         int
+	CorrelationID string
+	Pieces        []Piece
+}
+
+type service struct {
+	store   *Store
+	chunker Chunker
+	emit    Emitter
+	maxSize int64
+	now     func() time.Time
+	locks   keyedMutex
+}
+
+// Option configures the service.
+type Option func(*service)
+
+// WithMaxDocumentSize sets the limit on a document's raw size in bytes
+// (default DefaultMaxDocumentSize).
+func WithMaxDocumentSize(n int64) Option {
+	return func(s *service) {
+		if n > 0 {
+			s.maxSize = n
+		}
+	}
+}
+
+// WithClock sets the service's clock (default time.Now).
+func WithClock(now func() time.Time) Option {
+	return func(s *service) { s.now = now }
+}
+
+// NewService returns the ingest service over a document store, a chunker
+// and an event emitter.
+func NewService(store *Store, chunker Chunker, emit Emitter, opts ...Option) Service {
+	s := &service{
+		store:   store,
+		chunker: chunker,
+		emit:    emit,
+		maxSize: DefaultMaxDocumentSize,
+		now:     time.Now,
+	}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
+}
+
+func (s *service) Ingest(ctx context.Context, p Principal, d Document) (Result, error) {
+	if p.Tenant == "" {
+		return Result{}, ErrUnauthenticated
+	}
+	if int64(len(d.Content)) > s.maxSize {
+		return Result{}, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(d.Content), s.maxSize)
+	}
+	if d.ID == "" {
+		d.ID = DeriveID(d.Content)
+	}
+	if err := validateDocument(&d); err != nil {
+		return Result{}, err
+	}
+	if len(d.Groups) == 0 {
+		d.Groups = slices.Clone(p.Groups)
+	}
+	if !mayPublishTo(p, d.Groups) {
+		return Result{}, fmt.Errorf("%w: groups %v are not all groups of this key", ErrForbidden, d.Groups)
+	}
+	contentHash := hashContent(d.Content)
+
+	unlock := s.locks.lock(p.Tenant + "\x00" + d.ID)
+	defer unlock()
+
+	prev, exists := s.store.Get(p.Tenant, d.ID)
+	if exists && prev.Status == StatusActive && !mayChange(p, prev.Groups) {
+		return Result{}, fmt.Errorf("%w: document belongs to groups %v", ErrForbidden, prev.Groups)
+	}
+
+	chunked, err := s.chunker.Chunk(ctx, d.ContentType, d.Filename, d.Content)
+	if err != nil {
+		if !isContentError(err) {
+			return Result{}, fmt.Errorf("chunk document: %w", err)
+		}
+		if eerr := s.emit.Rejected(ctx, p.Tenant, d.ID, err); eerr != nil {
+			return Result{}, errors.Join(err, fmt.Errorf("%w: publish rejection: %w", ErrUnavailable, eerr))
+		}
+		return Result{}, err
+	}
+	d.ContentType = chunked.ContentType
+	for _, t := range []string{chunked.Title, d.Filename, d.ID} {
+		if d.Title == "" {
+			d.Title = truncateRunes(t, maxTitleLen)
+		}
+	}
+	pieces := chunked.Pieces
+	fp := fingerprint(contentHash, d)
+
+	if exists && prev.Status == StatusActive && prev.Pending == nil && prev.Fingerprint == fp {
+		return Result{DocumentID: d.ID, Version: prev.Version, Status: ResultUnchanged}, nil
+	}
+
+	version := 1
+	if exists {
+		version = prev.Version + 1
+		if pd := prev.Pending; pd != nil {
+			if !pd.Deleting && pd.Fingerprint == fp {
+				// A crash or a broker error interrupted this very content:
+				// publish the same version again; its ids are the same, so
+				// consumers see duplicates only.
+				version = pd.Version
+			} else if pd.Version >= version {
+				version = pd.Version + 1
+			}
+		}
+	}
+
+	now := s.now().UTC()
+	rec := prev
+	if !exists {
+		rec = Record{Tenant: p.Tenant, DocumentID: d.ID, CreatedAt: now}
+	}
+	// Reserve the version before any event can leave, so a version number
+	// that may be on the topics is never reused for other content.
+	rec.Pending = &Pending{Version: version, Fingerprint: fp}
+	rec.UpdatedAt = now
+	if err := s.store.Put(rec); err != nil {
+		return Result{}, fmt.Errorf("reserve version: %w", err)
+	}
+
+	v := Version{
+		Tenant:        p.Tenant,
+		DocumentID:    d.ID,
+		Version:       version,
+		Title:         d.Title,
+		ContentType:   d.ContentType,
+		Source:        d.Source,
+		Groups:        d.Groups,
+		Metadata:      d.Metadata,
+		ContentHash:   contentHash,
+		Size:          int64(len(d.Content)),
+		Pages:         chunked.Pages,
+		CorrelationID: correlationFrom(ctx),
+		Pieces:        pieces,
+	}
+	if err := s.emit.Accepted(ctx, v); err != nil {
+		return Result{}, fmt.Errorf("%w: publish version %d: %w", ErrUnavailable, version, err)
+	}
+
+	// Only now, with every event acknowledged, is the version recorded.
+	rec.Version = version
+	rec.Status = StatusActive
+	rec.ContentHash = contentHash
+	rec.Fingerprint = fp
+	rec.Title = d.Title
+	rec.ContentType = d.ContentType
+	rec.Source = d.Source
+	rec.Groups = d.Groups
+	rec.Metadata = d.Metadata
+	rec.ChunkCount = len(pieces)
+	rec.Size = int64(len(d.Content))
+	rec.Pending = nil
+	rec.UpdatedAt = s.now().UTC()
+	if err := s.store.Put(rec); err != nil {
+		return Result{}, fmt.Errorf("record version: %w", err)
+	}
+	return Result{DocumentID: d.ID, Version: version, Status: ResultAccepted}, nil
+}
+
+func (s *service) Get(ctx context.Context, p Principal, id string) (Info, error) {
+	if p.Tenant == "" {
+		return Info{}, ErrUnauthenticated
+	}
+	rec, ok := s.store.Get(p.Tenant, id)
+	if !ok || rec.Status != StatusActive || !maySee(p, rec.Groups) {
+		return Info{}, ErrNotFound
+	}
+	return Info{
+		DocumentID:  rec.DocumentID,
+		Version:     rec.Version,
+		Status:      rec.Status,
+		Title:       rec.Title,
+		ContentType: rec.ContentType,
+		Source:      rec.Source,
+		Groups:      rec.Groups,
+		Metadata:    rec.Metadata,
+		ContentHash: rec.ContentHash,
+		ChunkCount:  rec.ChunkCount,
+		Size:        rec.Size,
+		CreatedAt:   rec.CreatedAt,
+		UpdatedAt:   rec.UpdatedAt,
+	}, nil
+}
+
+func (s *service) Delete(ctx context.Context, p Principal, id string) (Result, error) {
+	if p.Tenant == "" {
+		return Result{}, ErrUnauthenticated
+	}
+	unlock := s.locks.lock(p.Tenant + "\x00" + id)
+	defer unlock()
+
+	rec, ok := s.store.Get(p.Tenant, id)
+	if !ok || rec.Status != StatusActive || !maySee(p, rec.Groups) {
+		return Result{}, ErrNotFound
+	}
+	if !mayChange(p, rec.Groups) {
+		return Result{}, fmt.Errorf("%w: document belongs to groups %v", ErrForbidden, rec.Groups)
+	}
+	// A crash between the event and the record leaves the document active;
+	// a retried DELETE publishes the same event (same id) again.
+	if err := s.emit.Deleted(ctx, p.Tenant, id, rec.Version); err != nil {
+		return Result{}, fmt.Errorf("%w: publish deletion: %w", ErrUnavailable, err)
+	}
+	rec.Status = StatusDeleted
+	rec.UpdatedAt = s.now().UTC()
+	if err := s.store.Put(rec); err != nil {
+		return Result{}, fmt.Errorf("record deletion: %w", err)
+	}
+	return Result{DocumentID: id, Version: rec.Version, Status: ResultDeleted}, nil
+}
+
+// DeriveID returns the document id used when a request names none: a hash
+// of the content, so a retried upload is recognised as unchanged.
+func DeriveID(content []byte) string {
+	h := sha256.Sum256(content)
+	return "doc-" + hex.EncodeToString(h[:16])
+}
+
+func hashContent(b []byte) string {
+	h := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(h[:])
+}
+
+// fingerprint identifies everything a version is made of: the content and
+// every attribute copied into its chunk events. Two requests with the same
+// fingerprint produce the same events.
+func fingerprint(contentHash string, d Document) string {
+	b, _ := json.Marshal(struct {
+		C  string            `json:"c"`
+		T  string            `json:"t"`
+		CT string            `json:"ct"`
+		S  string            `json:"s"`
+		G  []string          `json:"g"`
+		M  map[string]string `json:"m"`
+	}{contentHash, d.Title, d.ContentType, d.Source, d.Groups, d.Metadata})
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:])
+}
+
+// truncateRunes cuts s to at most max bytes on a rune boundary.
+func truncateRunes(s string, max int) string {
+	if len(s) <= max {
+		return s
+	}
+	for max > 0 && !utf8.RuneStart(s[max]) {
+		max--
+	}
+	return s[:max]
+}
+
+func isContentError(err error) bool {
+	return errors.Is(err, ErrUnsupportedType) || errors.Is(err, ErrUnreadable) || errors.Is(err, ErrTooLarge)
+}
+
+// validateDocument checks and normalises the request fields.
+func validateDocument(d *Document) error {
+	if err := ValidateID(d.ID); err != nil {
+		return err
+	}
+	if err := checkText("title", d.Title, maxTitleLen); err != nil {
+		return err
+	}
+	if err := checkText("source", d.Source, maxSourceLen); err != nil {
+		return err
+	}
+	if err := checkText("content_type", d.ContentType, 255); err != nil {
+		return err
+	}
+	if err := checkText("filename", d.Filename, 1024); err != nil {
+		return err
+	}
+	groups, err := normalizeGroups(d.Groups)
+	if err != nil {
+		return err
+	}
+	d.Groups = groups
+	if len(d.Metadata) > maxMetadataKeys {
+		return fmt.Errorf("%w: metadata has %d keys, limit %d", ErrInvalid, len(d.Metadata), maxMetadataKeys)
+	}
+	for k, v := range d.Metadata {
+		if k == "" {
+			return fmt.Errorf("%w: empty metadata key", ErrInvalid)
+		}
+		if err := checkText("metadata key", k, maxMetaKeyLen); err != nil {
+			return err
+		}
+		if !utf8.ValidString(v) || len(v) > maxMetaValueLen {
+			return fmt.Errorf("%w: metadata value of %q is not valid UTF-8 of at most %d bytes", ErrInvalid, k, maxMetaValueLen)
+		}
+	}
+	if len(d.Metadata) == 0 {
+		d.Metadata = nil
+	}
+	return nil
+}
+
+// ValidateID reports whether id can name a document: 1 to 256 bytes of
+// UTF-8 without control characters, spaces or slashes.
+func ValidateID(id string) error {
+	if id == "" {
+		return fmt.Errorf("%w: empty document_id", ErrInvalid)
+	}
+	if len(id) > maxIDLen || !utf8.ValidString(id) {
+		return fmt.Errorf("%w: document_id must be valid UTF-8 of at most %d bytes", ErrInvalid, maxIDLen)
+	}
+	for _, r := range id {
+		if unicode.IsControl(r) || unicode.IsSpace(r) || r == '/' || r == '\\' || r == utf8.RuneError {
+			return fmt.Errorf("%w: document_id %q contains %q", ErrInvalid, id, r)
+		}
+	}
+	return nil
+}
+
+func checkText(field, v string, max int) error {
+	if len(v) > max {
+		return fmt.Errorf("%w: %s longer than %d bytes", ErrInvalid, field, max)
+	}
+	if !utf8.ValidString(v) {
+		return fmt.Errorf("%w: %s is not valid UTF-8", ErrInvalid, field)
+	}
+	for _, r := range v {
+		if unicode.IsControl(r) {
+			return fmt.Errorf("%w: %s contains a control character", ErrInvalid, field)
+		}
+	}
+	return nil
+}
+
+func normalizeGroups(in []string) ([]string, error) {
+	var out []string
+	for _, g := range in {
+		g = strings.TrimSpace(g)
+		if g == "" {
+			continue
+		}
+		if err := checkText("group", g, maxGroupLen); err != nil {
+			return nil, err
+		}
+		if strings.ContainsAny(g, ",|: ") {
+			return nil, fmt.Errorf("%w: group %q contains one of ',|: '", ErrInvalid, g)
+		}
+		out = append(out, g)
+	}
+	slices.Sort(out)
+	out = slices.Compact(out)
+	if len(out) > maxGroups {
+		return nil, fmt.Errorf("%w: %d groups, limit %d", ErrInvalid, len(out), maxGroups)
+	}
+	return out, nil
+}
+
+// mayPublishTo reports whether p may make a document visible to groups: a
+// tenant-wide key may choose any groups, a group key only its own.
+func mayPublishTo(p Principal, groups []string) bool {
+	if len(p.Groups) == 0 {
+		return true
+	}
+	if len(groups) == 0 {
+		return false
+	}
+	for _, g := range groups {
+		if !slices.Contains(p.Groups, g) {
+			return false
+		}
+	}
+	return true
+}
+
+// maySee reports whether p may see a document of groups: a tenant-wide key
+// sees every document, a group key those of the whole tenant and those
+// shared with one of its groups.
+func maySee(p Principal, groups []string) bool {
+	if len(p.Groups) == 0 || len(groups) == 0 {
+		return true
+	}
+	for _, g := range groups {
+		if slices.Contains(p.Groups, g) {
+			return true
+		}
+	}
+	return false
+}
+
+// mayChange reports whether p may replace or delete a document of groups.
+func mayChange(p Principal, groups []string) bool {
+	return mayPublishTo(p, groups)
+}
+
+// WithCorrelationID returns ctx carrying a correlation id for the events
+// that a request causes.
+func WithCorrelationID(ctx context.Context, id string) context.Context {
+	return events.WithCorrelationID(ctx, id)
+}
+
+func correlationFrom(ctx context.Context) string {
+	return events.CorrelationID(ctx)
+}
+
+// keyedMutex serialises work on one key while letting other keys proceed.
+type keyedMutex struct {
+	mu    sync.Mutex
+	locks map[string]*refMutex
+}
+
+type refMutex struct {
+	sync.Mutex
+	refs int
+}
+
+func (k *keyedMutex) lock(key string) (unlock func()) {
+	k.mu.Lock()
+	if k.locks == nil {
+		k.locks = make(map[string]*refMutex)
+	}
+	m := k.locks[key]
+	if m == nil {
+		m = &refMutex{}
+		k.locks[key] = m
+	}
+	m.refs++
+	k.mu.Unlock()
+	m.Lock()
+	return func() {
+		m.Unlock()
+		k.mu.Lock()
+		m.refs--
+		if m.refs == 0 {
+			delete(k.locks, key)
+		}
+		k.mu.Unlock()
+	}
+}

@@ -1,0 +1,257 @@
+package ingest
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Document statuses kept in a Record.
+const (
+	StatusActive  = "active"
+	StatusDeleted = "deleted"
+)
+
+// storeFormat is the version of the on-disk record format. A reader refuses
+// records of a newer format instead of guessing.
+const storeFormat = 1
+
+// Record is the durable state of one document of one tenant: its current
+// version and what that version was made from.
+type Record struct {
+	Tenant      string            `json:"tenant"`
+	DocumentID  string            `json:"document_id"`
+	Version     int               `json:"version"`
+	Status      string            `json:"status"`
+	ContentHash string            `json:"content_hash"`
+	Fingerprint string            `json:"fingerprint"`
+	Title       string            `json:"title,omitempty"`
+	ContentType string            `json:"content_type,omitempty"`
+	Source      string            `json:"source,omitempty"`
+	Groups      []string          `json:"groups,omitempty"`
+	Metadata    map[string]string `json:"metadata,omitempty"`
+	ChunkCount  int               `json:"chunk_count"`
+	Size        int64             `json:"size"`
+	CreatedAt   time.Time         `json:"created_at"`
+	UpdatedAt   time.Time         `json:"updated_at"`
+	// Pending is the version whose events are being published. It is
+	// written before the first event leaves and cleared when the version is
+	// recorded, so a version number that may have reached the topics is
+	// never handed to different content after a crash.
+	Pending *Pending `json:"pending,omitempty"`
+}
+
+// Pending is a version that was reserved but not yet recorded as durable.
+type Pending struct {
+	Version     int    `json:"version"`
+	Fingerprint string `json:"fingerprint"`
+	Deleting    bool   `json:"deleting,omitempty"`
+}
+
+// fileRecord is the JSON document written to disk.
+type fileRecord struct {
+	Format int    `json:"format"`
+	Record Record `json:"record"`
+}
+
+type storeKey struct{ tenant, id string }
+
+// Store keeps every document Record in memory and writes each change
+// through to its own file under dir before the change is visible. A file is
+// replaced crash-safely: the new content goes to a temporary file in the
+// same directory, which is fsynced, renamed over the old file, and the
+// directory is fsynced, so after a crash a record is either wholly old or
+// wholly new.
+//
+// Store is safe for concurrent use.
+type Store struct {
+	dir  string
+	lock *os.File
+
+	mu   sync.RWMutex
+	recs map[storeKey]Record
+}
+
+// OpenStore opens (creating if needed) the document state under dir and
+// loads every record. It takes an exclusive lock on dir so two processes
+// cannot share it.
+func OpenStore(dir string) (*Store, error) {
+	if dir == "" {
+		return nil, errors.New("open store: empty data directory")
+	}
+	docs := filepath.Join(dir, "documents")
+	if err := os.MkdirAll(docs, 0o750); err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	lock, err := lockDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	s := &Store{dir: docs, lock: lock, recs: make(map[storeKey]Record)}
+	if err := s.load(); err != nil {
+		_ = lock.Close()
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	return s, nil
+}
+
+// Close releases the directory lock.
+func (s *Store) Close() error {
+	if s.lock == nil {
+		return nil
+	}
+	err := s.lock.Close()
+	s.lock = nil
+	return err
+}
+
+func (s *Store) load() error {
+	return filepath.WalkDir(s.dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			return nil
+		}
+		name := d.Name()
+		if strings.HasSuffix(name, ".tmp") {
+			// A write that never reached its rename: the old record (or
+			// none) is the truth.
+			if err := os.Remove(path); err != nil {
+				return fmt.Errorf("remove stale temporary file: %w", err)
+			}
+			return nil
+		}
+		if !strings.HasSuffix(name, ".json") {
+			return nil
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		var fr fileRecord
+		if err := json.Unmarshal(b, &fr); err != nil {
+			return fmt.Errorf("read record %s: %w", name, err)
+		}
+		if fr.Format != storeFormat {
+			return fmt.Errorf("read record %s: unknown format %d", name, fr.Format)
+		}
+		r := fr.Record
+		if r.Tenant == "" || r.DocumentID == "" || recordFile(s.dir, r.Tenant, r.DocumentID) != path {
+			return fmt.Errorf("read record %s: record does not match its file name", name)
+		}
+		s.recs[storeKey{r.Tenant, r.DocumentID}] = r
+		return nil
+	})
+}
+
+// Get returns the record of document id of tenant.
+func (s *Store) Get(tenant, id string) (Record, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	r, ok := s.recs[storeKey{tenant, id}]
+	return r.clone(), ok
+}
+
+// Len returns the number of records.
+func (s *Store) Len() int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return len(s.recs)
+}
+
+// Put durably writes r, replacing any record of the same tenant and id, and
+// returns once the write has reached stable storage.
+func (s *Store) Put(r Record) error {
+	if r.Tenant == "" || r.DocumentID == "" {
+		return errors.New("put record: empty tenant or document id")
+	}
+	b, err := json.Marshal(fileRecord{Format: storeFormat, Record: r})
+	if err != nil {
+		return fmt.Errorf("put record: %w", err)
+	}
+	path := recordFile(s.dir, r.Tenant, r.DocumentID)
+	// Writes to one file are serialised by the service's per-document lock;
+	// the store lock only guards the map, so fsyncs of different documents
+	// run in parallel.
+	if err := writeFileAtomic(path, b); err != nil {
+		return fmt.Errorf("put record: %w", err)
+	}
+	s.mu.Lock()
+	s.recs[storeKey{r.Tenant, r.DocumentID}] = r.clone()
+	s.mu.Unlock()
+	return nil
+}
+
+// recordFile names the file of a record by a hash of tenant and id, so
+// hostile ids cannot escape the directory, and fans files out over 256
+// subdirectories.
+func recordFile(dir, tenant, id string) string {
+	h := sha256.Sum256([]byte(tenant + "\x00" + id))
+	name := hex.EncodeToString(h[:])
+	return filepath.Join(dir, name[:2], name+".json")
+}
+
+func writeFileAtomic(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		_ = f.Close()
+		return fmt.Errorf("write %s: %w", tmp, err)
+	}
+	if err := f.Sync(); err != nil {
+		_ = f.Close()
+		return fmt.Errorf("sync %s: %w", tmp, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("close %s: %w", tmp, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	return syncDir(dir)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	if err := d.Sync(); err != nil {
+		_ = d.Close()
+		return fmt.Errorf("sync directory %s: %w", dir, err)
+	}
+	return d.Close()
+}
+
+func (r Record) clone() Record {
+	r.Groups = slices.Clone(r.Groups)
+	if r.Metadata != nil {
+		m := make(map[string]string, len(r.Metadata))
+		for k, v := range r.Metadata {
+			m[k] = v
+		}
+		r.Metadata = m
+	}
+	if r.Pending != nil {
+		p := *r.Pending
+		r.Pending = &p
+	}
+	return r
+}

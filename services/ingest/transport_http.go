@@ -1,0 +1,408 @@
+package ingest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"mime/multipart"
+	"net/http"
+	"strings"
+
+	"github.com/go-kit/kit/endpoint"
+	kithttp "github.com/go-kit/kit/transport/http"
+)
+
+// Authenticator resolves an API key to the principal it stands for.
+type Authenticator interface {
+	Authenticate(key string) (Principal, bool)
+}
+
+// AuthenticatorFunc adapts a function to Authenticator.
+type AuthenticatorFunc func(key string) (Principal, bool)
+
+// Authenticate calls f.
+func (f AuthenticatorFunc) Authenticate(key string) (Principal, bool) { return f(key) }
+
+// HTTPOption configures the HTTP handler.
+type HTTPOption func(*httpConfig)
+
+type httpConfig struct {
+	maxSize int64
+}
+
+// WithHTTPMaxDocumentSize sets the limit on a document's size in bytes
+// (default DefaultMaxDocumentSize). Request bodies are cut off a little
+// above it (multipart framing, base64), and decoded content above it is
+// refused with 413.
+func WithHTTPMaxDocumentSize(n int64) HTTPOption {
+	return func(c *httpConfig) {
+		if n > 0 {
+			c.maxSize = n
+		}
+	}
+}
+
+// Limits on the parts of a request that are not the document.
+const (
+	maxFieldSize    = 64 << 10
+	framingOverhead = 1 << 20
+)
+
+// MakeHTTPHandler returns the HTTP API of the service:
+// POST /v1/documents, GET /v1/documents/{id} and DELETE /v1/documents/{id}.
+// Every route needs an `Authorization: Bearer <key>` header that auth
+// accepts.
+func MakeHTTPHandler(e Endpoints, auth Authenticator, logger *slog.Logger, opts ...HTTPOption) http.Handler {
+	cfg := httpConfig{maxSize: DefaultMaxDocumentSize}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	options := []kithttp.ServerOption{
+		kithttp.ServerErrorEncoder(encodeError),
+		kithttp.ServerErrorHandler(errorLogger{logger}),
+		kithttp.ServerBefore(correlationFromHTTP),
+	}
+	mux := http.NewServeMux()
+	mux.Handle("POST /v1/documents", authenticate(auth, kithttp.NewServer(
+		e.Ingest, decodeIngestRequest(cfg.maxSize), encodeResponse(http.StatusAccepted), options...)))
+	mux.Handle("GET /v1/documents/{id}", authenticate(auth, kithttp.NewServer(
+		e.Get, decodeGetRequest, encodeResponse(http.StatusOK), options...)))
+	mux.Handle("DELETE /v1/documents/{id}", authenticate(auth, kithttp.NewServer(
+		e.Delete, decodeDeleteRequest, encodeResponse(http.StatusOK), options...)))
+	mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "not_found", "no such route")
+	})
+	return mux
+}
+
+type principalKey struct{}
+
+// authenticate rejects requests without a valid bearer key before their
+// body is read, and puts the key's principal into the request context.
+func authenticate(auth Authenticator, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		key, ok := bearerKey(r.Header.Get("Authorization"))
+		var p Principal
+		if ok {
+			p, ok = auth.Authenticate(key)
+		}
+		if !ok || p.Tenant == "" {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="tributary"`)
+			writeError(w, http.StatusUnauthorized, "unauthenticated", ErrUnauthenticated.Error())
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
+	})
+}
+
+func bearerKey(h string) (string, bool) {
+	const prefix = "bearer "
+	if len(h) <= len(prefix) || !strings.EqualFold(h[:len(prefix)], prefix) {
+		return "", false
+	}
+	key := strings.TrimSpace(h[len(prefix):])
+	return key, key != ""
+}
+
+func principalFrom(ctx context.Context) (Principal, error) {
+	p, ok := ctx.Value(principalKey{}).(Principal)
+	if !ok || p.Tenant == "" {
+		return Principal{}, ErrUnauthenticated
+	}
+	return p, nil
+}
+
+// correlationFromHTTP takes the caller's X-Correlation-ID, or makes one.
+func correlationFromHTTP(ctx context.Context, r *http.Request) context.Context {
+	id := r.Header.Get("X-Correlation-ID")
+	if id == "" || len(id) > 128 || checkText("correlation id", id, 128) != nil {
+		var b [16]byte
+		_, _ = rand.Read(b[:])
+		id = hex.EncodeToString(b[:])
+	}
+	return WithCorrelationID(ctx, id)
+}
+
+// jsonDocument is the JSON form of POST /v1/documents.
+type jsonDocument struct {
+	DocumentID    string            `json:"document_id"`
+	Title         string            `json:"title"`
+	ContentType   string            `json:"content_type"`
+	Content       *string           `json:"content"`
+	ContentBase64 *string           `json:"content_base64"`
+	Source        string            `json:"source"`
+	Groups        []string          `json:"groups"`
+	Metadata      map[string]string `json:"metadata"`
+}
+
+func decodeIngestRequest(maxSize int64) kithttp.DecodeRequestFunc {
+	return func(ctx context.Context, r *http.Request) (any, error) {
+		p, err := principalFrom(ctx)
+		if err != nil {
+			return nil, err
+		}
+		mediaType, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+		if err != nil {
+			return nil, fmt.Errorf("%w: request Content-Type must be multipart/form-data or application/json", ErrUnsupportedType)
+		}
+		var d Document
+		switch mediaType {
+		case "multipart/form-data":
+			limit := maxSize + framingOverhead
+			if r.ContentLength > limit {
+				return nil, fmt.Errorf("%w: request body of %d bytes", ErrTooLarge, r.ContentLength)
+			}
+			if params["boundary"] == "" {
+				return nil, fmt.Errorf("%w: multipart request without boundary", ErrInvalid)
+			}
+			body := http.MaxBytesReader(nil, r.Body, limit)
+			d, err = decodeMultipart(multipart.NewReader(body, params["boundary"]), maxSize)
+		case "application/json":
+			// base64 needs 4 bytes for 3; JSON escapes are not counted.
+			limit := maxSize/3*4 + framingOverhead
+			if r.ContentLength > limit {
+				return nil, fmt.Errorf("%w: request body of %d bytes", ErrTooLarge, r.ContentLength)
+			}
+			d, err = decodeJSONDocument(http.MaxBytesReader(nil, r.Body, limit))
+		default:
+			return nil, fmt.Errorf("%w: request Content-Type %q, want multipart/form-data or application/json", ErrUnsupportedType, mediaType)
+		}
+		if err != nil {
+			return nil, err
+		}
+		if int64(len(d.Content)) > maxSize {
+			return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(d.Content), maxSize)
+		}
+		return IngestRequest{Principal: p, Document: d}, nil
+	}
+}
+
+func decodeJSONDocument(body io.Reader) (Document, error) {
+	var jd jsonDocument
+	dec := json.NewDecoder(body)
+	if err := dec.Decode(&jd); err != nil {
+		return Document{}, bodyError("decode JSON body", err)
+	}
+	if dec.More() {
+		return Document{}, fmt.Errorf("%w: trailing data after the JSON body", ErrInvalid)
+	}
+	d := Document{
+		ID:          jd.DocumentID,
+		Title:       jd.Title,
+		ContentType: jd.ContentType,
+		Source:      jd.Source,
+		Groups:      jd.Groups,
+		Metadata:    jd.Metadata,
+	}
+	switch {
+	case jd.Content != nil && jd.ContentBase64 != nil:
+		return Document{}, fmt.Errorf("%w: give content or content_base64, not both", ErrInvalid)
+	case jd.Content != nil:
+		d.Content = []byte(*jd.Content)
+		if d.ContentType == "" {
+			d.ContentType = "text/plain"
+		}
+	case jd.ContentBase64 != nil:
+		b, err := base64.StdEncoding.DecodeString(*jd.ContentBase64)
+		if err != nil {
+			return Document{}, fmt.Errorf("%w: content_base64: %v", ErrInvalid, err)
+		}
+		d.Content = b
+	default:
+		return Document{}, fmt.Errorf("%w: content or content_base64 is required", ErrInvalid)
+	}
+	return d, nil
+}
+
+func decodeMultipart(mr *multipart.Reader, maxSize int64) (Document, error) {
+	var d Document
+	seenFile := false
+	for {
+		part, err := mr.NextPart()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return Document{}, bodyError("read multipart body", err)
+		}
+		name := part.FormName()
+		if name == "file" {
+			if seenFile {
+				return Document{}, fmt.Errorf("%w: more than one file part", ErrInvalid)
+			}
+			seenFile = true
+			b, err := io.ReadAll(io.LimitReader(part, maxSize+1))
+			if err != nil {
+				return Document{}, bodyError("read file part", err)
+			}
+			if int64(len(b)) > maxSize {
+				return Document{}, fmt.Errorf("%w: file over the limit of %d bytes", ErrTooLarge, maxSize)
+			}
+			d.Content = b
+			d.Filename = part.FileName()
+			if ct := part.Header.Get("Content-Type"); ct != "" && d.ContentType == "" {
+				d.ContentType = ct
+			}
+			continue
+		}
+		b, err := io.ReadAll(io.LimitReader(part, maxFieldSize+1))
+		if err != nil {
+			return Document{}, bodyError("read form field", err)
+		}
+		if len(b) > maxFieldSize {
+			return Document{}, fmt.Errorf("%w: form field %q over %d bytes", ErrInvalid, name, maxFieldSize)
+		}
+		v := string(b)
+		switch name {
+		case "document_id":
+			d.ID = v
+		case "title":
+			d.Title = v
+		case "source":
+			d.Source = v
+		case "content_type":
+			// An explicit field wins over the part's header.
+			d.ContentType = v
+		case "groups":
+			d.Groups = append(d.Groups, strings.Split(v, ",")...)
+		case "metadata":
+			if err := json.Unmarshal(b, &d.Metadata); err != nil {
+				return Document{}, fmt.Errorf("%w: metadata must be a JSON object of strings: %v", ErrInvalid, err)
+			}
+		}
+	}
+	if !seenFile {
+		return Document{}, fmt.Errorf("%w: multipart body has no file part", ErrInvalid)
+	}
+	if d.ContentType == "application/octet-stream" {
+		// Browsers and curl send this for unknown files: let the parser
+		// detect the type from the name and bytes.
+		d.ContentType = ""
+	}
+	return d, nil
+}
+
+// bodyError classifies an error from reading the body: over the size limit
+// is 413, anything else is a malformed request.
+func bodyError(what string, err error) error {
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return fmt.Errorf("%w: request body over %d bytes", ErrTooLarge, mbe.Limit)
+	}
+	return fmt.Errorf("%w: %s: %v", ErrInvalid, what, err)
+}
+
+func decodeGetRequest(ctx context.Context, r *http.Request) (any, error) {
+	p, err := principalFrom(ctx)
+	if err != nil {
+		return nil, err
+	}
+	id := r.PathValue("id")
+	if err := ValidateID(id); err != nil {
+		return nil, err
+	}
+	return GetRequest{Principal: p, DocumentID: id}, nil
+}
+
+func decodeDeleteRequest(ctx context.Context, r *http.Request) (any, error) {
+	p, err := principalFrom(ctx)
+	if err != nil {
+		return nil, err
+	}
+	id := r.PathValue("id")
+	if err := ValidateID(id); err != nil {
+		return nil, err
+	}
+	return DeleteRequest{Principal: p, DocumentID: id}, nil
+}
+
+func encodeResponse(status int) kithttp.EncodeResponseFunc {
+	return func(ctx context.Context, w http.ResponseWriter, response any) error {
+		if f, ok := response.(endpoint.Failer); ok && f.Failed() != nil {
+			// Business errors ride in the response; go-kit's server does
+			// not look at them.
+			encodeError(ctx, f.Failed(), w)
+			return nil
+		}
+		if id := correlationFrom(ctx); id != "" {
+			w.Header().Set("X-Correlation-ID", id)
+		}
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		w.WriteHeader(status)
+		return json.NewEncoder(w).Encode(response)
+	}
+}
+
+// errorBody is the JSON error document of every failed request.
+type errorBody struct {
+	Error errorDetail `json:"error"`
+}
+
+type errorDetail struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// HTTPStatus maps an error of the service to its HTTP status and error code.
+func HTTPStatus(err error) (status int, code string) {
+	switch {
+	case errors.Is(err, ErrUnauthenticated):
+		return http.StatusUnauthorized, "unauthenticated"
+	case errors.Is(err, ErrTooLarge):
+		return http.StatusRequestEntityTooLarge, "too_large"
+	case errors.Is(err, ErrUnsupportedType):
+		return http.StatusUnsupportedMediaType, "unsupported_type"
+	case errors.Is(err, ErrUnreadable):
+		return http.StatusUnprocessableEntity, "unreadable"
+	case errors.Is(err, ErrInvalid):
+		return http.StatusBadRequest, "invalid_request"
+	case errors.Is(err, ErrForbidden):
+		return http.StatusForbidden, "forbidden"
+	case errors.Is(err, ErrNotFound):
+		return http.StatusNotFound, "not_found"
+	case errors.Is(err, ErrUnavailable):
+		return http.StatusServiceUnavailable, "unavailable"
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		return http.StatusServiceUnavailable, "unavailable"
+	default:
+		return http.StatusInternalServerError, "internal"
+	}
+}
+
+func encodeError(ctx context.Context, err error, w http.ResponseWriter) {
+	status, code := HTTPStatus(err)
+	msg := err.Error()
+	if status == http.StatusInternalServerError {
+		// Internal details (paths, addresses) stay in the log.
+		msg = "internal error"
+	}
+	if id := correlationFrom(ctx); id != "" {
+		w.Header().Set("X-Correlation-ID", id)
+	}
+	writeError(w, status, code, msg)
+}
+
+func writeError(w http.ResponseWriter, status int, code, msg string) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(errorBody{Error: errorDetail{Code: code, Message: msg}})
+}
+
+// errorLogger logs transport errors (decoding, encoding) that end a
+// request with a 5xx status; refusals of bad requests are the caller's
+// business and not logged.
+type errorLogger struct{ logger *slog.Logger }
+
+func (l errorLogger) Handle(ctx context.Context, err error) {
+	if status, _ := HTTPStatus(err); status < http.StatusInternalServerError {
+		return
+	}
+	l.logger.ErrorContext(ctx, "request failed", "correlation_id", correlationFrom(ctx), "error", err.Error())
+}
