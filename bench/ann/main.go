@@ -4,6 +4,7 @@
 //
 //	go run ./ann gen -dir out/ann          # dataset + exact ground truth
 //	go run ./ann run -dir out/ann -runs 3  # build, recall, latency → go.json
+//	go run ./ann grpc -dir out/ann         # the same through the gRPC API → grpc.json
 //
 // run.sh in this directory runs everything, peers included, and prints the
 // report.
@@ -40,13 +41,15 @@ func main() {
 
 func run(args []string, stdout io.Writer) error {
 	if len(args) == 0 {
-		return errors.New("usage: ann gen|run [flags]")
+		return errors.New("usage: ann gen|run|grpc [flags]")
 	}
 	switch args[0] {
 	case "gen":
 		return runGen(args[1:], stdout)
 	case "run":
 		return runBench(args[1:], stdout)
+	case "grpc":
+		return runGRPC(args[1:], stdout)
 	default:
 		return fmt.Errorf("unknown subcommand %q", args[0])
 	}
@@ -261,13 +264,16 @@ type selectivityPoint struct {
 	ExactMeanUs float64 `json:"exact_mean_us"`
 }
 
+type buildInfo struct {
+	Seconds     float64 `json:"build_s"`
+	Rate        float64 `json:"build_rate"`
+	CPU         float64 `json:"build_cpu_s"`
+	RatePerCPU  float64 `json:"build_rate_per_cpu_s"`
+	BytesPerVec float64 `json:"bytes_per_vector,omitempty"`
+	HeapPerVec  float64 `json:"heap_bytes_per_vector"`
+}
+
 type runResult struct {
-	BuildSeconds  float64            `json:"build_s"`
-	BuildRate     float64            `json:"build_rate"`
-	BuildCPU      float64            `json:"build_cpu_s"`
-	BuildRateCPU  float64            `json:"build_rate_per_cpu_s"`
-	BytesPerVec   float64            `json:"bytes_per_vector"`
-	HeapPerVec    float64            `json:"heap_bytes_per_vector"`
 	Sweep         []sweepPoint       `json:"sweep"`
 	Concurrent    []concurrentResult `json:"concurrent"`
 	Filtered      []filteredResult   `json:"filtered"`
@@ -280,6 +286,7 @@ type report struct {
 	M            int         `json:"m"`
 	EfConstr     int         `json:"ef_construction"`
 	BuildThreads int         `json:"build_threads"`
+	Build        buildInfo   `json:"build"`
 	Runs         []runResult `json:"runs"`
 }
 
@@ -298,7 +305,7 @@ func parseInts(s string) ([]int, error) {
 func runBench(args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	dir := fs.String("dir", "out/ann", "dataset directory (from gen)")
-	runs := fs.Int("runs", 3, "independent build+query runs")
+	runs := fs.Int("runs", 3, "query passes over the one built index")
 	m := fs.Int("m", 16, "HNSW M")
 	efc := fs.Int("efc", 200, "HNSW efConstruction")
 	efsFlag := fs.String("ef", "16,24,32,48,64,96,128,192,256", "ef values to sweep")
@@ -348,47 +355,52 @@ func runBench(args []string, stdout io.Writer) error {
 	}
 	q := func(i int) []float32 { return queries[i*dim : (i+1)*dim] }
 	rep := report{System: "go-hnsw", Version: runtime.Version(), M: *m, EfConstr: *efc, BuildThreads: *threads}
+	var bi buildInfo
+	runtime.GC()
+	var before runtime.MemStats
+	runtime.ReadMemStats(&before)
+	start, cpu0 := time.Now(), processCPU()
+	ix, err := hnsw.New(dim, hnsw.Cosine, hnsw.M(*m), hnsw.EfConstruction(*efc), hnsw.Seed(1))
+	if err != nil {
+		return err
+	}
+	var wg sync.WaitGroup
+	var addErr atomic.Pointer[error]
+	for w := range *threads {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < n; i += *threads {
+				if err := ix.Add(uint32(i), base[i*dim:(i+1)*dim]); err != nil {
+					addErr.Store(&err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if e := addErr.Load(); e != nil {
+		return *e
+	}
+	bi.Seconds = time.Since(start).Seconds()
+	bi.Rate = float64(n) / bi.Seconds
+	bi.CPU = (processCPU() - cpu0).Seconds()
+	bi.RatePerCPU = float64(n) / bi.CPU
+	runtime.GC()
+	var after runtime.MemStats
+	runtime.ReadMemStats(&after)
+	// Keep base alive through the measurement; otherwise the GC frees it
+	// here and hides the index's own growth.
+	runtime.KeepAlive(base)
+	bi.HeapPerVec = float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / float64(n)
+	bi.BytesPerVec = float64(ix.Stats().Bytes) / float64(n)
+	rep.Build = bi
+	fmt.Fprintf(stdout, "build %.1fs (%.0f vectors/s, %d threads; %.1f CPU-s, %.0f vectors per CPU-s), %.0f bytes/vector (heap %.0f)\n",
+		bi.Seconds, bi.Rate, *threads, bi.CPU, bi.RatePerCPU, bi.BytesPerVec, bi.HeapPerVec)
 	for r := range *runs {
 		var rr runResult
-		runtime.GC()
-		var before runtime.MemStats
-		runtime.ReadMemStats(&before)
-		start, cpu0 := time.Now(), processCPU()
-		ix, err := hnsw.New(dim, hnsw.Cosine, hnsw.M(*m), hnsw.EfConstruction(*efc), hnsw.Seed(uint64(r+1)))
-		if err != nil {
-			return err
-		}
-		var wg sync.WaitGroup
-		var addErr atomic.Pointer[error]
-		for w := range *threads {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for i := w; i < n; i += *threads {
-					if err := ix.Add(uint32(i), base[i*dim:(i+1)*dim]); err != nil {
-						addErr.Store(&err)
-						return
-					}
-				}
-			}()
-		}
-		wg.Wait()
-		if e := addErr.Load(); e != nil {
-			return *e
-		}
-		rr.BuildSeconds = time.Since(start).Seconds()
-		rr.BuildRate = float64(n) / rr.BuildSeconds
-		rr.BuildCPU = (processCPU() - cpu0).Seconds()
-		rr.BuildRateCPU = float64(n) / rr.BuildCPU
-		runtime.GC()
-		var after runtime.MemStats
-		runtime.ReadMemStats(&after)
-		rr.HeapPerVec = float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / float64(n)
-		rr.BytesPerVec = float64(ix.Stats().Bytes) / float64(n)
-		fmt.Fprintf(stdout, "run %d: build %.1fs (%.0f vectors/s, %d threads; %.1f CPU-s, %.0f vectors per CPU-s), %.0f bytes/vector (heap %.0f)\n",
-			r+1, rr.BuildSeconds, rr.BuildRate, *threads, rr.BuildCPU, rr.BuildRateCPU, rr.BytesPerVec, rr.HeapPerVec)
+		fmt.Fprintf(stdout, "run %d\n", r+1)
 		runtime.LockOSThread()
-
 		for _, ef := range efs {
 			lat := make([]time.Duration, nq)
 			clat := make([]time.Duration, nq)
@@ -467,8 +479,6 @@ func runBench(args []string, stdout io.Writer) error {
 		}
 		runtime.UnlockOSThread()
 		rep.Runs = append(rep.Runs, rr)
-		ix = nil
-		runtime.GC()
 	}
 	path := *out
 	if path == "" {

@@ -22,6 +22,7 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/tributary-rag/tributary/pkg/docparse"
 )
@@ -100,6 +101,22 @@ func (s *Splitter) Size() int { return s.size }
 // Overlap returns the largest overlap between consecutive chunks, in runes.
 func (s *Splitter) Overlap() int { return s.overlap }
 
+// Span locates one chunk in the text that was split: runes [Start, End) and
+// bytes [ByteStart, ByteEnd).
+type Span struct {
+	Start, End         int
+	ByteStart, ByteEnd int
+}
+
+// Spans splits text and returns only where the chunks are, without copying
+// or hashing anything: it is Split without the Chunk metadata. text must be
+// valid UTF-8 for the byte offsets to apply to it (Split handles any input).
+func (s *Splitter) Spans(text string) []Span {
+	r := s.newRun(validUTF8(text))
+	r.section(0, len(r.text), 0)
+	return r.spans
+}
+
 // Split splits text into chunks. Every chunk has at most Size runes and at
 // least one non-whitespace rune; together the chunks cover every
 // non-whitespace rune of text. Chunks have no heading path and no page.
@@ -109,8 +126,31 @@ func (s *Splitter) Overlap() int { return s.overlap }
 func (s *Splitter) Split(text string) []Chunk {
 	text = validUTF8(text)
 	r := s.newRun(text)
-	r.section(0, len(text), 0, nil)
-	return r.finish()
+	r.section(0, len(text), 0)
+	return chunks(text, r.spans)
+}
+
+// chunks turns spans of text into hashed chunks. The hex hashes share one
+// allocation.
+func chunks(text string, spans []Span) []Chunk {
+	out := make([]Chunk, len(spans))
+	if len(spans) == 0 {
+		return out
+	}
+	hexes := make([]byte, 64*len(spans))
+	for i, sp := range spans {
+		t := text[sp.ByteStart:sp.ByteEnd]
+		// Sum256 only reads its input: hashing the string's bytes in place
+		// saves a copy per chunk.
+		sum := sha256.Sum256(unsafe.Slice(unsafe.StringData(t), len(t)))
+		hex.Encode(hexes[i*64:], sum[:])
+		out[i] = Chunk{Index: i, Text: t, Start: sp.Start, End: sp.End}
+	}
+	all := unsafe.String(&hexes[0], len(hexes)) // hexes is never written again
+	for i := range out {
+		out[i].Hash = all[i*64 : (i+1)*64]
+	}
+	return out
 }
 
 // SplitDocument splits a parsed document heading by heading: each run of
@@ -119,57 +159,72 @@ func (s *Splitter) Split(text string) []Chunk {
 // chunks of paged documents record the pages of the blocks they overlap.
 // Offsets refer to doc.Text().
 func (s *Splitter) SplitDocument(doc docparse.Document) []Chunk {
-	text := validUTF8(doc.Text())
-	r := s.newRun(text)
 	if len(doc.Blocks) == 0 {
 		return nil
 	}
+	text := doc.Text()
+	if !isValidUTF8(text) {
+		// Block offsets must agree with the repaired text.
+		blocks := make([]docparse.Block, len(doc.Blocks))
+		for i, b := range doc.Blocks {
+			b.Text = validUTF8(b.Text)
+			blocks[i] = b
+		}
+		doc.Blocks = blocks
+		text = doc.Text()
+	}
+	r := s.newRun(text)
 	// Offsets of every block in text.
-	type span struct{ b0, r0, r1 int }
-	spans := make([]span, len(doc.Blocks))
+	type blockSpan struct{ b0, r0, r1 int }
+	blocks := make([]blockSpan, len(doc.Blocks))
 	bpos, rpos := 0, 0
 	sepRunes := utf8.RuneCountInString(docparse.BlockSeparator)
 	for i, b := range doc.Blocks {
 		n := utf8.RuneCountInString(b.Text)
-		spans[i] = span{bpos, rpos, rpos + n}
+		blocks[i] = blockSpan{bpos, rpos, rpos + n}
 		bpos += len(b.Text) + len(docparse.BlockSeparator)
 		rpos += n + sepRunes
 	}
+	type section struct{ first, last, chunks int } // block range, chunks made so far
+	var sections []section
 	for i := 0; i < len(doc.Blocks); {
 		j := i + 1
 		for j < len(doc.Blocks) && samePath(doc.Blocks[i].HeadingPath, doc.Blocks[j].HeadingPath) {
 			j++
 		}
-		first := len(r.out)
-		last := doc.Blocks[j-1]
-		r.section(spans[i].b0, spans[j-1].b0+len(last.Text), spans[i].r0, doc.Blocks[i].HeadingPath)
-		// Pages: blocks i..j-1 are in rune order, and so are the chunks.
-		k := i
-		for c := first; c < len(r.out); c++ {
-			ch := &r.out[c]
-			for k < j-1 && spans[k].r1 <= ch.Start {
+		r.section(blocks[i].b0, blocks[j-1].b0+len(doc.Blocks[j-1].Text), blocks[i].r0)
+		sections = append(sections, section{i, j, len(r.spans)})
+		i = j
+	}
+	out := chunks(text, r.spans)
+	c := 0
+	for _, sec := range sections {
+		path := doc.Blocks[sec.first].HeadingPath
+		// Blocks and chunks are both in rune order.
+		k := sec.first
+		for ; c < sec.chunks; c++ {
+			ch := &out[c]
+			ch.HeadingPath = path
+			for k < sec.last-1 && blocks[k].r1 <= ch.Start {
 				k++
 			}
-			for m := k; m < j && spans[m].r0 < ch.End; m++ {
+			for m := k; m < sec.last && blocks[m].r0 < ch.End; m++ {
 				if p := doc.Blocks[m].Page; p > 0 {
 					if ch.Page == 0 || p < ch.Page {
 						ch.Page = p
 					}
-					if p > ch.PageEnd {
-						ch.PageEnd = p
-					}
+					ch.PageEnd = max(ch.PageEnd, p)
 				}
 			}
 		}
-		i = j
 	}
-	return r.finish()
+	return out
 }
 
 // validUTF8 returns s with every invalid byte replaced by U+FFFD, which
 // keeps rune offsets identical to those of []rune(s).
 func validUTF8(s string) string {
-	if utf8.ValidString(s) {
+	if isValidUTF8(s) {
 		return s
 	}
 	var b strings.Builder
@@ -209,15 +264,12 @@ type piece struct {
 type run struct {
 	text          string
 	size, overlap int
-	path          []string
 	win           []piece // pieces of the chunk being built
 	winRunes      int
 	pending       bool // win holds a piece that no emitted chunk covers yet
 	runePos       int  // rune offset of the next piece
 	lastEnd       int  // byte end of the last emitted chunk
-	out           []Chunk
-	scratch       []byte // chunk text copied for hashing
-	hexes         []byte // hex hashes of out, 64 bytes each
+	spans         []Span
 }
 
 func (s *Splitter) newRun(text string) *run {
@@ -226,24 +278,12 @@ func (s *Splitter) newRun(text string) *run {
 		size:    s.size,
 		overlap: s.overlap,
 		win:     make([]piece, 0, 64),
-		out:     make([]Chunk, 0, len(text)/s.size+1),
+		spans:   make([]Span, 0, len(text)/s.size+1),
 	}
 }
 
-// finish fills in the chunks' hashes from one shared string and returns the
-// chunks.
-func (r *run) finish() []Chunk {
-	hexes := string(r.hexes)
-	for i := range r.out {
-		r.out[i].Hash = hexes[i*64 : (i+1)*64]
-	}
-	return r.out
-}
-
-// section splits text[b0:b1], which starts at rune offset r0, into chunks
-// under path.
-func (r *run) section(b0, b1, r0 int, path []string) {
-	r.path = path
+// section splits text[b0:b1], which starts at rune offset r0.
+func (r *run) section(b0, b1, r0 int) {
 	r.runePos = r0
 	r.win = r.win[:0]
 	r.winRunes = 0
@@ -301,7 +341,14 @@ func (r *run) split(b0, b1, level int) {
 		if e < 0 {
 			break
 		}
-		r.segment(start, e, level+1)
+		if start == b0 && leadingSpace(r.text[e:b1]) == b1-e {
+			// Only whitespace follows the separator (a paragraph's own
+			// trailing "\n"): the part is the whole text, which is known not
+			// to fit, so skip counting it again.
+			r.split(start, e, level+1)
+		} else {
+			r.segment(start, e, level+1)
+		}
 		start = e
 	}
 	if start == b0 {
@@ -516,8 +563,22 @@ var asciiSpace = [utf8.RuneSelf]uint8{'\t': 1, '\n': 1, '\v': 1, '\f': 1, '\r': 
 // add appends a piece to the chunk being built, first emitting the chunk and
 // keeping only its overlap tail when the piece does not fit.
 func (r *run) add(p piece) {
-	if len(r.win) == 0 && p.lw == p.n {
-		return // whitespace that would be trimmed from the chunk's start
+	if p.lw == p.n { // whitespace only
+		if len(r.win) == 0 {
+			return // it would be trimmed from the chunk's start
+		}
+		// Grow the last piece instead of appending, so that long runs of
+		// whitespace cannot grow the window without bound. Whitespace alone
+		// never needs a new chunk.
+		last := &r.win[len(r.win)-1]
+		if last.lw == last.n {
+			last.lw += p.n
+		}
+		last.b1 = p.b1
+		last.n += p.n
+		last.tw += p.n
+		r.winRunes += p.n
+		return
 	}
 	need := p.n - p.tw // runes p adds when it ends the chunk
 	if len(r.win) > 0 && r.winRunes-r.win[0].lw+need > r.size {
@@ -569,15 +630,5 @@ func (r *run) flush() {
 		return
 	}
 	r.lastEnd = b1
-	text := t[b0:b1]
-	r.scratch = append(r.scratch[:0], text...)
-	sum := sha256.Sum256(r.scratch)
-	r.hexes = hex.AppendEncode(r.hexes, sum[:])
-	r.out = append(r.out, Chunk{
-		Index:       len(r.out),
-		Text:        text,
-		Start:       r0,
-		End:         r1,
-		HeadingPath: r.path,
-	})
+	r.spans = append(r.spans, Span{Start: r0, End: r1, ByteStart: b0, ByteEnd: b1})
 }

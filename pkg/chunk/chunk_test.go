@@ -125,6 +125,11 @@ func TestSplit(t *testing.T) {
 			want: []string{"甲乙丙", "丁戊己", "庚辛壬"},
 		},
 		{name: "empty", text: "", size: 10, want: []string{}},
+		{
+			name: "long whitespace runs",
+			text: "a" + strings.Repeat(" ", 100000) + "b c\n\n\n\n" + strings.Repeat("\n \t", 10000) + "d", size: 3, overlap: 1,
+			want: []string{"a", "b c", "d"},
+		},
 		{name: "whitespace only", text: " \n\n \t ", size: 10, want: []string{}},
 		{
 			name: "mixed english and chinese",
@@ -307,6 +312,7 @@ func FuzzChunk(f *testing.F) {
 	f.Add("alpha\n\nbeta\ngamma, delta; epsilon", 7, 0)
 	f.Add("ab\xffcd\xfe. ef gh", 3, 1)
 	f.Add(strings.Repeat("字", 50), 7, 2)
+	f.Add("#h1|para one. two.|#h2|x\xffy|z", 5, 1)
 	f.Fuzz(func(t *testing.T, text string, size, overlap int) {
 		size = size%64 + 1
 		if size <= 0 {
@@ -321,5 +327,60 @@ func FuzzChunk(f *testing.F) {
 			t.Skip()
 		}
 		checkChunks(t, text, s.Split(text), s.Size(), s.Overlap())
+		// The same text as a document: blocks at every "|", headings at
+		// lines starting with "#", pages counting up.
+		var doc docparse.Document
+		var path []string
+		for i, part := range strings.Split(text, "|") {
+			b := docparse.Block{Text: part, HeadingPath: path, Page: i / 2}
+			if strings.HasPrefix(part, "#") {
+				path = []string{part}
+				b.HeadingPath, b.Heading = path, true
+			}
+			doc.Blocks = append(doc.Blocks, b)
+		}
+		dchunks := s.SplitDocument(doc)
+		checkChunks(t, doc.Text(), dchunks, s.Size(), s.Overlap())
+		for i, c := range dchunks {
+			if c.Page > c.PageEnd {
+				t.Errorf("chunk %d: pages %d-%d", i, c.Page, c.PageEnd)
+			}
+		}
+		if got, want := isValidUTF8(text), utf8.ValidString(text); got != want {
+			t.Errorf("isValidUTF8(%q) = %v, want %v", text, got, want)
+		}
+		if v := validUTF8(text); runeCount(v, len(v)) != utf8.RuneCountInString(v) {
+			t.Errorf("runeCount(%q) = %d, want %d", v, runeCount(v, len(v)), utf8.RuneCountInString(v))
+		}
 	})
+}
+
+func TestRuneCount(t *testing.T) {
+	base := "héllo, 世界! 𝄞 " + strings.Repeat("ascii only text ", 5) + strings.Repeat("中文字符", 20)
+	for n := 0; n <= len(base); n++ {
+		s := validUTF8(base[:n])
+		want := utf8.RuneCountInString(s)
+		if got := runeCount(s, 1<<30); got != want {
+			t.Fatalf("runeCount(%q) = %d, want %d", s, got, want)
+		}
+		for _, limit := range []int{0, want - 1, want, want + 1} {
+			got := runeCount(s, limit)
+			if want <= limit && got != want || want > limit && got != limit+1 {
+				t.Fatalf("runeCount(%q, %d) = %d, want %d (or limit+1 when over)", s, limit, got, want)
+			}
+		}
+	}
+}
+
+func TestIsValidUTF8(t *testing.T) {
+	tests := []string{
+		"", "ascii only, longer than eight bytes", "中文字符和标点。", "\xe0\xa0\x80", "\xe0\x80\x80",
+		"\xed\x9f\xbf", "\xed\xa0\x80", "\xef\xbf\xbf", "\xef\xbf", "abc\xe4\xb8", "\xf0\x9d\x84\x9e",
+		"\xf4\x90\x80\x80", "\xc0\xaf", "\xe4\xb8\xad\xff", "12345678\x80", "\xee\x80\x80\xec\xbf\xbf",
+	}
+	for _, s := range tests {
+		if got, want := isValidUTF8(s), utf8.ValidString(s); got != want {
+			t.Errorf("isValidUTF8(%q) = %v, want %v", s, got, want)
+		}
+	}
 }

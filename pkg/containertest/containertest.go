@@ -4,8 +4,10 @@
 // Nothing is pulled from a registry: the binaries are built on the host as
 // static Linux executables (CGO_ENABLED=0), and each image is built from
 // the repository's Dockerfile for that binary, which starts FROM scratch and
-// copies the binary in. Images are tagged by a hash of binary and
-// Dockerfile, so a second run with unchanged code reuses them.
+// copies the binary in. Images are tagged tributary-test/<binary>:<hash of
+// binary and Dockerfile> and kept, so a second run with unchanged code
+// reuses them (Go's build cache makes the binaries cheap to rebuild, and
+// -trimpath makes them reproducible).
 //
 // Testcontainers' reaper (Ryuk) needs an image from Docker Hub, so it is
 // disabled; every container and network is removed by a tb.Cleanup that
@@ -100,6 +102,12 @@ func Setup(ctx context.Context, tb testing.TB, binaries ...string) *Env {
 		// The reaper image cannot be pulled; cleanup is ours.
 		tb.Setenv("TESTCONTAINERS_RYUK_DISABLED", "true")
 	}
+	if os.Getenv("TESTCONTAINERS_HOST_OVERRIDE") == "" && os.Getenv("DOCKER_HOST") == "" && localDaemon() {
+		// Inside a container (/.dockerenv) testcontainers reaches published
+		// ports through a network gateway; when the daemon's bridge is in
+		// our own network namespace, loopback is the reliable way.
+		tb.Setenv("TESTCONTAINERS_HOST_OVERRIDE", "127.0.0.1")
+	}
 	if len(binaries) == 0 {
 		binaries = []string{BinaryTributary, BinaryIngest}
 	}
@@ -117,6 +125,14 @@ func Setup(ctx context.Context, tb testing.TB, binaries ...string) *Env {
 		tb.Fatalf("containertest: create network: %v", err)
 	}
 	return &Env{Root: root, Network: nw.Name, images: images}
+}
+
+// localDaemon reports whether the Docker daemon's default bridge lives in
+// this process's network namespace, so that published ports are on
+// loopback.
+func localDaemon() bool {
+	_, err := net.InterfaceByName("docker0")
+	return err == nil
 }
 
 // Image returns the tag of the image built for binary.

@@ -88,7 +88,9 @@ func EnvName(flagName string) string {
 // ParseConfig registers the common flags on fs next to any the caller
 // registered, parses args with environment fallback (see ParseFlags), and
 // validates the result against need. All problems are reported together,
-// each naming its variable.
+// each naming its variable. Call it once per FlagSet, and do not register
+// the common flag names (kafka-brokers, topic-prefix, http-addr, data-dir,
+// qdrant-addr, api-keys, log-level) yourself.
 func ParseConfig(fs *flag.FlagSet, args []string, getenv func(string) string, need Need) (Config, error) {
 	var brokers, keys, level string
 	fs.StringVar(&brokers, "kafka-brokers", "localhost:9092", "comma-separated Kafka bootstrap addresses (host:port)")

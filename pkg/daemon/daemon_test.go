@@ -18,8 +18,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/tributary-rag/tributary/pkg/broker"
 	"github.com/tributary-rag/tributary/pkg/daemon"
-	"github.com/tributary-rag/tributary/pkg/kafkatest"
+	"github.com/tributary-rag/tributary/pkg/kafkatransport"
+	"github.com/tributary-rag/tributary/pkg/tracecontext"
 )
 
 func env(m map[string]string) func(string) string {
@@ -181,17 +183,20 @@ func get(t *testing.T, url string) (int, map[string]any) {
 // TestReadyzFlips checks /readyz against a real broker: not ready while a
 // topic is missing, ready once it exists, not ready after the broker stops.
 func TestReadyzFlips(t *testing.T) {
-	cl := kafkatest.Start(t)
-	if cl.External() {
-		t.Skip("stops its broker; needs the in-process cluster")
+	// This test stops its broker, so it always runs its own in-process one.
+	b, err := broker.Start(broker.Config{Listen: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
 	}
-	topic := cl.Name(t, "t")
+	defer b.Close()
+	brokers := []string{b.Addr()}
+	topic := "readyz-topic"
 	reg := prometheus.NewRegistry()
 	c := prometheus.NewCounter(prometheus.CounterOpts{Name: "tributary_test_total", Help: "test"})
 	reg.MustRegister(c)
 	c.Inc()
 	app := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusTeapot) })
-	srv := httptest.NewServer(daemon.NewHTTPHandler(app, reg, daemon.KafkaCheck(cl.Brokers(), topic)))
+	srv := httptest.NewServer(daemon.NewHTTPHandler(app, reg, daemon.KafkaCheck(brokers, topic)))
 	defer srv.Close()
 
 	if code, body := get(t, srv.URL+"/healthz"); code != 200 || body["status"] != "ok" {
@@ -201,7 +206,11 @@ func TestReadyzFlips(t *testing.T) {
 	if code != 503 || !strings.Contains(body["checks"].(map[string]any)["kafka"].(string), topic) {
 		t.Errorf("/readyz with missing topic = %d %v, want 503 naming it", code, body)
 	}
-	cl.CreateTopics(t, 1, topic)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := kafkatransport.EnsureTopics(ctx, brokers, kafkatransport.TopicSpec{Name: topic, Partitions: 1, ReplicationFactor: 1}); err != nil {
+		t.Fatal(err)
+	}
 	if code, body := get(t, srv.URL+"/readyz"); code != 200 || body["status"] != "ready" {
 		t.Errorf("/readyz = %d %v, want 200", code, body)
 	}
@@ -209,15 +218,15 @@ func TestReadyzFlips(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, _ := io.ReadAll(resp.Body)
+	raw, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if !strings.Contains(string(b), "tributary_test_total 1") {
-		t.Errorf("/metrics lacks the counter:\n%s", b)
+	if !strings.Contains(string(raw), "tributary_test_total 1") {
+		t.Errorf("/metrics lacks the counter:\n%s", raw)
 	}
 	if code, _ := get(t, srv.URL+"/v1/anything"); code != http.StatusTeapot {
 		t.Errorf("app route = %d, want 418", code)
 	}
-	cl.Close()
+	b.Close()
 	start := time.Now()
 	if code, _ := get(t, srv.URL+"/readyz"); code != 503 {
 		t.Errorf("/readyz with broker down = %d, want 503", code)
@@ -309,5 +318,42 @@ func TestNewLogger(t *testing.T) {
 	}
 	if rec["service"] != "ingest" || rec["msg"] != "hello" || rec["document_id"] != "d1" {
 		t.Errorf("record = %v", rec)
+	}
+}
+
+func TestTrace(t *testing.T) {
+	var seen tracecontext.TraceParent
+	h := daemon.Trace(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen, _ = tracecontext.FromContext(r.Context())
+	}))
+	parent := tracecontext.New()
+	tests := []struct {
+		name      string
+		header    string
+		sameTrace bool
+	}{
+		{"continues the caller's trace", parent.String(), true},
+		{"starts a trace without a header", "", false},
+		{"starts a trace on garbage", "00-zz", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			seen = tracecontext.TraceParent{}
+			req := httptest.NewRequest("GET", "/v1/x", nil)
+			if tt.header != "" {
+				req.Header.Set("traceparent", tt.header)
+			}
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			if !seen.IsValid() {
+				t.Fatal("handler context has no traceparent")
+			}
+			if (seen.TraceID == parent.TraceID) != tt.sameTrace || seen.SpanID == parent.SpanID {
+				t.Errorf("context traceparent %v, caller's %v, want same trace %v", seen, parent, tt.sameTrace)
+			}
+			if rec.Header().Get("traceparent") != seen.String() {
+				t.Errorf("response traceparent %q, want %q", rec.Header().Get("traceparent"), seen)
+			}
+		})
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/tributary-rag/tributary/pkg/kafkatransport"
+	"github.com/tributary-rag/tributary/pkg/tracecontext"
 )
 
 // NewLogger returns a JSON logger at level that adds "service" to every
@@ -69,9 +70,27 @@ func NewHTTPHandler(app http.Handler, gatherer prometheus.Gatherer, checks ...Ch
 		mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
 	}
 	if app != nil {
-		mux.Handle("/", app)
+		mux.Handle("/", Trace(app))
 	}
 	return mux
+}
+
+// Trace continues the caller's trace: it parses the request's traceparent
+// header (or starts a new trace when it is missing or malformed), puts a
+// child span in the request context, where events.Marshal finds it, and
+// returns that span's traceparent in the response header. NewHTTPHandler
+// applies it to the service's routes.
+func Trace(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tp, err := tracecontext.Parse(r.Header.Get(tracecontext.Header))
+		if err != nil {
+			tp = tracecontext.New()
+		} else {
+			tp = tp.Child()
+		}
+		w.Header().Set(tracecontext.Header, tp.String())
+		next.ServeHTTP(w, r.WithContext(tracecontext.WithContext(r.Context(), tp)))
+	})
 }
 
 func runChecks(ctx context.Context, checks []Check) map[string]string {

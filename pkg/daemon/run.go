@@ -20,55 +20,47 @@ import (
 // for all of them. The zero Group is ready to use; a Group is not safe for
 // concurrent use and runs once.
 type Group struct {
-	actors []actor
+	parts []part
 }
 
-type actor struct {
-	name      string
-	execute   func() error
-	interrupt func(error)
+// part is a long-lived piece of a service: run runs it until ctx is done
+// (or it fails); stop, if set, is called instead of cancelling ctx.
+type part struct {
+	name string
+	run  func(ctx context.Context) error
+	stop func(ctx context.Context)
 }
 
 // Add runs fn(ctx) as a part named name; ctx is cancelled when the group
 // stops. fn should return nil after a graceful stop (as
 // kafkatransport.Subscriber.Run does).
 func (g *Group) Add(name string, fn func(ctx context.Context) error) {
-	ctx, cancel := context.WithCancel(context.Background())
-	g.actors = append(g.actors, actor{
-		name: name,
-		execute: func() error {
-			if err := fn(ctx); err != nil {
-				return fmt.Errorf("%s: %w", name, err)
-			}
-			return nil
-		},
-		interrupt: func(error) { cancel() },
-	})
+	g.parts = append(g.parts, part{name: name, run: fn})
 }
 
 // AddHTTP serves srv on ln, or on srv.Addr when ln is nil, and shuts it
 // down gracefully (waiting up to drain for open requests) when the group
 // stops.
 func (g *Group) AddHTTP(srv *http.Server, ln net.Listener, drain time.Duration) {
-	g.actors = append(g.actors, actor{
+	g.parts = append(g.parts, part{
 		name: "http",
-		execute: func() error {
+		run: func(context.Context) error {
 			if ln == nil {
 				l, err := net.Listen("tcp", srv.Addr)
 				if err != nil {
-					return fmt.Errorf("http: listen: %w", err)
+					return fmt.Errorf("listen: %w", err)
 				}
 				ln = l
 			}
 			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				return fmt.Errorf("http: %w", err)
+				return err
 			}
 			return nil
 		},
-		interrupt: func(error) {
-			ctx, cancel := context.WithTimeout(context.Background(), drain)
+		stop: func(ctx context.Context) {
+			sctx, cancel := context.WithTimeout(ctx, drain)
 			defer cancel()
-			if err := srv.Shutdown(ctx); err != nil {
+			if err := srv.Shutdown(sctx); err != nil {
 				_ = srv.Close()
 			}
 		},
@@ -92,10 +84,21 @@ func (g *Group) Run(ctx context.Context, logger *slog.Logger) error {
 		<-sctx.Done()
 		return nil
 	}, func(error) { scancel() })
-	for _, a := range g.actors {
-		rg.Add(a.execute, a.interrupt)
+	for _, p := range g.parts {
+		pctx, pcancel := context.WithCancel(ctx)
+		rg.Add(func() error {
+			if err := p.run(pctx); err != nil {
+				return fmt.Errorf("%s: %w", p.name, err)
+			}
+			return nil
+		}, func(error) {
+			if p.stop != nil {
+				p.stop(context.WithoutCancel(ctx))
+			}
+			pcancel()
+		})
 	}
-	logger.Info("started", "parts", len(g.actors))
+	logger.Info("started", "parts", len(g.parts))
 	err := rg.Run()
 	var sig run.SignalError
 	if errors.As(err, &sig) {

@@ -132,6 +132,7 @@ func TestEncodings(t *testing.T) {
 		{name: "gbk declared", ct: "text/plain; charset=GBK", data: gbk, want: zh, wantEnc: "gb18030"},
 		{name: "gb2312 declared", ct: "text/plain; charset=gb2312", data: gbk, want: zh, wantEnc: "gb18030"},
 		{name: "latin-1 declared", ct: "text/plain; charset=iso-8859-1", data: "caf\xe9", want: "café", wantEnc: "windows-1252"},
+		{name: "declared latin-1 but really utf-8", ct: "text/plain; charset=iso-8859-1", data: "café", want: "café", wantEnc: "utf-8"},
 		{name: "invalid utf-8 falls back to replacement", data: "caf\xe9 ok", want: "caf\ufffd ok", wantEnc: "utf-8"},
 	}
 	for _, tt := range tests {
@@ -214,7 +215,8 @@ func TestParseHTML(t *testing.T) {
 <table><tr><th>Item</th><th>Limit</th></tr><tr><td>Hotel</td><td>200</td></tr></table>
 <ol start="3"><li>three</li><li>four</li></ol>
 <div>Line one<br>Line two</div>
-<noscript>enable js</noscript><form><input value="x">Search</form>
+<noscript>enable js</noscript><form><input value="x"><button>Search</button><label>Query</label></form>
+<article><header><h2>Article title</h2></header><p>Article body.</p><footer>Posted today</footer></article>
 <footer>Copyright</footer><script>track()</script></body></html>`
 	d := parse(t, Input{Data: []byte(src), FileName: "page.html"})
 	want := []blk{
@@ -225,6 +227,9 @@ func TestParseHTML(t *testing.T) {
 		{"Item | Limit\nHotel | 200", "Policies > Travel", 0},
 		{"3. three\n4. four", "Policies > Travel", 0},
 		{"Line one\nLine two", "Policies > Travel", 0},
+		{"Article title", "Policies > Article title", 0},
+		{"Article body.", "Policies > Article title", 0},
+		{"Posted today", "Policies > Article title", 0},
 	}
 	if got := blocksOf(d); !reflect.DeepEqual(got, want) {
 		t.Errorf("blocks =\n%+v\nwant\n%+v", got, want)
@@ -232,7 +237,7 @@ func TestParseHTML(t *testing.T) {
 	if d.Title != "Handbook" {
 		t.Errorf("Title = %q", d.Title)
 	}
-	for _, noise := range []string{"secret", "color", "Site header", "Home", "Copyright", "track", "enable js", "Search"} {
+	for _, noise := range []string{"secret", "color", "Site header", "Home", "Copyright", "track", "enable js", "Search", "Query"} {
 		if strings.Contains(d.Text(), noise) {
 			t.Errorf("text keeps noise %q", noise)
 		}
@@ -275,6 +280,30 @@ func TestParsePDF(t *testing.T) {
 	}
 }
 
+func TestParsePDFContentBomb(t *testing.T) {
+	// Page 2's content inflates past the per-page limit: it is skipped, the
+	// rest of the document still parses.
+	data := makePDF("", true, pdfPage{"Normal page."}, pdfPage{"RAW:" + strings.Repeat(" ", maxPDFPageContent) + "(hidden) Tj"}, pdfPage{"Third page."})
+	if len(data) > 1<<20 {
+		t.Fatalf("bomb is %d bytes, want a small compressed file", len(data))
+	}
+	d := parse(t, Input{Data: data, FileName: "bomb.pdf"})
+	want := []blk{{"Normal page.", "", 1}, {"Third page.", "", 3}}
+	if got := blocksOf(d); !reflect.DeepEqual(got, want) {
+		t.Errorf("blocks = %+v, want %+v", got, want)
+	}
+}
+
+func TestParsePDFKerning(t *testing.T) {
+	// TJ arrays move glyphs: a large negative adjustment is a word space, a
+	// small one is kerning inside a word.
+	data := makePDF("", false, pdfPage{"RAW:[(Hel) -20 (lo) -400 (World)] TJ", "RAW:(Line) Tj 0 -14 Td (below) Tj"})
+	d := parse(t, Input{Data: data, FileName: "k.pdf"})
+	if got, want := d.Text(), "Hello World\nLine\nbelow"; got != want {
+		t.Errorf("text = %q, want %q", got, want)
+	}
+}
+
 func TestParseDOCX(t *testing.T) {
 	body := docxBodyXML(
 		wp("a5", "Report Title"),
@@ -312,6 +341,17 @@ func TestParseDOCX(t *testing.T) {
 	}
 	if d.Title != "Quarterly Report" {
 		t.Errorf("Title = %q, want the core properties title", d.Title)
+	}
+}
+
+func TestParseDOCXDeclaredEncoding(t *testing.T) {
+	body, err := simplifiedchinese.GBK.NewEncoder().String(strings.Replace(docxBodyXML(wp("", "国标编码的段落。")), `encoding="UTF-8"`, `encoding="GBK"`, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := parse(t, Input{Data: makeDOCX(t, docxPart{name: "word/document.xml", body: body}), FileName: "gbk.docx"})
+	if got := d.Text(); got != "国标编码的段落。" {
+		t.Errorf("text = %q", got)
 	}
 }
 

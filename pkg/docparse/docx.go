@@ -10,6 +10,8 @@ import (
 	"io"
 	"strconv"
 	"strings"
+
+	"golang.org/x/text/encoding/htmlindex"
 )
 
 // docxReader reads DOCX archive entries within the zip-bomb limits.
@@ -101,7 +103,7 @@ func parseDOCX(ctx context.Context, data []byte, lim Limits) (Document, error) {
 	if err != nil {
 		return Document{}, err
 	}
-	if t := docxCoreTitle(core); t != "" {
+	if t := cleanTitle(docxCoreTitle(core)); t != "" {
 		doc.Title = t
 	}
 	return doc, nil
@@ -120,7 +122,7 @@ func docxStyles(data []byte) map[string]docxStyle {
 	if data == nil {
 		return styles
 	}
-	d := xml.NewDecoder(bytes.NewReader(data))
+	d := newXMLDecoder(data)
 	var id string
 	var st docxStyle
 	for {
@@ -182,7 +184,7 @@ func attr(t xml.StartElement, local string) string {
 // docxBody walks word/document.xml.
 func docxBody(ctx context.Context, data []byte, styles map[string]docxStyle) (Document, error) {
 	var b builder
-	d := xml.NewDecoder(bytes.NewReader(data))
+	d := newXMLDecoder(data)
 	var (
 		para      strings.Builder // text of the current paragraph
 		style     string          // style id of the current paragraph
@@ -254,10 +256,9 @@ func docxBody(ctx context.Context, data []byte, styles map[string]docxStyle) (Do
 				}
 				switch {
 				case st.title:
-					if b.doc.Title == "" {
-						b.doc.Title = strings.Join(strings.Fields(text), " ")
+					if h := b.heading(1, text); b.doc.Title == "" {
+						b.doc.Title = h
 					}
-					b.heading(1, text)
 				case st.level > 0:
 					b.heading(st.level, text)
 				case list:
@@ -292,12 +293,26 @@ func docxBody(ctx context.Context, data []byte, styles map[string]docxStyle) (Do
 	return b.doc, nil
 }
 
+// newXMLDecoder returns a decoder for an archive part, able to read parts
+// that declare an encoding other than UTF-8.
+func newXMLDecoder(data []byte) *xml.Decoder {
+	d := xml.NewDecoder(bytes.NewReader(data))
+	d.CharsetReader = func(label string, input io.Reader) (io.Reader, error) {
+		enc, err := htmlindex.Get(label)
+		if err != nil {
+			return nil, err
+		}
+		return enc.NewDecoder().Reader(input), nil
+	}
+	return d
+}
+
 // docxCoreTitle returns dc:title from docProps/core.xml.
 func docxCoreTitle(data []byte) string {
 	if data == nil {
 		return ""
 	}
-	d := xml.NewDecoder(bytes.NewReader(data))
+	d := newXMLDecoder(data)
 	in := false
 	var sb strings.Builder
 	for {

@@ -32,7 +32,8 @@ func hasBOM(b []byte) bool {
 }
 
 // decodeText converts data to valid UTF-8 and names the source encoding.
-// Order: byte order mark, declared charset, BOM-less UTF-16 (by the pattern
+// Order: byte order mark, declared charset (unless the bytes are valid
+// UTF-8), BOM-less UTF-16 (by the pattern
 // of zero bytes), valid UTF-8, GB18030 (a superset of GBK and GB2312) when it
 // decodes cleanly into mostly CJK text, and last UTF-8 with invalid bytes
 // replaced by U+FFFD. It never fails.
@@ -45,7 +46,10 @@ func decodeText(data []byte, charset string) (string, string) {
 	case bytes.HasPrefix(data, bomUTF16BE):
 		return decodeWith(xunicode.UTF16(xunicode.BigEndian, xunicode.IgnoreBOM), data[2:]), encUTF16BE
 	}
-	if charset != "" && charset != "utf-8" && charset != "utf8" && charset != "us-ascii" {
+	// A declared charset is honoured unless the bytes are valid UTF-8: pages
+	// and exports that declare a legacy charset but are really UTF-8 are
+	// common, and legacy-encoded non-ASCII text is almost never valid UTF-8.
+	if charset != "" && charset != "utf-8" && charset != "utf8" && charset != "us-ascii" && !utf8.Valid(data) {
 		if enc, err := htmlindex.Get(charset); err == nil {
 			name, _ := htmlindex.Name(enc)
 			if name == "gbk" || name == "gb18030" {

@@ -10,7 +10,8 @@ import (
 )
 
 // pdfPage is one page of a generated PDF: lines of text, where an empty
-// line leaves a paragraph gap.
+// line leaves a paragraph gap and a line starting with "RAW:" is written as
+// text-showing operators verbatim.
 type pdfPage []string
 
 // makePDF writes a minimal valid PDF 1.4 with a Helvetica text layer, an
@@ -41,7 +42,11 @@ func makePDF(title string, compress bool, pages ...pdfPage) []byte {
 				y -= 30
 				continue
 			}
-			fmt.Fprintf(&cs, "BT /F1 12 Tf 72 %d Td (%s) Tj ET\n", y, pdfEscape(l))
+			if raw, ok := strings.CutPrefix(l, "RAW:"); ok {
+				fmt.Fprintf(&cs, "BT /F1 12 Tf 72 %d Td %s ET\n", y, raw)
+			} else {
+				fmt.Fprintf(&cs, "BT /F1 12 Tf 72 %d Td (%s) Tj ET\n", y, pdfEscape(l))
+			}
 			y -= 14
 		}
 		if compress {

@@ -11,13 +11,16 @@ import (
 	"golang.org/x/net/html/atom"
 )
 
-// htmlSkip are elements whose content is page chrome or code, not text.
+// htmlSkip is a read-only set of elements whose content is page chrome or
+// code, not text. <header> and <footer> are skipped only outside <article>
+// and <main>, where they hold the article's own title and notes. <form> is
+// kept (ASP.NET pages wrap the whole body in one); its controls are not.
 var htmlSkip = map[atom.Atom]bool{
 	atom.Script: true, atom.Style: true, atom.Noscript: true, atom.Template: true,
-	atom.Nav: true, atom.Header: true, atom.Footer: true, atom.Aside: true,
-	atom.Iframe: true, atom.Svg: true, atom.Math: true, atom.Canvas: true,
-	atom.Button: true, atom.Select: true, atom.Head: true, atom.Object: true,
-	atom.Embed: true, atom.Form: true, atom.Dialog: true,
+	atom.Nav: true, atom.Aside: true, atom.Iframe: true, atom.Svg: true,
+	atom.Math: true, atom.Canvas: true, atom.Button: true, atom.Select: true,
+	atom.Textarea: true, atom.Head: true, atom.Object: true, atom.Embed: true,
+	atom.Dialog: true, atom.Label: true,
 }
 
 // htmlBlock are elements that start and end a block of text.
@@ -83,9 +86,10 @@ type htmlWalker struct {
 	err     error
 	b       builder
 	cur     bytes.Buffer // text of the block being built
-	pre     int             // depth inside <pre>
-	table   int             // depth inside <table>
-	list    []int           // item counters of open lists; -1 for <ul>
+	pre     int          // depth inside <pre>
+	table   int          // depth inside <table>
+	list    []int        // item counters of open lists; -1 for <ul>
+	content int          // depth inside <article> or <main>
 	firstH1 string
 	steps   int
 }
@@ -145,13 +149,17 @@ func (w *htmlWalker) walk(n *html.Node) {
 		// Only the title matters in <head>.
 		for c := n.FirstChild; c != nil; c = c.NextSibling {
 			if c.Type == html.ElementNode && c.DataAtom == atom.Title && w.b.doc.Title == "" {
-				w.b.doc.Title = strings.Join(strings.Fields(textOf(c)), " ")
+				w.b.doc.Title = cleanTitle(textOf(c))
 			}
 		}
 		return
 	}
-	if htmlSkip[a] {
+	if htmlSkip[a] || (a == atom.Header || a == atom.Footer) && w.content == 0 {
 		return
+	}
+	if a == atom.Article || a == atom.Main {
+		w.content++
+		defer func() { w.content-- }()
 	}
 	if level := headingLevel(a); level > 0 {
 		text := strings.Join(strings.Fields(textOf(n)), " ")
@@ -162,9 +170,8 @@ func (w *htmlWalker) walk(n *html.Node) {
 			return
 		}
 		w.flush()
-		w.b.heading(level, text)
-		if level == 1 && w.firstH1 == "" {
-			w.firstH1 = text
+		if h := w.b.heading(level, text); level == 1 && w.firstH1 == "" {
+			w.firstH1 = h
 		}
 		return
 	}

@@ -123,4 +123,3 @@ func scalar(v any) string {
 	}
 	return ""
 }
-

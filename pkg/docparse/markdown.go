@@ -44,9 +44,8 @@ func parseMarkdown(ctx context.Context, in Input) (Document, error) {
 		}
 		if level, text, ok := atxHeading(line); ok {
 			flush()
-			b.heading(level, text)
-			if level == 1 && b.doc.Title == "" {
-				b.doc.Title = b.stack[len(b.stack)-1].text
+			if h := b.heading(level, text); level == 1 && b.doc.Title == "" {
+				b.doc.Title = h
 			}
 			continue
 		}
@@ -61,9 +60,8 @@ func parseMarkdown(ctx context.Context, in Input) (Document, error) {
 			}
 			text := para[0]
 			para = para[:0]
-			b.heading(level, text)
-			if level == 1 && b.doc.Title == "" && len(b.stack) > 0 {
-				b.doc.Title = b.stack[len(b.stack)-1].text
+			if h := b.heading(level, text); level == 1 && b.doc.Title == "" {
+				b.doc.Title = h
 			}
 			continue
 		}

@@ -63,6 +63,11 @@ func unixLines(s string) string {
 	return strings.ReplaceAll(s, "\r", "\n")
 }
 
+// cleanTitle normalizes a title to one NFC line.
+func cleanTitle(s string) string {
+	return strings.Join(strings.Fields(normalize(s)), " ")
+}
+
 // builder accumulates the blocks of a document under a heading stack.
 type builder struct {
 	doc   Document
@@ -75,13 +80,14 @@ type heading struct {
 	text  string
 }
 
-// heading records a heading of the given level (1 = outermost) and adds it as
-// a block.
-func (b *builder) heading(level int, text string) {
+// heading records a heading of the given level (1 = outermost), adds it as
+// a block and returns its normalized text; an empty heading is ignored and
+// returns "".
+func (b *builder) heading(level int, text string) string {
 	text = normalize(text)
 	text = strings.Join(strings.Fields(text), " ")
 	if text == "" {
-		return
+		return ""
 	}
 	for len(b.stack) > 0 && b.stack[len(b.stack)-1].level >= level {
 		b.stack = b.stack[:len(b.stack)-1]
@@ -93,6 +99,7 @@ func (b *builder) heading(level int, text string) {
 	}
 	b.path = path
 	b.doc.Blocks = append(b.doc.Blocks, Block{Text: text, HeadingPath: path, Heading: true})
+	return text
 }
 
 // text adds a block of body text under the current heading path.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"strings"
 
@@ -16,6 +17,15 @@ import (
 const (
 	maxPDFTreeDepth = 64
 	maxPDFPages     = 100000
+)
+
+// PDF content limits. The library inflates a page's content streams and
+// keeps every glyph in memory, so decoded content is measured before a page
+// is interpreted: a page over maxPDFPageContent is skipped, and a document
+// over maxPDFContent in total is too large (a Flate bomb).
+const (
+	maxPDFPageContent = 8 << 20
+	maxPDFContent     = 256 << 20
 )
 
 // parsePDF extracts the text layer of a PDF page by page. Lines and words are
@@ -40,13 +50,17 @@ func parsePDF(ctx context.Context, data []byte) (doc Document, err error) {
 	}
 	var b builder
 	b.doc.Pages = len(pages)
-	b.doc.Title = strings.Join(strings.Fields(r.Trailer().Key("Info").Key("Title").Text()), " ")
+	b.doc.Title = cleanTitle(r.Trailer().Key("Info").Key("Title").Text())
 	var firstErr error
+	budget := int64(maxPDFContent)
 	for i, p := range pages {
 		if err := ctx.Err(); err != nil {
 			return Document{}, err
 		}
-		text, err := pageText(p)
+		text, used, err := pageText(p, budget)
+		if budget -= used; budget < 0 {
+			return Document{}, fmt.Errorf("%w: pdf content inflates past %d bytes", ErrTooLarge, maxPDFContent)
+		}
 		if err != nil {
 			if firstErr == nil {
 				firstErr = fmt.Errorf("page %d: %w", i+1, err)
@@ -88,8 +102,9 @@ func collectPages(node pdf.Value, depth int, out *[]pdf.Value) error {
 	return nil // tolerate a stray non-page kid
 }
 
-// pageText rebuilds the text of one page from its positioned glyphs.
-func pageText(v pdf.Value) (text string, err error) {
+// pageText rebuilds the text of one page from its positioned glyphs. It
+// returns how many bytes of decoded content the page has (at most budget+1).
+func pageText(v pdf.Value, budget int64) (text string, used int64, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			text, err = "", fmt.Errorf("content: %v", p)
@@ -100,18 +115,30 @@ func pageText(v pdf.Value) (text string, err error) {
 	depth := 0
 	for p := v; !p.IsNull(); p = p.Key("Parent") {
 		if depth++; depth > maxPDFTreeDepth {
-			return "", errors.New("parent chain too deep")
+			return "", 0, errors.New("parent chain too deep")
 		}
 	}
 	page := pdf.Page{V: v}
-	if v.Key("Contents").IsNull() {
-		return "", nil
+	contents := v.Key("Contents")
+	if contents.IsNull() {
+		return "", 0, nil
+	}
+	used, err = contentSize(contents, min(budget, maxPDFPageContent))
+	if err != nil {
+		return "", used, err
+	}
+	if used > maxPDFPageContent || used > budget {
+		return "", used, fmt.Errorf("content inflates past %d bytes", min(budget, maxPDFPageContent))
 	}
 	var sb strings.Builder
 	var prev pdf.Text
 	havePrev := false
 	for _, t := range page.Content().Text {
-		if t.S == "" {
+		if strings.TrimSpace(t.S) == "" {
+			// The library emits line breaks of its own; positions decide.
+			if strings.Contains(t.S, " ") && havePrev {
+				sb.WriteByte(' ')
+			}
 			continue
 		}
 		if havePrev {
@@ -133,5 +160,34 @@ func pageText(v pdf.Value) (text string, err error) {
 		sb.WriteString(t.S)
 		prev, havePrev = t, true
 	}
-	return sb.String(), nil
+	return sb.String(), used, nil
+}
+
+// contentSize returns the decoded size of a page's content stream or array
+// of streams, reading at most limit+1 bytes.
+func contentSize(v pdf.Value, limit int64) (int64, error) {
+	var total int64
+	streams := []pdf.Value{v}
+	if v.Kind() == pdf.Array {
+		streams = streams[:0]
+		for i := 0; i < v.Len() && i < 10000; i++ {
+			streams = append(streams, v.Index(i))
+		}
+	}
+	for _, s := range streams {
+		if s.Kind() != pdf.Stream {
+			continue
+		}
+		rc := s.Reader()
+		n, err := io.Copy(io.Discard, io.LimitReader(rc, limit-total+1))
+		_ = rc.Close()
+		total += n
+		if err != nil {
+			return total, fmt.Errorf("content stream: %w", err)
+		}
+		if total > limit {
+			return total, nil
+		}
+	}
+	return total, nil
 }

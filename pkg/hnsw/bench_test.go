@@ -1,6 +1,7 @@
 package hnsw
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"testing"
 )
@@ -31,11 +32,15 @@ func BenchmarkSearch(b *testing.B) {
 	const n, dim = 20000, 384
 	data := clustered(rand.New(rand.NewPCG(2, 1)), n+100, dim, 50, 0.5)
 	ix := build(b, data[:n], Cosine, EfConstruction(100))
-	b.ReportAllocs()
-	b.ResetTimer()
-	i := 0
-	for b.Loop() {
-		ix.Search(data[n+i%100], 10, 64, nil)
-		i++
+	for _, pf := range []bool{true, false} {
+		b.Run(fmt.Sprintf("prefetch=%v", pf), func(b *testing.B) {
+			ix.noPrefetch = !pf
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				ix.Search(data[n+i%100], 10, 64, nil)
+				i++
+			}
+		})
 	}
 }

@@ -218,6 +218,8 @@ type Index struct {
 	deleted atomic.Int64
 
 	searchers sync.Pool
+
+	noPrefetch bool // for benchmarks comparing with and without prefetching
 }
 
 // New returns an empty index for vectors of dim dimensions.
@@ -733,11 +735,19 @@ func (ix *Index) searchLayer(s *searcher, q []float32, eps []item, ef, level int
 		s.cand.pop()
 		list := ix.links(c.id, level)
 		n := int(atomic.LoadUint32(&list[0]))
+		// Collect the unvisited neighbours and start loading their vectors
+		// before computing any distance: the walk is bound by memory latency.
+		s.batch = s.batch[:0]
 		for i := 1; i <= n; i++ {
 			nb := atomic.LoadUint32(&list[i])
-			if s.visit(nb) {
-				continue
+			if !s.visit(nb) {
+				s.batch = append(s.batch, nb)
+				if !ix.noPrefetch {
+					vecmath.Prefetch(ix.vec(nb))
+				}
 			}
+		}
+		for _, nb := range s.batch {
 			d := ix.dist(q, ix.vec(nb))
 			if s.res.len() < ef || d < lower {
 				s.cand.push(item{d, nb})

@@ -87,11 +87,11 @@ func recall(got, exact []Result) float64 {
 // part under -race) and checks plain and filtered recall against exact search,
 // then a smaller L2 index.
 func TestRecallAndFilter(t *testing.T) {
-	const n, dim, nq, k, ef = 10000, 32, 100, 10, 32
+	const n, dim, nq, k, ef = 10000, 32, 100, 10, 40
 	r := rand.New(rand.NewPCG(1, 1))
 	data := clustered(r, n+nq, dim, 50, 0.35)
 	vecs, queries := data[:n], data[n:]
-	ix := build(t, vecs, Cosine, M(16), EfConstruction(64), Seed(7))
+	ix := build(t, vecs, Cosine, M(16), EfConstruction(48), Seed(7))
 	if ix.Len() != n {
 		t.Fatalf("Len() = %d, want %d", ix.Len(), n)
 	}
@@ -104,8 +104,8 @@ func TestRecallAndFilter(t *testing.T) {
 		{"all", nil, nq, 0.98},
 		// 1%: ids whose hash falls in the lowest percentile, so the allowed
 		// points are spread over all clusters.
-		{"1%", func(id uint32) bool { return hash(id)%100 == 0 }, 25, 0.99},
-		{"50%", func(id uint32) bool { return hash(id)%2 == 0 }, 50, 0.98},
+		{"1%", func(id uint32) bool { return mix32(id)%100 == 0 }, 25, 0.99},
+		{"50%", func(id uint32) bool { return mix32(id)%2 == 0 }, 50, 0.98},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -145,7 +145,7 @@ func TestRecallAndFilter(t *testing.T) {
 }
 
 func TestRecallL2(t *testing.T) {
-	const n, dim, nq, k, ef = 3000, 32, 50, 10, 64
+	const n, dim, nq, k, ef = 2000, 32, 50, 10, 64
 	r := rand.New(rand.NewPCG(2, 1))
 	data := clustered(r, n+nq, dim, 30, 0.35)
 	for _, v := range data {
@@ -292,7 +292,7 @@ func TestEmptyAndSparseIDs(t *testing.T) {
 }
 
 func TestDelete(t *testing.T) {
-	const n, dim, k = 3000, 16, 10
+	const n, dim, k = 2000, 16, 10
 	r := rand.New(rand.NewPCG(2, 2))
 	data := clustered(r, n+50, dim, 20, 0.3)
 	ix := build(t, data[:n], Cosine, EfConstruction(64), Seed(3))
@@ -335,7 +335,7 @@ func TestDelete(t *testing.T) {
 	}
 }
 
-func hash(id uint32) uint32 {
+func mix32(id uint32) uint32 {
 	x := id*0x9e3779b1 + 0x7f4a7c15
 	x ^= x >> 16
 	x *= 0x85ebca6b

@@ -23,6 +23,7 @@ type searcher struct {
 	pick    []item
 	conn    []item
 	prune   []item
+	batch   []uint32
 }
 
 func (ix *Index) getSearcher() *searcher {

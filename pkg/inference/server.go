@@ -222,7 +222,7 @@ func (s *Server) serveJSON(w http.ResponseWriter, r *http.Request, j job) {
 		text.WriteString(t.Text)
 		return nil
 	})
-	s.observe(r, j, res, err)
+	s.observe(r, j, res, err, false)
 	if err != nil {
 		s.writeEngineError(w, r, err)
 		return
@@ -248,6 +248,12 @@ func (s *Server) serveJSON(w http.ResponseWriter, r *http.Request, j job) {
 func (s *Server) serveStream(w http.ResponseWriter, r *http.Request, j job) {
 	id, created := newID(j.chat), time.Now().Unix()
 	rc := http.NewResponseController(w)
+	flush := func() error {
+		if err := rc.Flush(); err != nil && !errors.Is(err, http.ErrNotSupported) {
+			return err
+		}
+		return nil
+	}
 	started := false
 	send := func(v any) error {
 		b, err := json.Marshal(v)
@@ -257,7 +263,7 @@ func (s *Server) serveStream(w http.ResponseWriter, r *http.Request, j job) {
 		if _, err := w.Write(append(append([]byte("data: "), b...), '\n', '\n')); err != nil {
 			return err
 		}
-		return rc.Flush()
+		return flush()
 	}
 	chunk := func(text string, role string, reason *string) any {
 		if j.chat {
@@ -279,26 +285,32 @@ func (s *Server) serveStream(w http.ResponseWriter, r *http.Request, j job) {
 		if j.chat {
 			return send(chunk("", "assistant", nil))
 		}
-		return rc.Flush()
+		return flush()
 	}
+	clientGone := false // a write failed: the client disconnected
 	res, err := s.engine.Generate(r.Context(), j.req, func(t llm.Token) error {
 		if !started {
 			if err := begin(); err != nil {
+				clientGone = true
 				return err
 			}
 		}
 		if t.Text == "" {
 			return nil
 		}
-		return send(chunk(t.Text, "", nil))
+		if err := send(chunk(t.Text, "", nil)); err != nil {
+			clientGone = true
+			return err
+		}
+		return nil
 	})
-	s.observe(r, j, res, err)
+	s.observe(r, j, res, err, clientGone)
 	if err != nil {
 		if !started {
 			s.writeEngineError(w, r, err)
 			return
 		}
-		if r.Context().Err() == nil {
+		if !clientGone && r.Context().Err() == nil {
 			// Too late for a status code: report in the stream, as
 			// OpenAI does.
 			aerr := engineError(err)
@@ -329,21 +341,22 @@ func (s *Server) serveStream(w http.ResponseWriter, r *http.Request, j job) {
 		}
 	}
 	if _, err := io.WriteString(w, "data: [DONE]\n\n"); err == nil {
-		_ = rc.Flush()
+		_ = flush()
 	}
 }
 
 // observe records a finished generation in the metrics and the log.
-func (s *Server) observe(r *http.Request, j job, res llm.Result, err error) {
+// clientGone says that a write to the client failed.
+func (s *Server) observe(r *http.Request, j job, res llm.Result, err error, clientGone bool) {
 	reason := res.FinishReason
 	switch {
 	case errors.Is(err, llm.ErrQueueFull):
 		reason = "rejected_queue_full"
 	case errors.Is(err, llm.ErrInvalidRequest):
 		reason = "rejected_invalid"
-	case err != nil && r.Context().Err() != nil:
+	case err != nil && (r.Context().Err() != nil || clientGone):
 		reason = llm.FinishCancelled
-	case err != nil && reason == "":
+	case err != nil:
 		reason = "error"
 	}
 	s.metrics.observe(res, reason)

@@ -30,7 +30,7 @@ type testEnv struct {
 	run    func() // starts the engine's Run loop (once)
 }
 
-func newEnv(t *testing.T, startEngine bool, engineOpts []llm.EngineOption, opts ...Option) *testEnv {
+func newEnv(t testing.TB, startEngine bool, engineOpts []llm.EngineOption, opts ...Option) *testEnv {
 	t.Helper()
 	m, err := llm.Load(filepath.Join("..", "..", "models", "stories260K.gguf"))
 	if err != nil {

@@ -155,7 +155,7 @@ func (c *Cluster) Topic(tb testing.TB, partitions int) string {
 // CreateTopics creates names and their dead-letter topics (idempotently).
 func (c *Cluster) CreateTopics(tb testing.TB, partitions int, names ...string) {
 	tb.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(tb.Context(), 30*time.Second)
 	defer cancel()
 	if err := kafkatransport.EnsureTopics(ctx, c.brokers, kafkatransport.TopicSpecs(partitions, 1, names...)...); err != nil {
 		tb.Fatalf("kafkatest: %v", err)
@@ -196,7 +196,7 @@ func (c *Cluster) Produce(tb testing.TB, msgs ...kafka.Message) {
 			tb.Errorf("kafkatest: %v", err)
 		}
 	}()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(tb.Context(), 30*time.Second)
 	defer cancel()
 	if err := p.WriteMessages(ctx, msgs...); err != nil {
 		tb.Fatalf("kafkatest: produce: %v", err)
@@ -207,7 +207,7 @@ func (c *Cluster) Produce(tb testing.TB, msgs ...kafka.Message) {
 // offset, without using a consumer group.
 func (c *Cluster) ReadAll(tb testing.TB, topic string) []kafka.Message {
 	tb.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(tb.Context(), 30*time.Second)
 	defer cancel()
 	msgs, err := c.readAll(ctx, topic)
 	if err != nil {

@@ -107,7 +107,7 @@ func (p *Publisher) WriteMessages(ctx context.Context, msgs ...kafka.Message) er
 	// looks unknown until the cache expires: retry for a little longer than
 	// the metadata TTL. (Messages to other topics in the same call may be
 	// written twice; delivery is at least once anyway.)
-	for deadline := time.Now().Add(metadataTTL + time.Second); errors.Is(err, kafka.UnknownTopicOrPartition) && time.Now().Before(deadline); {
+	for deadline := time.Now().Add(metadataTTL + time.Second); unknownTopic(err) && time.Now().Before(deadline); {
 		select {
 		case <-ctx.Done():
 		case <-time.After(100 * time.Millisecond):
@@ -168,4 +168,19 @@ func (p *Publisher) Close() error {
 		return fmt.Errorf("close publisher: %w", err)
 	}
 	return nil
+}
+
+// unknownTopic reports whether err, or any per-message error of a
+// kafka.WriteErrors, is UnknownTopicOrPartition.
+func unknownTopic(err error) bool {
+	var werrs kafka.WriteErrors
+	if errors.As(err, &werrs) {
+		for _, e := range werrs {
+			if errors.Is(e, kafka.UnknownTopicOrPartition) {
+				return true
+			}
+		}
+		return false
+	}
+	return errors.Is(err, kafka.UnknownTopicOrPartition)
 }

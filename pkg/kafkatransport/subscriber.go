@@ -219,7 +219,9 @@ func (s *Subscriber) Run(ctx context.Context) error {
 		StartOffset:    kafka.FirstOffset,
 		ReadBackoffMin: 10 * time.Millisecond,
 		ReadBackoffMax: 500 * time.Millisecond,
-		ErrorLogger:    kafka.LoggerFunc(func(msg string, args ...any) { s.logger.Debug(fmt.Sprintf(msg, args...), "topic", s.cfg.Topic) }),
+		ErrorLogger: kafka.LoggerFunc(func(msg string, args ...any) {
+			s.logger.Warn("kafka reader: "+fmt.Sprintf(msg, args...), "topic", s.cfg.Topic, "group", s.cfg.Group)
+		}),
 	}
 	for _, fn := range s.readerOpts {
 		fn(&rc)
@@ -429,6 +431,10 @@ func (s *Subscriber) deadLetter(ctx context.Context, stopping <-chan struct{}, m
 	}
 }
 
+// maxCommitFailures is how many times in a row a commit may fail before
+// its offsets are dropped.
+const maxCommitFailures = 5
+
 // commitLoop commits finished messages, batching whatever is waiting, until
 // commits is closed; then it commits the rest and returns. A failed commit
 // is retried with the next batch or after a short pause.
@@ -440,6 +446,7 @@ func (s *Subscriber) commitLoop(ctx context.Context, r *kafka.Reader, commits <-
 		}
 	}
 	open := true
+	failures := 0
 	for open {
 		if len(pending) == 0 {
 			m, ok := <-commits
@@ -480,9 +487,19 @@ func (s *Subscriber) commitLoop(ctx context.Context, r *kafka.Reader, commits <-
 		err := r.CommitMessages(cctx, msgs...)
 		cancel()
 		if err != nil {
-			s.logger.Error("commit offsets", "topic", s.cfg.Topic, "group", s.cfg.Group, "error", err)
+			failures++
+			s.logger.Error("commit offsets", "topic", s.cfg.Topic, "group", s.cfg.Group, "error", err, "failures", failures)
+			if failures < maxCommitFailures {
+				continue
+			}
+			// Give up on these offsets (e.g. partitions lost in a
+			// rebalance): their messages are delivered again, which
+			// at-least-once allows; later commits carry newer offsets.
+			clear(pending)
+			failures = 0
 			continue
 		}
+		failures = 0
 		if s.metrics != nil {
 			s.metrics.Committed.WithLabelValues(s.cfg.Topic, s.cfg.Group).Add(float64(len(msgs)))
 		}

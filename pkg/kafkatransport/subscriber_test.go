@@ -192,6 +192,20 @@ func TestSubscriberOrderHeadersOutputs(t *testing.T) {
 	if n := testutil.CollectAndCount(metrics.HandlerSeconds); n == 0 {
 		t.Error("no handler latency observed")
 	}
+	// Every partition reported its lag, and after the last message of a
+	// partition the lag is 0.
+	used := map[int]bool{}
+	for _, m := range cluster.ReadAll(t, in) {
+		used[m.Partition] = true
+	}
+	if n := testutil.CollectAndCount(metrics.Lag); n != len(used) {
+		t.Errorf("lag reported for %d partitions, want %d", n, len(used))
+	}
+	for p := range used {
+		if lag := testutil.ToFloat64(metrics.Lag.WithLabelValues(in, group, strconv.Itoa(p))); lag != 0 {
+			t.Errorf("partition %d lag = %v after consuming everything, want 0", p, lag)
+		}
+	}
 
 	// Everything was committed: a new member of the group gets nothing.
 	var again sync.Map
@@ -493,5 +507,154 @@ func TestGracefulDrain(t *testing.T) {
 	}
 	if fmt.Sprint(secondRun) != "[1 2 3 4]" {
 		t.Errorf("second member got %v, want [1 2 3 4] (no redelivery of the drained message)", secondRun)
+	}
+}
+
+// TestPartitionsConcurrent blocks the handler of the first message until a
+// message of another partition has been handled: with partitions served
+// one after another this would never happen.
+func TestPartitionsConcurrent(t *testing.T) {
+	t.Parallel()
+	in := cluster.Topic(t, 3)
+	group := cluster.Group(t)
+	pub := newPublisher(t)
+	ctx := events.WithTenant(context.Background(), "acme")
+	var ps []events.Payload
+	for i := 0; i < 12; i++ {
+		ps = append(ps, delta("req-"+strconv.Itoa(i), 0))
+	}
+	if err := pub.Publish(ctx, in, ps...); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	first := -1
+	other := make(chan struct{})
+	var otherOnce sync.Once
+	released := make(chan bool, 1)
+	sub := kt.NewSubscriber(kt.SubscriberConfig{Brokers: cluster.Brokers(), Group: group, Topic: in, Producer: pub},
+		func(ctx context.Context, req any) (any, error) {
+			p := req.(kt.Event).Message.Partition
+			mu.Lock()
+			isFirst := first == -1
+			if isFirst {
+				first = p
+			}
+			mine := p == first
+			mu.Unlock()
+			switch {
+			case isFirst:
+				select {
+				case <-other:
+					released <- true
+				case <-time.After(10 * time.Second):
+					released <- false
+				}
+			case !mine:
+				otherOnce.Do(func() { close(other) })
+			}
+			return nil, nil
+		}, kt.DecodeEvent, nil)
+	r := start(t, sub)
+	if ok := <-released; !ok {
+		t.Error("a blocked partition held up the others")
+	}
+	r.stop(t)
+}
+
+// TestTwoMembersShareTopic runs two subscribers in one group: every event
+// is handled (duplicates allowed only around the rebalance), and each key's
+// events arrive in order at whichever member handles them.
+func TestTwoMembersShareTopic(t *testing.T) {
+	t.Parallel()
+	in := cluster.Topic(t, 3)
+	group := cluster.Group(t)
+	pub := newPublisher(t)
+	const keys, perKey = 6, 20
+	ctx := events.WithTenant(context.Background(), "acme")
+	var mu sync.Mutex
+	seen := map[string]bool{}
+	last := map[string]int{} // "member/key" → last seq handled there
+	orderErrs := 0
+	endpoint := func(member int) func(context.Context, any) (any, error) {
+		return func(ctx context.Context, req any) (any, error) {
+			d := req.(kt.Event).Payload.(*events.AnswerDelta)
+			mu.Lock()
+			defer mu.Unlock()
+			k := strconv.Itoa(member) + "/" + d.RequestID
+			id := d.RequestID + "/" + strconv.Itoa(d.Seq)
+			// A redelivery after a rebalance may repeat what was seen;
+			// a new event must come after the key's last one.
+			if prev, ok := last[k]; ok && d.Seq <= prev && !seen[id] {
+				orderErrs++
+			}
+			last[k] = d.Seq
+			seen[id] = true
+			return nil, nil
+		}
+	}
+	for m := 0; m < 2; m++ {
+		start(t, kt.NewSubscriber(kt.SubscriberConfig{Brokers: cluster.Brokers(), Group: group, Topic: in, Producer: pub},
+			endpoint(m), kt.DecodeEvent, nil))
+	}
+	for i := 0; i < perKey; i++ {
+		var ps []events.Payload
+		for k := 0; k < keys; k++ {
+			ps = append(ps, delta("req-"+strconv.Itoa(k), i))
+		}
+		if err := pub.Publish(ctx, in, ps...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "every event", 60*time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(seen) == keys*perKey
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if orderErrs > 0 {
+		t.Errorf("%d events arrived out of order at a member", orderErrs)
+	}
+}
+
+// TestDeadLetterWriteRetried: while the dead-letter topic cannot be
+// written, the poison message is neither committed nor dropped; once the
+// topic exists it is dead-lettered and committed.
+func TestDeadLetterWriteRetried(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	in := cluster.Name(t, "t")
+	if err := kt.EnsureTopics(ctx, cluster.Brokers(), kt.TopicSpec{Name: in, Partitions: 1, ReplicationFactor: 1}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "topic", 10*time.Second, func() bool { return kt.CheckTopics(ctx, cluster.Brokers(), in) == nil })
+	group := cluster.Group(t)
+	pub := newPublisher(t)
+	metrics := newMetrics(t)
+	cluster.Produce(t, kafka.Message{Topic: in, Key: []byte("k"), Value: []byte("poison")})
+	sub := kt.NewSubscriber(kt.SubscriberConfig{Brokers: cluster.Brokers(), Group: group, Topic: in, Producer: pub},
+		func(ctx context.Context, req any) (any, error) { return nil, nil },
+		kt.DecodeEvent, nil, kt.SubscriberMetrics(metrics), kt.SubscriberRetry(3, 10*time.Millisecond, 100*time.Millisecond))
+	r := start(t, sub)
+	waitFor(t, "the poison message", 20*time.Second, func() bool {
+		return testutil.ToFloat64(metrics.Consumed.WithLabelValues(in, group)) == 1
+	})
+	// Longer than the Publisher's own retry of unknown topics (2 s), so
+	// at least one dead-letter write has failed outright by now.
+	time.Sleep(3 * time.Second)
+	if got := testutil.ToFloat64(metrics.Committed.WithLabelValues(in, group)); got != 0 {
+		t.Fatalf("committed %v messages while the DLQ was unwritable", got)
+	}
+	if err := kt.EnsureTopics(ctx, cluster.Brokers(), kt.TopicSpec{Name: events.DLQ(in), Partitions: 1, ReplicationFactor: 1}); err != nil {
+		t.Fatal(err)
+	}
+	dl := cluster.ReadN(t, events.DLQ(in), 1, 20*time.Second)
+	waitFor(t, "commit", 10*time.Second, func() bool {
+		return testutil.ToFloat64(metrics.Committed.WithLabelValues(in, group)) == 1
+	})
+	r.stop(t)
+	if string(dl[0].Value) != "poison" || kafkatest.Header(dl[0], kt.DLQHeaderReason) != kt.ReasonPermanent {
+		t.Errorf("dead letter %q reason %q", dl[0].Value, kafkatest.Header(dl[0], kt.DLQHeaderReason))
 	}
 }

@@ -51,15 +51,22 @@ type kernels struct {
 	dotF32  func(a, b []float32) float32
 	tileF32 func(w0, w1 []float32, x *[4][]float32, out *[8]float32)
 	tileQ8  func(w []byte, xq *[4][]int8, xd *[4][]float32, out *[4]float32)
+	axpy    func(dst, x []float32, a float32)
+	dotQ4K  func(w []byte, xq []int8, xd []float32, xs []int32) float32
+	dotQ6K  func(w []byte, xq []int8, xd []float32) float32
 	dotF16  func(w []byte, x []float32) float32
 	dotQ8   func(w []byte, xq []int8, xd []float32) float32
 }
 
 func newKernels(simd bool) kernels {
 	if simd {
-		return kernels{simd: true, dotF32: dotF32SIMD, tileF32: tileF32SIMD, tileQ8: tileQ8_0SIMD, dotF16: dotF16SIMD, dotQ8: dotQ8_0SIMD}
+		k := kernels{simd: true, dotF32: dotF32SIMD, tileF32: tileF32SIMD, tileQ8: tileQ8_0SIMD, axpy: axpySIMD, dotQ4K: dotQ4KSIMD, dotQ6K: dotQ6KSIMD, dotF16: dotF16SIMD, dotQ8: dotQ8_0SIMD}
+		if vnniKernels() {
+			k.tileQ8 = tileQ8_0VNNI
+		}
+		return k
 	}
-	return kernels{dotF32: dotF32Go, dotF16: dotF16, dotQ8: dotQ8_0Go}
+	return kernels{dotF32: dotF32Go, dotF16: dotF16, dotQ8: dotQ8_0Go, axpy: axpy, dotQ4K: dotQ4K, dotQ6K: dotQ6K}
 }
 
 // NewCPU returns a CPU backend using threads goroutines (≤ 0: GOMAXPROCS).
@@ -180,6 +187,8 @@ func (c *CPU) MatMul(out []float32, w *Weight, x []float32, n int) {
 		q8 := &c.q8
 		dotQ8 := c.k.dotQ8
 		tileQ8 := c.k.tileQ8
+		dotQ4K := c.k.dotQ4K
+		dotQ6K := c.k.dotQ6K
 		c.parallel(rows, grain, func(lo, hi int) {
 			var txq [4][]int8
 			var txd [4][]float32
@@ -225,6 +234,7 @@ func (c *CPU) Attention(out []float32, qs []AttentionQuery, nHead, nKVHead, head
 	group := nHead / nKVHead
 	scale := float32(1 / math.Sqrt(float64(headDim)))
 	dot := c.k.dotF32
+	axpyK := c.k.axpy
 	maxPos := 0
 	for _, q := range qs {
 		maxPos = max(maxPos, q.Pos+1)
@@ -257,7 +267,7 @@ func (c *CPU) Attention(out []float32, qs []AttentionQuery, nHead, nKVHead, head
 			for t := 0; t < n; t++ {
 				a := sc[t] * inv
 				v := q.V[t*kvdim+kvh*headDim : t*kvdim+(kvh+1)*headDim]
-				axpy(o, v, a)
+				axpyK(o, v, a)
 			}
 		}
 	})

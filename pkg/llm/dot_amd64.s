@@ -137,8 +137,9 @@ f16reduce:
 
 // func dotQ8_0AVX2(w *byte, xq *int8, xd *float32, nb int) float32
 // w holds nb Q8_0 blocks (f16 scale, 32 int8); xq nb*32 int8 activations
-// in [-127,127]; xd their nb scales. The operations per block and the
-// final reduction match dotQ8_0Tile1x4 exactly.
+// in [-127,127]; xd their nb scales. Per block: acc += (float(Σ w·x)·xd)·dw,
+// the same operations in the same order as the tiles below, so batched and
+// single results agree bit for bit.
 TEXT ·dotQ8_0AVX2(SB), NOSPLIT, $0-36
 	MOVQ w+0(FP), SI
 	MOVQ xq+8(FP), DI
@@ -157,14 +158,15 @@ q8loop:
 	MOVWLZX (SI), AX
 	VMOVD AX, X10
 	VCVTPH2PS X10, X10
+	VBROADCASTSS X10, Y10
 	VMOVDQU (DI), Y11
 	VPSIGNB Y9, Y11, Y11
 	VPMADDUBSW Y11, Y8, Y11
 	VPMADDWD Y15, Y11, Y11
 	VCVTDQ2PS Y11, Y11
-	VMULSS (DX), X10, X12
-	VBROADCASTSS X12, Y12
-	VFMADD231PS Y12, Y11, Y0
+	VBROADCASTSS (DX), Y12
+	VMULPS Y12, Y11, Y11
+	VFMADD231PS Y10, Y11, Y0
 	ADDQ $34, SI
 	ADDQ $32, DI
 	ADDQ $4, DX
@@ -186,9 +188,19 @@ q8done:
 	VPMADDUBSW Y11, Y8, Y11 \
 	VPMADDWD Y15, Y11, Y11 \
 	VCVTDQ2PS Y11, Y11 \
-	VMULSS (dp), X10, X12 \
-	VBROADCASTSS X12, Y12 \
-	VFMADD231PS Y12, Y11, acc
+	VBROADCASTSS (dp), Y12 \
+	VMULPS Y12, Y11, Y11 \
+	VFMADD231PS Y10, Y11, acc
+
+#define Q8XVNNI(xp, dp, acc) \
+	VMOVDQU (xp), Y11 \
+	VPSIGNB Y9, Y11, Y11 \
+	VPXOR Y13, Y13, Y13 \
+	VPDPBUSD Y11, Y8, Y13 \
+	VCVTDQ2PS Y13, Y11 \
+	VBROADCASTSS (dp), Y12 \
+	VMULPS Y12, Y11, Y11 \
+	VFMADD231PS Y10, Y11, acc
 
 #define HSUM(acc, accx, tmpx, dst) \
 	VEXTRACTF128 $1, acc, tmpx \
@@ -197,57 +209,191 @@ q8done:
 	VHADDPS accx, accx, accx \
 	MOVSS accx, dst
 
+#define Q8TILE(name, XOP) \
+TEXT name(SB), NOSPLIT, $0-88 \
+	MOVQ w+0(FP), SI \
+	MOVQ x0+8(FP), AX \
+	MOVQ x1+16(FP), BX \
+	MOVQ x2+24(FP), DX \
+	MOVQ x3+32(FP), DI \
+	MOVQ d0+40(FP), R10 \
+	MOVQ d1+48(FP), R11 \
+	MOVQ d2+56(FP), R12 \
+	MOVQ d3+64(FP), R13 \
+	MOVQ nb+72(FP), CX \
+	MOVQ out+80(FP), R9 \
+	VXORPS Y0, Y0, Y0 \
+	VXORPS Y1, Y1, Y1 \
+	VXORPS Y2, Y2, Y2 \
+	VXORPS Y3, Y3, Y3 \
+	MOVL $0x00010001, R8 \
+	VMOVD R8, X15 \
+	VPBROADCASTD X15, Y15 \
+loop: \
+	TESTQ CX, CX \
+	JEQ   done \
+	VMOVDQU 2(SI), Y9 \
+	VPSIGNB Y9, Y9, Y8 \
+	MOVWLZX (SI), R8 \
+	VMOVD R8, X10 \
+	VCVTPH2PS X10, X10 \
+	VBROADCASTSS X10, Y10 \
+	XOP(AX, R10, Y0) \
+	XOP(BX, R11, Y1) \
+	XOP(DX, R12, Y2) \
+	XOP(DI, R13, Y3) \
+	ADDQ $34, SI \
+	ADDQ $32, AX \
+	ADDQ $32, BX \
+	ADDQ $32, DX \
+	ADDQ $32, DI \
+	ADDQ $4, R10 \
+	ADDQ $4, R11 \
+	ADDQ $4, R12 \
+	ADDQ $4, R13 \
+	DECQ CX \
+	JMP  loop \
+done: \
+	HSUM(Y0, X0, X4, 0(R9)) \
+	HSUM(Y1, X1, X4, 4(R9)) \
+	HSUM(Y2, X2, X4, 8(R9)) \
+	HSUM(Y3, X3, X4, 12(R9)) \
+	VZEROUPPER \
+	RET
+
 // func dotQ8_0Tile1x4(w *byte, x0, x1, x2, x3 *int8, d0, d1, d2, d3 *float32, nb int, out *[4]float32)
 // out[j] = w · x_j for one Q8_0 weight row and four quantized activation
 // rows, each bit-identical to dotQ8_0AVX2.
-TEXT ·dotQ8_0Tile1x4(SB), NOSPLIT, $0-88
-	MOVQ w+0(FP), SI
-	MOVQ x0+8(FP), AX
-	MOVQ x1+16(FP), BX
-	MOVQ x2+24(FP), DX
-	MOVQ x3+32(FP), DI
-	MOVQ d0+40(FP), R10
-	MOVQ d1+48(FP), R11
-	MOVQ d2+56(FP), R12
-	MOVQ d3+64(FP), R13
-	MOVQ nb+72(FP), CX
-	MOVQ out+80(FP), R9
-	VXORPS Y0, Y0, Y0
-	VXORPS Y1, Y1, Y1
-	VXORPS Y2, Y2, Y2
-	VXORPS Y3, Y3, Y3
-	MOVL $0x00010001, R8
-	VMOVD R8, X15
-	VPBROADCASTD X15, Y15
+Q8TILE(·dotQ8_0Tile1x4, Q8X)
 
-q8tloop:
-	TESTQ CX, CX
-	JEQ   q8tdone
-	VMOVDQU 2(SI), Y9
-	VPSIGNB Y9, Y9, Y8
-	MOVWLZX (SI), R8
-	VMOVD R8, X10
-	VCVTPH2PS X10, X10
-	Q8X(AX, R10, Y0)
-	Q8X(BX, R11, Y1)
-	Q8X(DX, R12, Y2)
-	Q8X(DI, R13, Y3)
-	ADDQ $34, SI
-	ADDQ $32, AX
-	ADDQ $32, BX
-	ADDQ $32, DX
+// func dotQ8_0Tile1x4VNNI(w *byte, x0, x1, x2, x3 *int8, d0, d1, d2, d3 *float32, nb int, out *[4]float32)
+// The same with VPDPBUSD (AVX512-VNNI on 256-bit registers): the int32
+// lanes equal those of VPMADDUBSW+VPMADDWD, so results are identical.
+Q8TILE(·dotQ8_0Tile1x4VNNI, Q8XVNNI)
+
+// func axpyAVX2(dst, x *float32, a float32, n int)
+// dst[i] += a*x[i]; n must be a multiple of 8.
+TEXT ·axpyAVX2(SB), NOSPLIT, $0-32
+	MOVQ dst+0(FP), DI
+	MOVQ x+8(FP), SI
+	VBROADCASTSS a+16(FP), Y0
+	MOVQ n+24(FP), CX
+
+axpyloop:
+	CMPQ CX, $8
+	JLT  axpydone
+	VMOVUPS (DI), Y1
+	VFMADD231PS (SI), Y0, Y1
+	VMOVUPS Y1, (DI)
 	ADDQ $32, DI
-	ADDQ $4, R10
-	ADDQ $4, R11
-	ADDQ $4, R12
-	ADDQ $4, R13
-	DECQ CX
-	JMP  q8tloop
+	ADDQ $32, SI
+	SUBQ $8, CX
+	JMP  axpyloop
 
-q8tdone:
-	HSUM(Y0, X0, X4, 0(R9))
-	HSUM(Y1, X1, X4, 4(R9))
-	HSUM(Y2, X2, X4, 8(R9))
-	HSUM(Y3, X3, X4, 12(R9))
+axpydone:
 	VZEROUPPER
+	RET
+
+#define Q4KCHUNK(qoff, xoff, soff) \
+	VMOVDQU qoff(SI), Y1 \
+	VPAND Y14, Y1, Y2 \
+	VPSRLW $4, Y1, Y3 \
+	VPAND Y14, Y3, Y3 \
+	VMOVDQU xoff(DI), Y4 \
+	VPMADDUBSW Y4, Y2, Y2 \
+	VPMADDWD Y15, Y2, Y2 \
+	VCVTDQ2PS Y2, Y2 \
+	VBROADCASTSS soff(DX), Y5 \
+	VFMADD231PS Y5, Y2, Y0 \
+	VMOVDQU (xoff+32)(DI), Y4 \
+	VPMADDUBSW Y4, Y3, Y3 \
+	VPMADDWD Y15, Y3, Y3 \
+	VCVTDQ2PS Y3, Y3 \
+	VBROADCASTSS (soff+4)(DX), Y5 \
+	VFMADD231PS Y5, Y3, Y0
+
+// func q4kBlockAVX2(qs *byte, x *int8, scales *[8]float32) float32
+// Σ_j scales[j] · Σ_l q_j[l]·x[32j+l] over the 8 sub-blocks of one Q4_K
+// block's 128 quant bytes (sub-block 2k in the low nibbles of bytes
+// 32k..32k+31, 2k+1 in the high nibbles).
+TEXT ·q4kBlockAVX2(SB), NOSPLIT, $0-28
+	MOVQ qs+0(FP), SI
+	MOVQ x+8(FP), DI
+	MOVQ scales+16(FP), DX
+	VXORPS Y0, Y0, Y0
+	MOVL $0x00010001, AX
+	VMOVD AX, X15
+	VPBROADCASTD X15, Y15
+	MOVL $0x0F0F0F0F, AX
+	VMOVD AX, X14
+	VPBROADCASTD X14, Y14
+	Q4KCHUNK(0, 0, 0)
+	Q4KCHUNK(32, 64, 8)
+	Q4KCHUNK(64, 128, 16)
+	Q4KCHUNK(96, 192, 24)
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS X1, X0, X0
+	VHADDPS X0, X0, X0
+	VHADDPS X0, X0, X0
+	VZEROUPPER
+	MOVSS X0, ret+24(FP)
+	RET
+
+#define Q6G(qloff, qlshift, qhoff, qhshift, xoff, soff) \
+	VMOVDQU qloff(SI), Y1 \
+	VPSRLW $qlshift, Y1, Y1 \
+	VPAND Y14, Y1, Y1 \
+	VMOVDQU qhoff(SI), Y2 \
+	VPSRLW $qhshift, Y2, Y2 \
+	VPAND Y13, Y2, Y2 \
+	VPSLLW $4, Y2, Y2 \
+	VPOR Y2, Y1, Y1 \
+	VMOVDQU xoff(DI), Y3 \
+	VPMADDUBSW Y3, Y1, Y4 \
+	VPMADDWD Y15, Y4, Y4 \
+	VPMADDUBSW Y3, Y12, Y6 \
+	VPMADDWD Y15, Y6, Y6 \
+	VPSLLD $5, Y6, Y6 \
+	VPSUBD Y6, Y4, Y4 \
+	VCVTDQ2PS Y4, Y4 \
+	VBROADCASTSS soff(DX), X5 \
+	VBROADCASTSS (soff+4)(DX), X6 \
+	VINSERTF128 $1, X6, Y5, Y5 \
+	VFMADD231PS Y5, Y4, Y0
+
+// func q6kBlockAVX2(blk *byte, x *int8, scales *[16]float32) float32
+// One Q6_K block against 256 activation quants: group (h,g) of 32
+// elements uses scales[2(4h+g)] for its first 16 and [2(4h+g)+1] for the
+// rest (already multiplied by d and the activation scale).
+TEXT ·q6kBlockAVX2(SB), NOSPLIT, $0-28
+	MOVQ blk+0(FP), SI
+	MOVQ x+8(FP), DI
+	MOVQ scales+16(FP), DX
+	VXORPS Y0, Y0, Y0
+	MOVL $0x00010001, AX
+	VMOVD AX, X15
+	VPBROADCASTD X15, Y15
+	MOVL $0x0F0F0F0F, AX
+	VMOVD AX, X14
+	VPBROADCASTD X14, Y14
+	MOVL $0x03030303, AX
+	VMOVD AX, X13
+	VPBROADCASTD X13, Y13
+	MOVL $0x01010101, AX
+	VMOVD AX, X12
+	VPBROADCASTD X12, Y12
+	Q6G(0, 0, 128, 0, 0, 0)
+	Q6G(32, 0, 128, 2, 32, 8)
+	Q6G(0, 4, 128, 4, 64, 16)
+	Q6G(32, 4, 128, 6, 96, 24)
+	Q6G(64, 0, 160, 0, 128, 32)
+	Q6G(96, 0, 160, 2, 160, 40)
+	Q6G(64, 4, 160, 4, 192, 48)
+	Q6G(96, 4, 160, 6, 224, 56)
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS X1, X0, X0
+	VHADDPS X0, X0, X0
+	VHADDPS X0, X0, X0
+	VZEROUPPER
+	MOVSS X0, ret+24(FP)
 	RET

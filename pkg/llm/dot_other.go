@@ -4,6 +4,8 @@ package llm
 
 func simdKernels() bool { return false }
 
+func vnniKernels() bool { return false }
+
 func dotF32SIMD(a, b []float32) float32 { return dotF32Go(a, b) }
 
 func dotF16SIMD(w []byte, x []float32) float32 { return dotF16(w, x) }
@@ -21,4 +23,14 @@ func tileQ8_0SIMD(w []byte, xq *[4][]int8, xd *[4][]float32, out *[4]float32) {
 	for j := 0; j < 4; j++ {
 		out[j] = dotQ8_0Go(w, xq[j], xd[j])
 	}
+}
+
+func axpySIMD(dst, x []float32, a float32) { axpy(dst, x, a) }
+
+func dotQ4KSIMD(w []byte, xq []int8, xd []float32, xs []int32) float32 { return dotQ4K(w, xq, xd, xs) }
+
+func dotQ6KSIMD(w []byte, xq []int8, xd []float32) float32 { return dotQ6K(w, xq, xd) }
+
+func tileQ8_0VNNI(w []byte, xq *[4][]int8, xd *[4][]float32, out *[4]float32) {
+	tileQ8_0SIMD(w, xq, xd, out)
 }

@@ -231,11 +231,11 @@ func (e *Engine) Generate(ctx context.Context, req Request, onToken func(Token) 
 	}
 
 	var events []Token
+	delivered := 0
 	for {
 		select {
 		case <-ctx.Done():
-			r.abandoned.Store(true)
-			return e.cancelled(r, start), ctx.Err()
+			return e.abandon(r, delivered), ctx.Err()
 		case <-r.notify:
 		}
 		r.mu.Lock()
@@ -245,9 +245,9 @@ func (e *Engine) Generate(ctx context.Context, req Request, onToken func(Token) 
 		r.mu.Unlock()
 		for _, t := range events {
 			if cbErr := onToken(t); cbErr != nil {
-				r.abandoned.Store(true)
-				return e.cancelled(r, start), cbErr
+				return e.abandon(r, delivered), cbErr
 			}
+			delivered++
 		}
 		if done {
 			return res, err
@@ -255,20 +255,33 @@ func (e *Engine) Generate(ctx context.Context, req Request, onToken func(Token) 
 	}
 }
 
-// cancelled is the Result of a request its caller abandoned; the scheduler
-// drops the sequence at its next step.
-func (e *Engine) cancelled(r *request, start time.Time) Result {
+// abandon gives up on r for its caller: a queued request leaves the queue
+// at once, a running one leaves the batch at the scheduler's next step. It
+// returns the Result so far, with delivered completion tokens.
+func (e *Engine) abandon(r *request, delivered int) Result {
+	r.abandoned.Store(true)
+	e.mu.Lock()
+	for i, q := range e.queue {
+		if q == r {
+			e.queue = append(e.queue[:i], e.queue[i+1:]...)
+			e.queued.Store(int64(len(e.queue)))
+			break
+		}
+	}
+	e.mu.Unlock()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	res := r.result
 	res.PromptTokens = r.nPrompt
+	res.CompletionTokens = delivered
 	res.FinishReason = FinishCancelled
-	res.Duration = time.Since(start)
+	res.Duration = time.Since(r.start)
 	return res
 }
 
-// Run is the scheduler loop. It returns ctx.Err() when ctx ends, failing
-// every pending request with ErrClosed.
+// Run is the scheduler loop; call it once per Engine. It returns ctx.Err()
+// when ctx ends, failing every pending request with ErrClosed; Generate
+// calls after that return ErrClosed.
 func (e *Engine) Run(ctx context.Context) error {
 	var active []*request
 	defer func() {

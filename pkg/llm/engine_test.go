@@ -183,8 +183,8 @@ func TestEngineCancel(t *testing.T) {
 		}
 		return nil
 	})
-	if !errors.Is(err, context.Canceled) || res.FinishReason != FinishCancelled {
-		t.Errorf("cancelled Generate = %+v, %v; want cancelled, context.Canceled", res, err)
+	if !errors.Is(err, context.Canceled) || res.FinishReason != FinishCancelled || res.CompletionTokens != n {
+		t.Errorf("cancelled Generate = %+v, %v after %d tokens; want cancelled, context.Canceled", res, err, n)
 	}
 	// A callback error cancels too.
 	boom := errors.New("client gone")
@@ -288,5 +288,89 @@ func TestModelMetadata(t *testing.T) {
 	q, _ := loadGolden(t, "qwen2_bias_f32")
 	if qc := q.Config(); !qc.RopeNeox || !qc.QKVBias || !qc.TiedOutput || qc.KVHeads != 1 {
 		t.Errorf("qwen2 config = %+v", qc)
+	}
+}
+
+// TestEngineChurn has requests join, finish, cancel and bounce off the
+// queue limit concurrently; every call must end with a consistent result
+// and the engine must end idle.
+func TestEngineChurn(t *testing.T) {
+	m := loadStories(t)
+	e := NewEngine(m, WithMaxBatch(3), WithMaxQueue(4), WithStepTokens(16))
+	startEngine(t, e)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	reasons := map[string]int{}
+	for i := 0; i < 24; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			if i%4 == 0 {
+				go func() { time.Sleep(time.Duration(i) * time.Millisecond); cancel() }()
+			}
+			n := 0
+			res, err := e.Generate(ctx, Request{Prompt: []int32{1, int32(300 + i)}, MaxTokens: 10 + i, Sampling: Sampling{Temperature: 0.7, Seed: uint64(i)}},
+				func(Token) error { n++; return nil })
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case errors.Is(err, ErrQueueFull):
+				reasons["queue full"]++
+			case errors.Is(err, context.Canceled):
+				reasons["cancelled"]++
+				if res.FinishReason != FinishCancelled {
+					t.Errorf("cancelled request finished with %q", res.FinishReason)
+				}
+			case err != nil:
+				t.Errorf("Generate: %v", err)
+			default:
+				reasons[res.FinishReason]++
+				if res.FinishReason == FinishLength && (res.CompletionTokens != 10+i || n != 10+i) {
+					t.Errorf("request %d: %d tokens, %d callbacks, want %d", i, res.CompletionTokens, n, 10+i)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if reasons["length"]+reasons["stop"] == 0 {
+		t.Errorf("no request completed: %v", reasons)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for (e.Stats().Active != 0 || e.Stats().Queued != 0) && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if st := e.Stats(); st.Active != 0 || st.Queued != 0 {
+		t.Errorf("engine not idle after churn: %+v", st)
+	}
+}
+
+// TestEngineCancelQueued: a request cancelled while it waits for a batch
+// slot frees its queue place at once.
+func TestEngineCancelQueued(t *testing.T) {
+	m := loadStories(t)
+	e := NewEngine(m, WithMaxBatch(1), WithMaxQueue(1))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := e.Generate(ctx, Request{Prompt: []int32{1}}, func(Token) error { return nil })
+		done <- err
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for e.Stats().Queued != 1 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled queued Generate = %v", err)
+	}
+	if q := e.Stats().Queued; q != 0 {
+		t.Errorf("queue holds %d after cancel, want 0", q)
+	}
+	startEngine(t, e)
+	g := generate(context.Background(), e, Request{Prompt: []int32{1}, MaxTokens: 2})
+	if g.err != nil || g.res.CompletionTokens != 2 {
+		t.Errorf("after cancelled queued request: %+v, %v", g.res, g.err)
 	}
 }

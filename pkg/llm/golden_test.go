@@ -13,7 +13,7 @@ import (
 // ggml blocks. Float weights must match within 1e-4. Quantized weights are
 // multiplied against activations quantized to 8 bits per 32-element block,
 // as ggml does, so those fixtures carry that rounding: their tolerances
-// are about three times the largest difference measured when the fixtures
+// are two to three times the largest difference measured when the fixtures
 // were generated, relative to the largest |logit| of the fixture.
 var goldens = []struct {
 	name string
@@ -22,6 +22,7 @@ var goldens = []struct {
 }{
 	{"llama_gqa_f32", 1e-4, true},
 	{"llama_linear_rope_f32", 1e-4, true},
+	{"llama_rope_freqs_partial_f32", 1e-4, true},
 	{"qwen2_bias_f32", 1e-4, true},
 	{"llama_gqa_f16", 1e-4, true},
 	{"llama_gqa_q8_0", 0.02, false},
@@ -166,5 +167,28 @@ func TestGoldenCatchesRoPEMode(t *testing.T) {
 		if worst < 1e-2 {
 			t.Errorf("%s with the wrong RoPE mode is within %.3g of the golden logits", name, worst)
 		}
+	}
+}
+
+// TestGoldenCatchesRoPEFactors: ignoring Llama 3.1's rope_freqs factors
+// must move the logits far outside the tolerance.
+func TestGoldenCatchesRoPEFactors(t *testing.T) {
+	m, g := loadGolden(t, "llama_rope_freqs_partial_f32")
+	c := m.Config()
+	for i := range m.invFreq {
+		m.invFreq[i] = math.Pow(c.RopeBase, -2*float64(i)/float64(c.RopeDim))
+	}
+	cache := newKVCache(c.Layers)
+	var worst float64
+	for i, tok := range g.Tokens {
+		logits, err := m.forward([]batchEntry{{cache: cache, token: tok, pos: i, wantLogits: true}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, _ := maxErr(logits, g.Logits[i])
+		worst = math.Max(worst, e)
+	}
+	if worst < 1e-2 {
+		t.Errorf("without frequency factors the logits are within %.3g of the golden ones", worst)
 	}
 }

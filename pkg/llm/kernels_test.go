@@ -39,15 +39,18 @@ func randomBlocks(rng *rand.Rand, t gguf.TensorType, cols int) []byte {
 func TestQuantDotMatchesDequantized(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	const cols = 512
+	k := newKernels(simdKernels()) // assembly only where the CPU runs it
 	tests := []struct {
 		typ gguf.TensorType
 		dot func(w []byte, q *q8Rows) float32
 	}{
-		{gguf.Q8_0, func(w []byte, q *q8Rows) float32 { xq, xd, _ := q.row(0); return dotQ8_0SIMD(w, xq, xd) }},
+		{gguf.Q8_0, func(w []byte, q *q8Rows) float32 { xq, xd, _ := q.row(0); return k.dotQ8(w, xq, xd) }},
 		{gguf.Q8_0, func(w []byte, q *q8Rows) float32 { xq, xd, _ := q.row(0); return dotQ8_0Go(w, xq, xd) }},
 		{gguf.Q4_0, func(w []byte, q *q8Rows) float32 { xq, xd, _ := q.row(0); return dotQ4_0(w, xq, xd) }},
 		{gguf.Q4_K, func(w []byte, q *q8Rows) float32 { xq, xd, xs := q.row(0); return dotQ4K(w, xq, xd, xs) }},
+		{gguf.Q4_K, func(w []byte, q *q8Rows) float32 { xq, xd, xs := q.row(0); return k.dotQ4K(w, xq, xd, xs) }},
 		{gguf.Q6_K, func(w []byte, q *q8Rows) float32 { xq, xd, _ := q.row(0); return dotQ6K(w, xq, xd) }},
+		{gguf.Q6_K, func(w []byte, q *q8Rows) float32 { xq, xd, _ := q.row(0); return k.dotQ6K(w, xq, xd) }},
 	}
 	for _, tt := range tests {
 		for trial := 0; trial < 20; trial++ {
@@ -92,7 +95,7 @@ func TestDotF32(t *testing.T) {
 			want += float64(a[i]) * float64(b[i])
 			mag += math.Abs(float64(a[i]) * float64(b[i]))
 		}
-		for name, f := range map[string]func(a, b []float32) float32{"dotF32SIMD": dotF32SIMD, "dotF32Go": dotF32Go} {
+		for name, f := range map[string]func(a, b []float32) float32{"selected": newKernels(simdKernels()).dotF32, "dotF32Go": dotF32Go} {
 			if got := float64(f(a, b)); math.Abs(got-want) > 1e-5*mag+1e-6 {
 				t.Errorf("%s(n=%d) = %g, want %g", name, n, got, want)
 			}
@@ -187,9 +190,70 @@ func TestDotF16SIMD(t *testing.T) {
 			binary.LittleEndian.PutUint16(w[2*i:], gguf.FloatToHalf(float32(rng.NormFloat64())))
 			x[i] = float32(rng.NormFloat64())
 		}
-		want, got := dotF16(w, x), dotF16SIMD(w, x)
+		want, got := dotF16(w, x), newKernels(simdKernels()).dotF16(w, x)
 		if math.Abs(float64(got-want)) > 1e-4*math.Max(1, math.Abs(float64(want))) {
 			t.Errorf("dotF16SIMD(n=%d) = %g, want %g", n, got, want)
+		}
+	}
+}
+
+func TestAxpySIMD(t *testing.T) {
+	for _, n := range []int{0, 3, 8, 13, 64} {
+		a := make([]float32, n)
+		b := make([]float32, n)
+		x := make([]float32, n)
+		for i := range x {
+			a[i], b[i], x[i] = float32(i), float32(i), float32(2*i+1)
+		}
+		axpy(a, x, 0.5)
+		newKernels(simdKernels()).axpy(b, x, 0.5)
+		for i := range a {
+			if a[i] != b[i] {
+				t.Errorf("axpySIMD(n=%d)[%d] = %g, want %g", n, i, b[i], a[i])
+			}
+		}
+	}
+}
+
+// TestQ8TilesMatchSingle checks both Q8_0 tiles against the single-row
+// kernel bit for bit (the VNNI one only where the CPU has it).
+func TestQ8TilesMatchSingle(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	const cols = 768
+	tiles := map[string]func(w []byte, xq *[4][]int8, xd *[4][]float32, out *[4]float32){"portable": func(w []byte, xq *[4][]int8, xd *[4][]float32, out *[4]float32) {
+		for j := 0; j < 4; j++ {
+			out[j] = dotQ8_0Go(w, xq[j], xd[j])
+		}
+	}}
+	single := dotQ8_0Go
+	if simdKernels() {
+		tiles = map[string]func(w []byte, xq *[4][]int8, xd *[4][]float32, out *[4]float32){"avx2": tileQ8_0SIMD}
+		single = dotQ8_0SIMD
+	}
+	if vnniKernels() {
+		tiles["vnni"] = tileQ8_0VNNI
+	}
+	for trial := 0; trial < 10; trial++ {
+		w := randomBlocks(rng, gguf.Q8_0, cols)
+		x := make([]float32, 4*cols)
+		for i := range x {
+			x[i] = float32(rng.NormFloat64())
+		}
+		var q q8Rows
+		q.quantize(x, 4, cols)
+		var xq [4][]int8
+		var xd [4][]float32
+		for j := 0; j < 4; j++ {
+			xq[j], xd[j], _ = q.row(j)
+		}
+		for name, tile := range tiles {
+			var out [4]float32
+			tile(w, &xq, &xd, &out)
+			for j := 0; j < 4; j++ {
+				if want := single(w, xq[j], xd[j]); out[j] != want {
+					t.Errorf("%s tile[%d] = %g, single %g", name, j, out[j], want)
+				}
+			}
 		}
 	}
 }

@@ -95,7 +95,8 @@ func Load(path string, opts ...Option) (*Model, error) {
 	return m, nil
 }
 
-// Close releases the model's file mapping.
+// Close releases the model's file mapping; call it after every Engine
+// using the model has stopped.
 func (m *Model) Close() error { return m.file.Close() }
 
 // Config returns the model's configuration.
@@ -241,6 +242,9 @@ func newModel(f *gguf.File, o loadOptions) (*Model, error) {
 	}
 	if m.outNorm, err = vector(f, "output_norm.weight", cfg.Dim); err != nil {
 		return nil, err
+	}
+	if cfg.Layers > len(f.Tensors) {
+		return nil, fmt.Errorf("%w: %d layers but only %d tensors", ErrUnsupported, cfg.Layers, len(f.Tensors))
 	}
 	m.layers = make([]layer, cfg.Layers)
 	for i := range m.layers {

@@ -9,9 +9,11 @@ import (
 // Sampling selects how the next token is chosen. The zero value is greedy
 // decoding (always the most likely token).
 //
-// With Temperature > 0 the steps run in llama.cpp's order: repetition
-// penalty, top-k, temperature, softmax, top-p, min-p, then a draw from the
-// request's own PRNG seeded with Seed, so equal requests give equal output.
+// With Temperature > 0 the steps are: repetition penalty (as llama.cpp),
+// top-k, temperature, softmax, top-p, min-p, then a draw from the request's
+// own PRNG seeded with Seed, so equal requests give equal output. Like
+// Hugging Face transformers and vLLM (and unlike llama.cpp's default chain),
+// top-p and min-p see the probabilities after temperature.
 type Sampling struct {
 	Temperature   float32 // ≤ 0: greedy
 	TopP          float32 // keep the smallest set with this much probability; 0 or ≥ 1: off

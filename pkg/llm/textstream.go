@@ -79,7 +79,7 @@ func incompleteTail(b []byte) int {
 			case c >= 0xE0:
 				need = 3
 			}
-			if k < need && utf8.FullRune(b[len(b)-k:]) == false {
+			if k < need && !utf8.FullRune(b[len(b)-k:]) {
 				return k
 			}
 		}

@@ -93,6 +93,7 @@ func (t *Tokenizer) initBPE(merges []string) error {
 // characters, and ranked merges join adjacent symbols, lowest rank first.
 func (t *Tokenizer) encodeBPE(out []int32, text string) []int32 {
 	var starts []int
+	var sc mergeScratch
 	for _, word := range t.pre.split(text) {
 		enc := t.bl.encode(word)
 		if t.pre.ignoreMerges {
@@ -107,7 +108,7 @@ func (t *Tokenizer) encodeBPE(out []int32, text string) []int32 {
 			_, w := utf8.DecodeRuneInString(enc[i:])
 			i += w
 		}
-		syms := mergeSymbols(enc, starts, func(merged string, split int) (float64, bool) {
+		syms := sc.merge(enc, starts, func(merged string, split int) (float64, bool) {
 			rank, ok := t.ranks[mergeKey{merged[:split], merged[split:]}]
 			return -float64(rank), ok
 		})

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 // synthBPE builds a tiny byte-level vocabulary: ids 0-255 are the 256
@@ -201,7 +202,10 @@ func FuzzBPERoundTrip(f *testing.F) {
 			if strings.Contains(s, "<|") {
 				continue
 			}
-			if got := tok.Decode(ids); got != s {
+			if got := string(tok.DecodeBytes(ids)); got != s {
+				t.Fatalf("DecodeBytes(Encode(%q)) = %q (ids %v)", s, got, ids)
+			}
+			if got := tok.Decode(ids); !utf8.ValidString(got) || (utf8.ValidString(s) && got != s) {
 				t.Fatalf("Decode(Encode(%q)) = %q (ids %v)", s, got, ids)
 			}
 		}
@@ -242,5 +246,53 @@ func TestPreTokenizeGolden(t *testing.T) {
 	}
 	if failures > 0 {
 		t.Errorf("%d of %d splits differ", failures, len(tests))
+	}
+}
+
+// TestBPETrainedGolden compares Encode with tools/tokgolden/bpe_golden.py:
+// a 418-token byte-level vocabulary trained on a small corpus, encoded by a
+// Python port of OpenAI's encoder.py with the real pre-tokenizer
+// expressions.
+func TestBPETrainedGolden(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("testdata", "bpe_trained.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var g struct {
+		Tokens []string `json:"tokens"`
+		Types  []int32  `json:"types"`
+		Merges []string `json:"merges"`
+		Cases  []struct {
+			Pre  string  `json:"pre"`
+			Text string  `json:"text"`
+			IDs  []int32 `json:"ids"`
+		} `json:"cases"`
+	}
+	if err := json.Unmarshal(data, &g); err != nil {
+		t.Fatal(err)
+	}
+	if len(g.Cases) < 20 || len(g.Merges) < 100 {
+		t.Fatalf("golden file too small: %d cases, %d merges", len(g.Cases), len(g.Merges))
+	}
+	toks := map[string]*Tokenizer{}
+	for _, tt := range g.Cases {
+		tok := toks[tt.Pre]
+		if tok == nil {
+			tok, err = New(Config{
+				Model: "gpt2", Pre: tt.Pre, Tokens: g.Tokens, Types: g.Types, Merges: g.Merges,
+				BOS: int32(len(g.Tokens) - 2), EOS: int32(len(g.Tokens) - 1), EOT: -1, Unknown: -1, Pad: -1,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			toks[tt.Pre] = tok
+		}
+		if got := tok.Encode(tt.Text, false); !slices.Equal(got, tt.IDs) {
+			t.Errorf("[%s] Encode(%q) = %v, want %v", tt.Pre, tt.Text, got, tt.IDs)
+		}
+		want := strings.NewReplacer("<|begin_of_text|>", "", "<|eot_id|>", "").Replace(tt.Text)
+		if got := tok.Decode(tt.IDs); got != want {
+			t.Errorf("[%s] Decode(%v) = %q, want %q", tt.Pre, tt.IDs, got, want)
+		}
 	}
 }

@@ -154,7 +154,7 @@ func FuzzEncodeChat(f *testing.F) {
 			return
 		}
 		want := strings.TrimPrefix(tm.Render(msgs, true), "<s>")
-		if got := tok.Decode(ids); got != want {
+		if got := string(tok.DecodeBytes(ids)); got != want {
 			t.Fatalf("Decode(EncodeChat(%q)) = %q, want %q", content, got, want)
 		}
 	})

@@ -1,5 +1,7 @@
 package tokenizer
 
+import "slices"
+
 // symbol is one node of the doubly linked list that BPE merges work on: a
 // byte range of the text being encoded. A merged-away symbol has n == 0.
 type symbol struct {
@@ -69,7 +71,19 @@ func (q *bigramQueue) pop() bigram {
 // accepts them, best first. pairPriority gets the merged text and the length
 // of its left part. It returns the surviving symbols in order.
 func mergeSymbols(text string, starts []int, pairPriority func(merged string, split int) (float64, bool)) []symbol {
-	syms := make([]symbol, len(starts))
+	var sc mergeScratch
+	return sc.merge(text, starts, pairPriority)
+}
+
+// mergeScratch keeps mergeSymbols' buffers between calls (one per word in
+// byte-level BPE). The returned symbols alias it until the next call.
+type mergeScratch struct {
+	syms, out []symbol
+	q         bigramQueue
+}
+
+func (sc *mergeScratch) merge(text string, starts []int, pairPriority func(merged string, split int) (float64, bool)) []symbol {
+	syms := slices.Grow(sc.syms[:0], len(starts))[:len(starts)]
 	for i, s := range starts {
 		end := len(text)
 		if i+1 < len(starts) {
@@ -80,7 +94,7 @@ func mergeSymbols(text string, starts []int, pairPriority func(merged string, sp
 	if len(syms) > 0 {
 		syms[len(syms)-1].next = -1
 	}
-	q := make(bigramQueue, 0, len(syms))
+	q := slices.Grow(sc.q[:0], len(syms))
 	try := func(l, r int) {
 		if l < 0 || r < 0 || r >= len(syms) {
 			return
@@ -109,9 +123,10 @@ func mergeSymbols(text string, starts []int, pairPriority func(merged string, sp
 		try(l.prev, bg.left)
 		try(bg.left, l.next)
 	}
-	out := make([]symbol, 0, len(syms))
+	out := slices.Grow(sc.out[:0], len(syms))
 	for i := 0; i >= 0 && i < len(syms); i = syms[i].next {
 		out = append(out, syms[i])
 	}
+	sc.syms, sc.q, sc.out = syms, q, out
 	return out
 }

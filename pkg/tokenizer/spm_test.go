@@ -89,8 +89,11 @@ func TestSPMByteFallback(t *testing.T) {
 	}
 	// Invalid UTF-8 survives as bytes.
 	got = tok.Encode("a\xffb", false)
-	if dec := tok.Decode(got); dec != "a\xffb" {
-		t.Errorf("Decode(Encode(a\\xffb)) = %q via %v", dec, got)
+	if dec := string(tok.DecodeBytes(got)); dec != "a\xffb" {
+		t.Errorf("DecodeBytes(Encode(a\\xffb)) = %q via %v", dec, got)
+	}
+	if dec := tok.Decode(got); dec != "a\uFFFDb" {
+		t.Errorf("Decode(Encode(a\\xffb)) = %q, want a\uFFFDb", dec)
 	}
 	// Special tokens in the text are matched verbatim, and the text after
 	// a special token gets the dummy prefix again (llama.cpp's rule).
@@ -177,7 +180,10 @@ func FuzzSPMRoundTrip(f *testing.F) {
 		if strings.Contains(s, "\u2581") || strings.Contains(s, "<s>") || strings.Contains(s, "</s>") || strings.Contains(s, "<unk>") {
 			return // these spell other tokens and cannot round-trip
 		}
-		if got := tok.Decode(ids); got != s {
+		if got := string(tok.DecodeBytes(ids)); got != s {
+			t.Fatalf("DecodeBytes(Encode(%q)) = %q", s, got)
+		}
+		if got := tok.Decode(ids); got != strings.ToValidUTF8(s, "\uFFFD") {
 			t.Fatalf("Decode(Encode(%q)) = %q", s, got)
 		}
 		d := tok.NewStreamDecoder(-1)

@@ -9,6 +9,7 @@
 package tokenizer
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"slices"
@@ -91,7 +92,8 @@ type special struct {
 
 type mergeKey struct{ left, right string }
 
-// New builds a tokenizer from cfg.
+// New builds a tokenizer from cfg. It keeps cfg's slices: do not modify
+// them afterwards.
 func New(cfg Config) (*Tokenizer, error) {
 	n := len(cfg.Tokens)
 	if n == 0 {
@@ -141,7 +143,7 @@ func New(cfg Config) (*Tokenizer, error) {
 			return nil, err
 		}
 	}
-	// The first occurrence of a duplicated string wins, as in llama.cpp.
+	// A string listed twice maps to its lowest id.
 	for i := n - 1; i >= 0; i-- {
 		t.ids[cfg.Tokens[i]] = int32(i)
 	}
@@ -257,13 +259,20 @@ func (t *Tokenizer) Piece(id int32) []byte {
 	return t.pieces[id]
 }
 
-// Decode returns the text of ids. Control tokens (BOS, EOS, turn markers)
-// are left out; the dummy space prefix that Encode adds for SentencePiece
-// vocabularies is removed from the start. Invalid UTF-8, e.g. a multi-byte
-// character cut by max tokens, is kept as the raw bytes; use StreamDecoder to
-// hold back incomplete characters while streaming.
+// Decode returns the text of ids, always valid UTF-8. Control tokens (BOS,
+// EOS, turn markers) are left out; the dummy space prefix that Encode adds for
+// SentencePiece vocabularies is removed from the start. Bytes that do not
+// form valid UTF-8, e.g. a multi-byte character cut off by max tokens, become
+// U+FFFD; use DecodeBytes for the raw bytes, and StreamDecoder to hold back
+// incomplete characters while streaming.
 func (t *Tokenizer) Decode(ids []int32) string {
-	var b strings.Builder
+	return strings.ToValidUTF8(string(t.DecodeBytes(ids)), "\uFFFD")
+}
+
+// DecodeBytes is Decode without the UTF-8 repair: Encode then DecodeBytes
+// returns the original bytes, invalid UTF-8 included.
+func (t *Tokenizer) DecodeBytes(ids []int32) []byte {
+	var b bytes.Buffer
 	first := true
 	for _, id := range ids {
 		if id < 0 || int(id) >= len(t.tokens) || t.types[id] == TypeControl {
@@ -276,7 +285,7 @@ func (t *Tokenizer) Decode(ids []int32) string {
 		first = false
 		b.Write(p)
 	}
-	return b.String()
+	return b.Bytes()
 }
 
 // Encode returns the token ids of text, with the BOS token first when addBOS

@@ -155,12 +155,29 @@ func isZero(b []byte) bool {
 	return true
 }
 
+// lowerHex decodes lowercase hex without allocating more than the result.
 func lowerHex(s string) ([]byte, error) {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
-			return nil, fmt.Errorf("character %q is not lowercase hex", c)
-		}
+	if len(s)%2 != 0 {
+		return nil, errors.New("odd length")
 	}
-	return hex.DecodeString(s)
+	out := make([]byte, len(s)/2)
+	for i := 0; i < len(s); i += 2 {
+		hi, ok1 := nibble(s[i])
+		lo, ok2 := nibble(s[i+1])
+		if !ok1 || !ok2 {
+			return nil, errors.New("not lowercase hex")
+		}
+		out[i/2] = hi<<4 | lo
+	}
+	return out, nil
+}
+
+func nibble(c byte) (byte, bool) {
+	switch {
+	case c >= '0' && c <= '9':
+		return c - '0', true
+	case c >= 'a' && c <= 'f':
+		return c - 'a' + 10, true
+	}
+	return 0, false
 }

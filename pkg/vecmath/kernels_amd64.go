@@ -27,3 +27,15 @@ func l2sq(a, b []float32) float32 {
 	}
 	return l2sqGeneric(a, b)
 }
+
+//go:noescape
+func prefetchAsm(p *float32)
+
+// Prefetch hints the CPU to start loading the beginning of v into cache, so
+// that a later Dot or L2Sq on it waits less for memory. It has no effect on
+// results and is a no-op on platforms without the hint.
+func Prefetch(v []float32) {
+	if len(v) > 0 {
+		prefetchAsm(&v[0])
+	}
+}

@@ -6,3 +6,7 @@ const useAsm = false
 
 func dot(a, b []float32) float32  { return dotGeneric(a, b) }
 func l2sq(a, b []float32) float32 { return l2sqGeneric(a, b) }
+
+// Prefetch hints the CPU to start loading v into cache; a no-op on this
+// platform.
+func Prefetch(v []float32) {}

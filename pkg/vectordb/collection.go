@@ -4,6 +4,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/qdrant/go-client/qdrant"
 	"google.golang.org/protobuf/proto"
@@ -19,6 +20,9 @@ type denseSpace struct {
 	present []bool
 	count   int
 	ann     annIndex // nil while the space is searched exactly
+	// annReady is false while ann's bulk build runs (outside the lock);
+	// searches are exact until it completes.
+	annReady atomic.Bool
 
 	m, efConstruct int // HNSW build parameters
 }
@@ -77,6 +81,14 @@ type collection struct {
 	live    int
 	indexes map[string]*fieldIndex
 	dropped bool // set when the collection is deleted; writes then fail
+	loading bool // set while a snapshot loads: graphs are not built yet
+
+	// sorted caches the live slots in id order; writers that add or remove
+	// ids reset it.
+	sorted atomic.Pointer[[]uint32]
+
+	// Search path counters, for tests and diagnostics.
+	annSearches, exactSearches atomic.Int64
 }
 
 // preparedPoint is a validated point ready to be applied.
@@ -115,6 +127,9 @@ func newCollection(req *qdrant.CreateCollection, ann annConfig) (*collection, er
 		indexes:  map[string]*fieldIndex{},
 	}
 	addDense := func(name string, p *qdrant.VectorParams) error {
+		if strings.ContainsRune(name, 0) || len(name) > 255 {
+			return invalidf("vector name %q is not valid", name)
+		}
 		if p == nil {
 			return invalidf("vector params for %q are missing", name)
 		}
@@ -139,6 +154,9 @@ func newCollection(req *qdrant.CreateCollection, ann annConfig) (*collection, er
 		c.dists[name] = p.GetDistance()
 		m, efc := hnswM, hnswEfConstruction
 		for _, h := range []*qdrant.HnswConfigDiff{req.GetHnswConfig(), p.GetHnswConfig()} {
+			if h == nil {
+				continue
+			}
 			if h.M != nil && h.GetM() >= 2 && h.GetM() <= 128 {
 				m = int(h.GetM())
 			}
@@ -166,8 +184,8 @@ func newCollection(req *qdrant.CreateCollection, ann annConfig) (*collection, er
 		}
 	}
 	for name, p := range req.GetSparseVectorsConfig().GetMap() {
-		if name == "" {
-			return nil, invalidf("sparse vector name must not be empty")
+		if name == "" || strings.ContainsRune(name, 0) || len(name) > 255 {
+			return nil, invalidf("sparse vector name %q is not valid", name)
 		}
 		if _, dup := c.dense[name]; dup {
 			return nil, invalidf("vector name %q is used by a dense and a sparse vector", name)
@@ -238,8 +256,9 @@ func (c *collection) preparePoints(ps []*qdrant.PointStruct, normalizeCosine boo
 }
 
 // applyUpsert stores prepared points, replacing existing ones. Caller holds
-// c.mu for writing.
-func (c *collection) applyUpsert(ps []preparedPoint) {
+// c.mu for writing. The returned function, when not nil, finishes the HNSW
+// insertions; callers run it after releasing c.mu.
+func (c *collection) applyUpsert(ps []preparedPoint) func() {
 	type annAdd struct {
 		slots []uint32
 		vecs  [][]float32
@@ -253,6 +272,7 @@ func (c *collection) applyUpsert(ps []preparedPoint) {
 			slot = c.allocSlot()
 			c.slots[p.id] = slot
 			c.live++
+			c.sorted.Store(nil)
 		}
 		c.points[slot] = point{id: p.id, payload: p.payload, live: true}
 		for name, v := range p.dense {
@@ -270,7 +290,7 @@ func (c *collection) applyUpsert(ps []preparedPoint) {
 					adds[name] = a
 				}
 				a.slots = append(a.slots, slot)
-				a.vecs = append(a.vecs, d.row(slot))
+				a.vecs = append(a.vecs, v) // v is never mutated; rows are
 			}
 		}
 		for name, v := range p.sparse {
@@ -288,9 +308,10 @@ func (c *collection) applyUpsert(ps []preparedPoint) {
 		}
 		c.indexAdd(slot, p.payload)
 	}
+	var inserts []func()
 	for name, a := range adds {
 		// A slot upserted twice in one batch is added once, with its final
-		// vector (rows alias the space's storage).
+		// vector.
 		seen := map[uint32]bool{}
 		slots, vecs := a.slots[:0:0], a.vecs[:0:0]
 		for i := len(a.slots) - 1; i >= 0; i-- {
@@ -299,9 +320,21 @@ func (c *collection) applyUpsert(ps []preparedPoint) {
 				slots, vecs = append(slots, a.slots[i]), append(vecs, a.vecs[i])
 			}
 		}
-		c.dense[name].ann.AddBatch(slots, vecs)
+		ann := c.dense[name].ann
+		handles := ann.Assign(slots)
+		inserts = append(inserts, func() { ann.Insert(handles, vecs) })
 	}
-	c.maybeBuildANN()
+	if build := c.maybeBuildANN(); build != nil {
+		inserts = append(inserts, build)
+	}
+	if len(inserts) == 0 {
+		return nil
+	}
+	return func() {
+		for _, f := range inserts {
+			f()
+		}
+	}
 }
 
 func (c *collection) allocSlot() uint32 {
@@ -362,6 +395,7 @@ func (c *collection) applyDelete(ids []pointID) {
 		delete(c.slots, id)
 		c.free = append(c.free, slot)
 		c.live--
+		c.sorted.Store(nil)
 	}
 }
 
@@ -559,8 +593,12 @@ func sortIDs(ids []pointID) {
 	sort.Slice(ids, func(i, j int) bool { return ids[i].less(ids[j]) })
 }
 
-// sortedSlots returns the live slots in id order. Caller holds c.mu.
+// sortedSlots returns the live slots in id order; the slice is shared and
+// must not be modified. Caller holds c.mu.
 func (c *collection) sortedSlots() []uint32 {
+	if p := c.sorted.Load(); p != nil {
+		return *p
+	}
 	out := make([]uint32, 0, c.live)
 	for slot, p := range c.points {
 		if p.live {
@@ -568,15 +606,21 @@ func (c *collection) sortedSlots() []uint32 {
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return c.points[out[i]].id.less(c.points[out[j]].id) })
+	c.sorted.Store(&out)
 	return out
 }
 
-// maybeBuildANN attaches ANN indexes to dense spaces once the collection is
-// configured for them. Caller holds c.mu for writing.
-func (c *collection) maybeBuildANN() {
-	if c.annCfg.newIndex == nil {
-		return
+// maybeBuildANN attaches a new HNSW index to each dense space that reached
+// the threshold (or whose index holds more tombstones than live nodes). The
+// nodes are assigned here, under the write lock; the returned function, when
+// not nil, inserts them and marks the index ready, and runs after the lock is
+// released so that the build blocks neither readers nor other writers.
+// Until then searches on the space are exact. Caller holds c.mu for writing.
+func (c *collection) maybeBuildANN() func() {
+	if c.annCfg.newIndex == nil || c.loading {
+		return nil
 	}
+	var builds []func()
 	for _, d := range c.dense {
 		if d.ann != nil {
 			// Tombstones slow searches and hold memory: rebuild once they
@@ -596,10 +640,26 @@ func (c *collection) maybeBuildANN() {
 		for slot, ok := range d.present {
 			if ok {
 				slots = append(slots, uint32(slot))
-				vecs = append(vecs, d.row(uint32(slot)))
+				// Rows may be rewritten by later writers while the build
+				// runs: insert copies.
+				vecs = append(vecs, append([]float32(nil), d.row(uint32(slot))...))
 			}
 		}
-		ann.AddBatch(slots, vecs)
+		handles := ann.Assign(slots)
 		d.ann = ann
+		d.annReady.Store(false)
+		ready := &d.annReady
+		builds = append(builds, func() {
+			ann.Insert(handles, vecs)
+			ready.Store(true)
+		})
+	}
+	if len(builds) == 0 {
+		return nil
+	}
+	return func() {
+		for _, b := range builds {
+			b()
+		}
 	}
 }

@@ -81,9 +81,10 @@ func (s *Store) ListCollections() []string {
 
 // write appends one record for collection c and applies it under c's write
 // lock, then waits for durability when wait is set. prepare runs under the
-// lock before the append and returns the record data and the apply step; a
-// nil record means there is nothing to log.
-func (s *Store) write(ctx context.Context, c *collection, typ byte, wait bool, prepare func() ([]byte, func(), error)) (*qdrant.UpdateResult, error) {
+// lock before the append and returns the record data and the apply step;
+// apply may return work to finish after the lock is released (index
+// insertions).
+func (s *Store) write(ctx context.Context, c *collection, typ byte, wait bool, prepare func() ([]byte, func() func(), error)) (*qdrant.UpdateResult, error) {
 	s.gate.RLock()
 	c.mu.Lock()
 	if c.dropped {
@@ -103,8 +104,13 @@ func (s *Store) write(ctx context.Context, c *collection, typ byte, wait bool, p
 		s.gate.RUnlock()
 		return nil, internalf("append wal: %v", err)
 	}
-	apply()
+	after := apply()
 	c.mu.Unlock()
+	if after != nil {
+		// Index insertions run without the collection lock but inside the
+		// gate, so a snapshot never sees a half-inserted batch.
+		after()
+	}
 	s.gate.RUnlock()
 	if wait {
 		if err := s.wal.Sync(seq); err != nil {
@@ -132,8 +138,8 @@ func (s *Store) Upsert(ctx context.Context, req *qdrant.UpsertPoints) (*qdrant.U
 	if err != nil {
 		return nil, internalf("encode upsert: %v", err)
 	}
-	return s.write(ctx, c, opUpsert, req.GetWait(), func() ([]byte, func(), error) {
-		return data, func() { c.applyUpsert(ps) }, nil
+	return s.write(ctx, c, opUpsert, req.GetWait(), func() ([]byte, func() func(), error) {
+		return data, func() func() { return c.applyUpsert(ps) }, nil
 	})
 }
 
@@ -185,7 +191,7 @@ func (s *Store) Delete(ctx context.Context, req *qdrant.DeletePoints) (*qdrant.U
 	if _, err := c.resolveSelectorStatic(req.GetPoints()); err != nil {
 		return nil, err
 	}
-	return s.write(ctx, c, opDelete, req.GetWait(), func() ([]byte, func(), error) {
+	return s.write(ctx, c, opDelete, req.GetWait(), func() ([]byte, func() func(), error) {
 		ids, err := c.resolveSelector(req.GetPoints(), pred)
 		if err != nil {
 			return nil, nil, err
@@ -197,7 +203,7 @@ func (s *Store) Delete(ctx context.Context, req *qdrant.DeletePoints) (*qdrant.U
 		if err != nil {
 			return nil, nil, internalf("encode delete: %v", err)
 		}
-		return data, func() { c.applyDelete(ids) }, nil
+		return data, func() func() { c.applyDelete(ids); return nil }, nil
 	})
 }
 
@@ -237,7 +243,7 @@ func (s *Store) SetPayload(ctx context.Context, req *qdrant.SetPayloadPoints, ov
 	if overwrite {
 		typ = opOverwritePayload
 	}
-	return s.write(ctx, c, typ, req.GetWait(), func() ([]byte, func(), error) {
+	return s.write(ctx, c, typ, req.GetWait(), func() ([]byte, func() func(), error) {
 		ids, err := c.resolveSelector(req.GetPointsSelector(), pred)
 		if err != nil {
 			return nil, nil, err
@@ -254,7 +260,7 @@ func (s *Store) SetPayload(ctx context.Context, req *qdrant.SetPayloadPoints, ov
 		if err != nil {
 			return nil, nil, internalf("encode set payload: %v", err)
 		}
-		return data, func() { c.applySetPayload(ids, req.GetPayload(), key, overwrite) }, nil
+		return data, func() func() { c.applySetPayload(ids, req.GetPayload(), key, overwrite); return nil }, nil
 	})
 }
 
@@ -277,8 +283,8 @@ func (s *Store) CreateFieldIndex(ctx context.Context, req *qdrant.CreateFieldInd
 	if err != nil {
 		return nil, internalf("encode create index: %v", err)
 	}
-	return s.write(ctx, c, opCreateIndex, req.GetWait(), func() ([]byte, func(), error) {
-		return data, func() { c.applyCreateIndex(req.GetFieldName(), path, req.GetFieldType()) }, nil
+	return s.write(ctx, c, opCreateIndex, req.GetWait(), func() ([]byte, func() func(), error) {
+		return data, func() func() { c.applyCreateIndex(req.GetFieldName(), path, req.GetFieldType()); return nil }, nil
 	})
 }
 
@@ -292,8 +298,8 @@ func (s *Store) DeleteFieldIndex(ctx context.Context, req *qdrant.DeleteFieldInd
 	if err != nil {
 		return nil, internalf("encode delete index: %v", err)
 	}
-	return s.write(ctx, c, opDeleteIndex, req.GetWait(), func() ([]byte, func(), error) {
-		return data, func() { c.applyDeleteIndex(req.GetFieldName()) }, nil
+	return s.write(ctx, c, opDeleteIndex, req.GetWait(), func() ([]byte, func() func(), error) {
+		return data, func() func() { c.applyDeleteIndex(req.GetFieldName()); return nil }, nil
 	})
 }
 
@@ -367,7 +373,12 @@ func (s *Store) Scroll(ctx context.Context, req *qdrant.ScrollPoints) ([]*qdrant
 	defer c.mu.RUnlock()
 	var out []*qdrant.RetrievedPoint
 	var next *qdrant.PointId
-	for _, slot := range c.sortedSlots() {
+	slots := c.sortedSlots()
+	if offset != nil {
+		// Binary search to the first id at or after the offset.
+		slots = slots[sort.Search(len(slots), func(i int) bool { return !c.points[slots[i]].id.less(*offset) }):]
+	}
+	for _, slot := range slots {
 		p := &c.points[slot]
 		if offset != nil && p.id.less(*offset) {
 			continue

@@ -83,6 +83,9 @@ func (p keyPath) values(payload map[string]*qdrant.Value, out []*qdrant.Value) [
 	if !ok {
 		return out
 	}
+	if len(p) == 1 && out == nil {
+		return []*qdrant.Value{v}
+	}
 	return collectValues(p[1:], v, out)
 }
 

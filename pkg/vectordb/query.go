@@ -92,7 +92,7 @@ func (c *collection) runStage(st queryStage, depth int) ([]scored, bool, error) 
 		limit:     st.limit,
 		threshold: st.threshold,
 		exact:     st.params.GetExact(),
-		ef:        int(st.params.GetHnswEf()),
+		ef:        int(min(st.params.GetHnswEf(), 1<<16)),
 		restrict:  restrict,
 	}
 	switch q := st.query.GetVariant().(type) {

@@ -17,9 +17,14 @@ import (
 // Add and Remove run under the write lock, Search under the read lock and
 // must be safe for concurrent Search calls.
 type annIndex interface {
-	Add(slot uint32, v []float32)
 	// AddBatch adds several vectors, in parallel where it can.
 	AddBatch(slots []uint32, vecs [][]float32)
+	// Assign gives slots new entries (retiring their old ones) and returns
+	// their handles for Insert; it runs under the write lock.
+	Assign(slots []uint32) []uint32
+	// Insert stores the vectors of assigned handles. It may run without the
+	// collection lock, concurrently with Search; vecs must not be mutated.
+	Insert(handles []uint32, vecs [][]float32)
 	Remove(slot uint32)
 	// Stats reports live and tombstoned entries.
 	Stats() (live, deleted int)
@@ -33,9 +38,9 @@ type annConfig struct {
 	// threshold is the number of vectors in a space below which search is
 	// always exact.
 	threshold int
-	// exactLimit is the estimated number of filter matches at or below which
-	// a filtered search is exact.
-	exactLimit int
+	// minANNMatches is the estimated number of filter matches below which
+	// a filtered search is always exact.
+	minANNMatches int
 	// ef is the default search beam width.
 	ef int
 	// newIndex builds an empty index for a space; nil disables ANN.
@@ -170,23 +175,28 @@ func (c *collection) searchDense(d *denseSpace, q []float32, r searchRequest) []
 	accept := c.acceptFunc(func(s uint32) bool { return d.present[s] }, &r)
 
 	cands := r.restrict
+	var candSet map[uint32]struct{}
 	if cands == nil && r.pred != nil {
-		cands = c.indexCandidates(r.filter)
+		candSet = c.indexCandidates(r.filter)
 	}
-	if !r.exact && d.ann != nil && cands == nil && r.restrict == nil && d.count >= c.annCfg.threshold {
+	if !r.exact && d.ann != nil && d.annReady.Load() && r.restrict == nil && d.count >= c.annCfg.threshold && r.limit <= 4096 {
 		useANN := true
 		if r.pred != nil {
 			// A selective filter is cheaper and exact as a scan of its
-			// matches; the graph search serves broad filters.
-			est := c.estimateMatches(r.pred, d.count)
-			useANN = float64(est) >= hnsw.FilterExactThreshold*float64(d.count) && est > c.annCfg.exactLimit/10
+			// matches; the graph search serves broad filters. A payload
+			// index bounds the matches; otherwise a sample estimates them.
+			est := len(candSet)
+			if candSet == nil {
+				est = c.estimateMatches(r.pred, d.count)
+			}
+			useANN = float64(est) >= hnsw.FilterExactThreshold*float64(d.count) && est >= c.annCfg.minANNMatches
 		}
 		if useANN {
 			var filt func(uint32) bool
 			if r.pred != nil || len(r.exclude) > 0 {
 				filt = accept
 			}
-			slots := d.ann.Search(q, r.limit, max(r.ef, c.annCfg.ef, r.limit), filt)
+			slots := d.ann.Search(q, r.limit, min(max(r.ef, c.annCfg.ef, r.limit), 1<<16), filt)
 			if len(slots) >= r.limit {
 				out := make([]scored, 0, len(slots))
 				for _, s := range slots {
@@ -201,12 +211,20 @@ func (c *collection) searchDense(d *denseSpace, q []float32, r searchRequest) []
 					}
 				}
 				sortScored(out, better)
+				c.annSearches.Add(1)
 				return out
 			}
 			// Fewer hits than asked for: the filter may be more selective
 			// than estimated, so answer exactly.
 		}
 	}
+	if candSet != nil {
+		cands = make([]uint32, 0, len(candSet))
+		for slot := range candSet {
+			cands = append(cands, slot)
+		}
+	}
+	c.exactSearches.Add(1)
 	return c.exactDense(d, q, r, cands, accept, better, smaller)
 }
 
@@ -321,7 +339,7 @@ func (c *collection) searchSparse(s *sparseSpace, q *sparseVec, r searchRequest)
 // payload index on one of its top-level must conditions (the smallest such
 // set), or nil when no index applies. The filter is still evaluated on each
 // candidate. Caller holds c.mu.
-func (c *collection) indexCandidates(f *qdrant.Filter) []uint32 {
+func (c *collection) indexCandidates(f *qdrant.Filter) map[uint32]struct{} {
 	if f == nil || len(c.indexes) == 0 {
 		return nil
 	}
@@ -374,11 +392,10 @@ func (c *collection) indexCandidates(f *qdrant.Filter) []uint32 {
 	if !found {
 		return nil
 	}
-	out := make([]uint32, 0, len(best))
-	for s := range best {
-		out = append(out, s)
+	if best == nil {
+		best = map[uint32]struct{}{} // an indexed value nobody has
 	}
-	return out
+	return best
 }
 
 // estimateMatches estimates how many of the n points match pred by sampling.

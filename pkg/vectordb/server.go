@@ -13,6 +13,7 @@ import (
 	"github.com/qdrant/go-client/qdrant"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
 )
 
@@ -30,6 +31,9 @@ func NewServer(s *Store, logger log.Logger, opts ...grpc.ServerOption) *grpc.Ser
 	opts = append([]grpc.ServerOption{
 		grpc.MaxRecvMsgSize(64 << 20),
 		grpc.MaxSendMsgSize(64 << 20),
+		// The official client pings every 10 s, also without active calls;
+		// grpc-go's default policy would answer with GOAWAY (too_many_pings).
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 		grpc.ChainUnaryInterceptor(recoverInterceptor(logger)),
 	}, opts...)
 	g := grpc.NewServer(opts...)

@@ -4,6 +4,7 @@
 package vectordb
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -33,6 +34,8 @@ const (
 	opCreateIndex      byte = 6
 	opDeleteIndex      byte = 7
 	opOverwritePayload byte = 8
+
+	snapANN byte = 9 // collection, vector name, node table, HNSW graph
 
 	snapHeader byte = 100
 	snapEnd    byte = 101
@@ -95,7 +98,7 @@ func Open(dir string, opts ...Option) (*Store, error) {
 	o := options{
 		logger:        log.NewNopLogger(),
 		snapshotBytes: 64 << 20,
-		ann:           annConfig{threshold: 20000, exactLimit: 20000, ef: 128},
+		ann:           annConfig{threshold: 20000, minANNMatches: 1000, ef: 128},
 	}
 	for _, opt := range opts {
 		opt(&o)
@@ -254,7 +257,9 @@ func (s *Store) replay(r wal.Record) error {
 		if err != nil {
 			return err
 		}
-		c.applyUpsert(ps)
+		if after := c.applyUpsert(ps); after != nil {
+			after()
+		}
 	case opDelete:
 		var req qdrant.DeletePoints
 		if err := proto.Unmarshal(r.Data, &req); err != nil {
@@ -362,6 +367,11 @@ func (s *Store) loadSnapshot(path string, seq uint64) error {
 			}
 			ended = true
 			continue
+		case snapANN:
+			if err := s.loadANNRecord(r.Data); err != nil {
+				// The graph is only an accelerator: rebuild it instead.
+				level.Warn(s.opts.logger).Log("msg", "snapshot hnsw graph not loaded; rebuilding", "err", err)
+			}
 		case opUpsert:
 			// Snapshot vectors are stored already normalized.
 			var req qdrant.UpsertPoints
@@ -376,13 +386,22 @@ func (s *Store) loadSnapshot(path string, seq uint64) error {
 			if err != nil {
 				return err
 			}
-			c.applyUpsert(ps)
+			if after := c.applyUpsert(ps); after != nil {
+				after()
+			}
 		default:
 			if n == 0 {
 				return errors.New("snapshot has no header")
 			}
 			if err := s.replay(r); err != nil {
 				return err
+			}
+			if r.Type == opCreateCollection {
+				for _, c := range s.colls {
+					if c.annCfg.newIndex != nil && len(c.slots) == 0 {
+						c.loading = true // graphs come from the snapshot
+					}
+				}
 			}
 		}
 		n++
@@ -393,6 +412,35 @@ func (s *Store) loadSnapshot(path string, seq uint64) error {
 	if !ended {
 		return errors.New("snapshot has no end marker")
 	}
+	for _, c := range s.colls {
+		c.loading = false
+		if build := c.maybeBuildANN(); build != nil {
+			build()
+		}
+	}
+	return nil
+}
+
+// loadANNRecord attaches a persisted HNSW graph to its dense space.
+func (s *Store) loadANNRecord(data []byte) error {
+	parts := bytes.SplitN(data, []byte{0}, 3)
+	if len(parts) != 3 {
+		return errors.New("bad ann record header")
+	}
+	c := s.colls[string(parts[0])]
+	if c == nil {
+		return fmt.Errorf("ann record for unknown collection %q", parts[0])
+	}
+	d := c.dense[string(parts[1])]
+	if d == nil {
+		return fmt.Errorf("ann record for unknown vector %q", parts[1])
+	}
+	a, err := loadANN(parts[2], d, c.slots)
+	if err != nil {
+		return err
+	}
+	d.ann = a
+	d.annReady.Store(true)
 	return nil
 }
 
@@ -478,7 +526,7 @@ func (s *Store) writeSnapshot(seq uint64) (err error) {
 	}
 	s.mu.RUnlock()
 	for _, c := range colls {
-		if err := s.writeCollection(c, emitProto); err != nil {
+		if err := s.writeCollection(c, emitProto, emit); err != nil {
 			return err
 		}
 	}
@@ -499,7 +547,7 @@ func (s *Store) writeSnapshot(seq uint64) (err error) {
 	return wal.SyncDir(s.dir)
 }
 
-func (s *Store) writeCollection(c *collection, emit func(byte, proto.Message) error) error {
+func (s *Store) writeCollection(c *collection, emit func(byte, proto.Message) error, emitRaw func(byte, []byte) error) error {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	if err := emit(opCreateCollection, c.create); err != nil {
@@ -537,7 +585,32 @@ func (s *Store) writeCollection(c *collection, emit func(byte, proto.Message) er
 		}
 	}
 	if len(batch.Points) > 0 {
-		return emit(opUpsert, batch)
+		if err := emit(opUpsert, batch); err != nil {
+			return err
+		}
+	}
+	names := make([]string, 0, len(c.dense))
+	for name := range c.dense {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		d := c.dense[name]
+		a, ok := d.ann.(*hnswANN)
+		if !ok {
+			continue
+		}
+		var buf bytes.Buffer
+		buf.WriteString(c.name)
+		buf.WriteByte(0)
+		buf.WriteString(name)
+		buf.WriteByte(0)
+		if err := a.persist(&buf, c.points); err != nil || buf.Len() > wal.MaxRecordSize-64 {
+			continue // too big or unusable: the graph is rebuilt on load
+		}
+		if err := emitRaw(snapANN, buf.Bytes()); err != nil {
+			return err
+		}
 	}
 	return nil
 }

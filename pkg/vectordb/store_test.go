@@ -10,6 +10,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/go-kit/log"
 	"github.com/qdrant/go-client/qdrant"
 	"google.golang.org/protobuf/encoding/prototext"
 )
@@ -169,8 +170,21 @@ func TestDataDirLocked(t *testing.T) {
 }
 
 func TestConcurrentReadersWritersAndSnapshots(t *testing.T) {
+	tests := []struct {
+		name string
+		ann  int
+	}{
+		{"exact", 1 << 30},
+		{"hnsw", 50},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) { testConcurrent(t, tt.ann) })
+	}
+}
+
+func testConcurrent(t *testing.T, annThreshold int) {
 	dir := t.TempDir()
-	s := mustOpen(t, dir, WithSnapshotThreshold(32<<10))
+	s := mustOpen(t, dir, WithSnapshotThreshold(32<<10), WithANNThreshold(annThreshold))
 	ctx := context.Background()
 	if err := s.CreateCollection(ctx, &qdrant.CreateCollection{CollectionName: "c", VectorsConfig: qdrant.NewVectorsConfig(&qdrant.VectorParams{Size: 8, Distance: qdrant.Distance_Dot})}); err != nil {
 		t.Fatal(err)
@@ -184,6 +198,9 @@ func TestConcurrentReadersWritersAndSnapshots(t *testing.T) {
 			r := rand.New(rand.NewPCG(uint64(w), 1))
 			for i := 0; i < 150; i++ {
 				id := uint64(w*1000 + i)
+				if i%7 == 3 && i > 20 {
+					id -= 20 // re-upsert an older point: its HNSW node goes stale
+				}
 				v := make([]float32, 8)
 				for j := range v {
 					v[j] = r.Float32()
@@ -206,7 +223,20 @@ func TestConcurrentReadersWritersAndSnapshots(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := 0; i < 100; i++ {
-				if _, err := s.Query(ctx, &qdrant.QueryPoints{CollectionName: "c", Query: qdrant.NewQuery(1, 1, 1, 1, 1, 1, 1, 1), Filter: &qdrant.Filter{Must: []*qdrant.Condition{qdrant.NewMatchInt("w", 1)}}}); err != nil {
+				res, err := s.Query(ctx, &qdrant.QueryPoints{CollectionName: "c", Query: qdrant.NewQuery(1, 1, 1, 1, 1, 1, 1, 1), Filter: &qdrant.Filter{Must: []*qdrant.Condition{qdrant.NewMatchInt("w", 1)}}, WithPayload: qdrant.NewWithPayload(true)})
+				if err != nil {
+					errs <- err
+					return
+				}
+				seen := map[uint64]bool{}
+				for _, p := range res {
+					if seen[p.GetId().GetNum()] || p.GetPayload()["w"].GetIntegerValue() != 1 {
+						errs <- fmt.Errorf("query returned a duplicate or a filtered-out point: %v", p)
+						return
+					}
+					seen[p.GetId().GetNum()] = true
+				}
+				if _, err := s.Query(ctx, &qdrant.QueryPoints{CollectionName: "c", Query: qdrant.NewQuery(1, 1, 1, 1, 1, 1, 1, 1)}); err != nil {
 					errs <- err
 					return
 				}
@@ -241,9 +271,20 @@ func TestConcurrentReadersWritersAndSnapshots(t *testing.T) {
 	if got := dump(t, s2); got != want {
 		t.Errorf("state after concurrent run and reopen differs")
 	}
-	n, _ := s2.Count(ctx, &qdrant.CountPoints{CollectionName: "c"})
-	if n != 3*(150-14) { // the first delete of each writer (id-5 of its first id) hits nothing
-		t.Errorf("Count = %d, want %d", n, 3*(150-14))
+	// Every hit scores as its current vector: no stale HNSW node leaks.
+	q := []float32{1, 1, 1, 1, 1, 1, 1, 1}
+	res, err := s2.Query(ctx, &qdrant.QueryPoints{CollectionName: "c", Query: qdrant.NewQueryDense(q), Limit: ptr[uint64](50), WithVectors: qdrant.NewWithVectors(true)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range res {
+		var want float32
+		for i, x := range p.GetVectors().GetVector().GetDenseVector().GetData() {
+			want += q[i] * x
+		}
+		if d := want - p.GetScore(); d > 1e-4 || d < -1e-4 {
+			t.Errorf("point %d scored %v, its vector gives %v", p.GetId().GetNum(), p.GetScore(), want)
+		}
 	}
 }
 
@@ -291,15 +332,17 @@ func TestANNRecallAndFilteredSearch(t *testing.T) {
 		name   string
 		filter *qdrant.Filter
 		check  func(p *qdrant.ScoredPoint) bool
+		ann    bool // whether the graph should serve it
 	}{
-		{"none", nil, func(*qdrant.ScoredPoint) bool { return true }},
+		{"none", nil, func(*qdrant.ScoredPoint) bool { return true }, true},
 		{"half (broad, graph search)", &qdrant.Filter{Must: []*qdrant.Condition{qdrant.NewMatchInt("half", 1)}},
-			func(p *qdrant.ScoredPoint) bool { return p.GetPayload()["half"].GetIntegerValue() == 1 }},
+			func(p *qdrant.ScoredPoint) bool { return p.GetPayload()["half"].GetIntegerValue() == 1 }, true},
 		{"small tenant (selective, exact)", &qdrant.Filter{Must: []*qdrant.Condition{qdrant.NewMatchKeyword("tenant", "small")}},
-			func(p *qdrant.ScoredPoint) bool { return p.GetPayload()["tenant"].GetStringValue() == "small" }},
+			func(p *qdrant.ScoredPoint) bool { return p.GetPayload()["tenant"].GetStringValue() == "small" }, false},
 	}
 	for _, ft := range filters {
 		t.Run(ft.name, func(t *testing.T) {
+			annBefore := c.annSearches.Load()
 			var found, total int
 			for qi := 0; qi < 30; qi++ {
 				q := make([]float32, dim)
@@ -328,6 +371,9 @@ func TestANNRecallAndFilteredSearch(t *testing.T) {
 				}
 				total += len(want)
 			}
+			if used := c.annSearches.Load() > annBefore; used != ft.ann {
+				t.Errorf("graph search used = %v, want %v", used, ft.ann)
+			}
 			recall := float64(found) / float64(total)
 			if recall < 0.95 {
 				t.Errorf("recall@10 = %.3f, want >= 0.95", recall)
@@ -335,4 +381,81 @@ func TestANNRecallAndFilteredSearch(t *testing.T) {
 			t.Logf("recall@10 = %.3f", recall)
 		})
 	}
+}
+
+func TestANNGraphPersistsInSnapshot(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := mustOpen(t, dir, WithANNThreshold(300))
+	const dim = 16
+	if err := s.CreateCollection(ctx, &qdrant.CreateCollection{CollectionName: "p", VectorsConfig: qdrant.NewVectorsConfig(&qdrant.VectorParams{Size: dim, Distance: qdrant.Distance_Dot})}); err != nil {
+		t.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(9, 9))
+	upsert := func(lo, hi int) {
+		var pts []*qdrant.PointStruct
+		for i := lo; i < hi; i++ {
+			v := make([]float32, dim)
+			for j := range v {
+				v[j] = float32(r.NormFloat64())
+			}
+			pts = append(pts, &qdrant.PointStruct{Id: qdrant.NewIDNum(uint64(i)), Vectors: qdrant.NewVectorsDense(v)})
+		}
+		if _, err := s.Upsert(ctx, &qdrant.UpsertPoints{CollectionName: "p", Points: pts}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	upsert(0, 800)
+	upsert(100, 200) // re-upserts leave tombstoned nodes behind
+	if _, err := s.Delete(ctx, &qdrant.DeletePoints{CollectionName: "p", Points: qdrant.NewPointsSelector(qdrant.NewIDNum(5), qdrant.NewIDNum(6))}); err != nil {
+		t.Fatal(err)
+	}
+	query := func(s *Store) string {
+		var b strings.Builder
+		for i := 0; i < 20; i++ {
+			q := make([]float32, dim)
+			q[i%dim] = 1
+			res, err := s.Query(ctx, &qdrant.QueryPoints{CollectionName: "p", Query: qdrant.NewQueryDense(q)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, p := range res {
+				fmt.Fprintf(&b, "%d:%.5f ", p.GetId().GetNum(), p.GetScore())
+			}
+			b.WriteByte('\n')
+		}
+		return b.String()
+	}
+	c, _ := s.collection("p")
+	nodes := len(c.dense[""].ann.(*hnswANN).slotOf)
+	before := query(s)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s2 := mustOpen(t, dir, WithANNThreshold(300), WithLogger(log.NewLogfmtLogger(testLogWriter{t})))
+	defer s2.Close()
+	c2, _ := s2.collection("p")
+	a, ok := c2.dense[""].ann.(*hnswANN)
+	if !ok {
+		t.Fatal("no HNSW graph after reopen")
+	}
+	if len(a.slotOf) != nodes {
+		t.Errorf("graph has %d nodes after reopen, want %d (loaded, not rebuilt)", len(a.slotOf), nodes)
+	}
+	if after := query(s2); after != before {
+		t.Errorf("results differ after reopen:\n got %s\nwant %s", after, before)
+	}
+	// The loaded graph keeps taking writes.
+	s = s2
+	upsert(800, 900)
+	if n, _ := s2.Count(ctx, &qdrant.CountPoints{CollectionName: "p"}); n != 898 {
+		t.Errorf("Count = %d, want 898", n)
+	}
+}
+
+type testLogWriter struct{ t *testing.T }
+
+func (w testLogWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
 }

@@ -40,8 +40,9 @@ func TestContainerIngest(t *testing.T) {
 	body, _ := json.Marshal(map[string]any{
 		"document_id": "handbook", "content_type": "text/markdown", "content": doc, "groups": []string{"staff"},
 	})
+	base := svc.URL
 	post := func() map[string]any {
-		req, err := http.NewRequestWithContext(ctx, "POST", svc.URL+"/v1/documents", bytes.NewReader(body))
+		req, err := http.NewRequestWithContext(ctx, "POST", base+"/v1/documents", bytes.NewReader(body))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -67,6 +68,7 @@ func TestContainerIngest(t *testing.T) {
 	}
 
 	topics := events.NewTopics("")
+	var err error
 	docs, err := broker.ReadN(ctx, topics.Documents, 1, 30*time.Second)
 	if err != nil {
 		t.Fatal(err)
@@ -97,9 +99,20 @@ func TestContainerIngest(t *testing.T) {
 		}
 	}
 
-	// The state in the container's data directory makes a repeat a no-op.
-	if res := post(); res["status"] != ResultUnchanged {
-		t.Fatalf("second POST = %v, want unchanged", res)
+	// Stop the service (SIGTERM, drain) and start it again: the state in
+	// its data directory makes a repeat a no-op.
+	timeout := 20 * time.Second
+	if err := svc.Container.Stop(ctx, &timeout); err != nil {
+		t.Fatalf("stop ingest: %v", err)
+	}
+	if err := svc.Container.Start(ctx); err != nil {
+		t.Fatalf("restart ingest: %v\n%s", err, containertest.Logs(ctx, svc.Container))
+	}
+	if base, err = svc.Container.PortEndpoint(ctx, "8080/tcp", "http"); err != nil {
+		t.Fatal(err)
+	}
+	if res := post(); res["status"] != ResultUnchanged || res["version"] != 1.0 {
+		t.Fatalf("POST after restart = %v, want unchanged version 1", res)
 	}
 	var again []kafka.Message
 	if again, err = broker.ReadAll(ctx, topics.Chunks); err != nil || len(again) != len(msgs) {

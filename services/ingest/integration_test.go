@@ -18,6 +18,7 @@ import (
 	"github.com/tributary-rag/tributary/pkg/events"
 	"github.com/tributary-rag/tributary/pkg/kafkatest"
 	"github.com/tributary-rag/tributary/pkg/kafkatransport"
+	"github.com/tributary-rag/tributary/pkg/tracecontext"
 )
 
 // cluster is the Kafka cluster shared by the package's tests: in-process
@@ -176,10 +177,21 @@ func TestWiringPostEmitsOrderedChunkEvents(t *testing.T) {
 	if !sawHeading {
 		t.Errorf("no chunk records the heading path of the Chinese section")
 	}
+	// One request, one correlation id and one trace.
 	corr := kafkatest.Header(msgs[0], events.HeaderCorrelationID)
+	trace := func(m kafka.Message) string {
+		tp, err := tracecontext.Parse(kafkatest.Header(m, events.HeaderTraceParent))
+		if err != nil {
+			t.Fatalf("traceparent: %v", err)
+		}
+		return tp.TraceIDString()
+	}
 	for i, m := range msgs {
 		if kafkatest.Header(m, events.HeaderCorrelationID) != corr {
 			t.Fatalf("chunk %d has another correlation id", i)
+		}
+		if trace(m) != trace(msgs[0]) {
+			t.Fatalf("chunk %d belongs to another trace", i)
 		}
 	}
 
@@ -195,21 +207,28 @@ func TestWiringPostEmitsOrderedChunkEvents(t *testing.T) {
 		t.Fatalf("after unchanged POST the documents topic holds %d events, want 1", n)
 	}
 
-	// New content: version 2 with its own chunk ids.
-	status, res = s.post("acme-admin", "application/json", jsonBody(map[string]any{
-		"document_id": "handbook", "content_type": "text/markdown", "content": "# Handbook\n\nShorter now.",
-	}))
-	if status != 202 || res["status"] != ResultAccepted || res["version"] != 2.0 {
-		t.Fatalf("POST new content = %d %v, want accepted version 2", status, res)
+	// New content: version 2 with its own chunk ids, continuing the
+	// caller's trace.
+	const callerTrace = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	resp, b := httpCase{method: "POST", path: "/v1/documents", key: "acme-admin", contentType: "application/json",
+		header: map[string]string{"traceparent": callerTrace, "X-Correlation-ID": "sync-42"},
+		body:   jsonBody(map[string]any{"document_id": "handbook", "content_type": "text/markdown", "content": "# Handbook\n\nShorter now."}),
+	}.do(t, s.srv)
+	if resp.StatusCode != 202 || !strings.Contains(string(b), `"version":2`) || resp.Header.Get("X-Correlation-ID") != "sync-42" {
+		t.Fatalf("POST new content = %d %s, want accepted version 2 with the caller's correlation id", resp.StatusCode, b)
 	}
 	all := cluster.ReadN(t, s.topics.Chunks, len(chunks)+1, 10*time.Second)
 	v2 := checkEvents[events.ChunkCreated](t, all[len(chunks):], events.TypeChunkCreated, "acme")
 	if v2[0].Version != 2 || v2[0].ChunkID != events.ChunkID("acme", "handbook", 2, 0) {
 		t.Fatalf("version 2 chunk = %+v", v2[0])
 	}
+	last := all[len(all)-1]
+	if trace(last) != "4bf92f3577b34da6a3ce929d0e0e4736" || kafkatest.Header(last, events.HeaderCorrelationID) != "sync-42" {
+		t.Fatalf("version 2 chunk headers %v: want the caller's trace and correlation id", last.Headers)
+	}
 
 	// Delete: document.deleted with the last version.
-	resp, b := httpCase{method: "DELETE", path: "/v1/documents/handbook", key: "acme-admin"}.do(t, s.srv)
+	resp, b = httpCase{method: "DELETE", path: "/v1/documents/handbook", key: "acme-admin"}.do(t, s.srv)
 	if resp.StatusCode != 200 {
 		t.Fatalf("DELETE = %d %s", resp.StatusCode, b)
 	}
@@ -326,9 +345,15 @@ func TestKafkaIngestRequestsAndDeadLetters(t *testing.T) {
 	brokenPDF := ingestRequest(t, s.topics.IngestRequests, "acme", events.IngestRequested{
 		DocumentID: "scan", RequestID: "r2", TenantID: "acme", ContentType: "application/pdf", Content: []byte("%PDF-1.7\ngarbage"),
 	})
-	wrongTenant := ingestRequest(t, s.topics.IngestRequests, "acme", events.IngestRequested{
+	// A producer of tenant acme that names tenant globex in the payload.
+	wrongTenant := ingestRequest(t, s.topics.IngestRequests, "globex", events.IngestRequested{
 		DocumentID: "x", RequestID: "r3", TenantID: "globex", ContentType: "text/plain", Content: []byte("x"),
 	})
+	for i, h := range wrongTenant.Headers {
+		if h.Key == events.HeaderTenantID {
+			wrongTenant.Headers[i].Value = []byte("acme")
+		}
+	}
 	notAnEvent := kafka.Message{Topic: s.topics.IngestRequests, Key: []byte("junk"), Value: []byte("\x00\xffnot json")}
 	cluster.Produce(t, good, brokenPDF, wrongTenant, notAnEvent)
 
@@ -384,9 +409,39 @@ func TestKafkaIngestRequestsAndDeadLetters(t *testing.T) {
 		}
 	}
 
+	// A redelivered request (a consumer that died before committing) finds
+	// its version recorded and publishes nothing. A newer request for the
+	// same document, behind it on the same partition, proves it was handled.
+	v2 := ingestRequest(t, s.topics.IngestRequests, "acme", events.IngestRequested{
+		DocumentID: "faq", RequestID: "r4", TenantID: "acme", Title: "FAQ",
+		ContentType: "text/plain", Content: []byte("Question three. Answer three."), Groups: []string{"support"},
+	})
+	cluster.Produce(t, good, v2)
+	var versions []int
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		versions = versions[:0]
+		for _, m := range cluster.ReadAll(t, s.topics.Documents) {
+			var a events.DocumentAccepted
+			if _, err := events.Unmarshal(m, &a); err == nil {
+				versions = append(versions, a.Version)
+			}
+		}
+		if len(versions) >= 2 {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if len(versions) != 2 || versions[0] != 1 || versions[1] != 2 {
+		t.Fatalf("faq versions published %v, want [1 2]: the redelivered request must not publish again", versions)
+	}
+	if n := len(cluster.ReadAll(t, s.topics.Chunks)); n != len(chunks)+1 {
+		t.Fatalf("chunks topic holds %d events, want %d (version 1) + 1 (version 2)", n, len(chunks))
+	}
+
 	// The broken PDF is also announced as rejected on the documents topic.
 	var rejected []events.DocumentRejected
-	deadline := time.Now().Add(10 * time.Second)
+	deadline = time.Now().Add(10 * time.Second)
 	for len(rejected) == 0 && time.Now().Before(deadline) {
 		for _, m := range cluster.ReadAll(t, s.topics.Documents) {
 			var r events.DocumentRejected

@@ -59,6 +59,9 @@ const (
 	maxMetadataKeys = 64
 	maxMetaKeyLen   = 128
 	maxMetaValueLen = 4096
+	// maxMetadataBytes bounds all metadata together: it is copied into
+	// every chunk event.
+	maxMetadataBytes = 16 << 10
 )
 
 // DefaultMaxDocumentSize is the default limit on a document's raw size.
@@ -244,6 +247,9 @@ func (s *service) Ingest(ctx context.Context, p Principal, d Document) (Result, 
 		return Result{}, fmt.Errorf("%w: groups %v are not all groups of this key", ErrForbidden, d.Groups)
 	}
 	contentHash := hashContent(d.Content)
+	// The fingerprint is taken from the request as given, so a repeat is
+	// recognised without parsing the document again.
+	fp := fingerprint(contentHash, d)
 
 	unlock := s.locks.lock(p.Tenant + "\x00" + d.ID)
 	defer unlock()
@@ -251,6 +257,9 @@ func (s *service) Ingest(ctx context.Context, p Principal, d Document) (Result, 
 	prev, exists := s.store.Get(p.Tenant, d.ID)
 	if exists && prev.Status == StatusActive && !mayChange(p, prev.Groups) {
 		return Result{}, fmt.Errorf("%w: document belongs to groups %v", ErrForbidden, prev.Groups)
+	}
+	if exists && prev.Status == StatusActive && prev.Pending == nil && prev.Fingerprint == fp {
+		return Result{DocumentID: d.ID, Version: prev.Version, Status: ResultUnchanged}, nil
 	}
 
 	chunked, err := s.chunker.Chunk(ctx, d.ContentType, d.Filename, d.Content)
@@ -270,17 +279,12 @@ func (s *service) Ingest(ctx context.Context, p Principal, d Document) (Result, 
 		}
 	}
 	pieces := chunked.Pieces
-	fp := fingerprint(contentHash, d)
-
-	if exists && prev.Status == StatusActive && prev.Pending == nil && prev.Fingerprint == fp {
-		return Result{DocumentID: d.ID, Version: prev.Version, Status: ResultUnchanged}, nil
-	}
 
 	version := 1
 	if exists {
 		version = prev.Version + 1
 		if pd := prev.Pending; pd != nil {
-			if !pd.Deleting && pd.Fingerprint == fp {
+			if pd.Fingerprint == fp {
 				// A crash or a broker error interrupted this very content:
 				// publish the same version again; its ids are the same, so
 				// consumers see duplicates only.
@@ -408,17 +412,19 @@ func hashContent(b []byte) string {
 }
 
 // fingerprint identifies everything a version is made of: the content and
-// every attribute copied into its chunk events. Two requests with the same
-// fingerprint produce the same events.
+// every request attribute that reaches its chunk events (title, declared
+// content type, file name, source, groups, metadata). Two requests with the
+// same fingerprint produce the same events.
 func fingerprint(contentHash string, d Document) string {
 	b, _ := json.Marshal(struct {
 		C  string            `json:"c"`
 		T  string            `json:"t"`
 		CT string            `json:"ct"`
+		F  string            `json:"f"`
 		S  string            `json:"s"`
 		G  []string          `json:"g"`
 		M  map[string]string `json:"m"`
-	}{contentHash, d.Title, d.ContentType, d.Source, d.Groups, d.Metadata})
+	}{contentHash, d.Title, d.ContentType, d.Filename, d.Source, d.Groups, d.Metadata})
 	h := sha256.Sum256(b)
 	return hex.EncodeToString(h[:])
 }
@@ -463,7 +469,9 @@ func validateDocument(d *Document) error {
 	if len(d.Metadata) > maxMetadataKeys {
 		return fmt.Errorf("%w: metadata has %d keys, limit %d", ErrInvalid, len(d.Metadata), maxMetadataKeys)
 	}
+	total := 0
 	for k, v := range d.Metadata {
+		total += len(k) + len(v)
 		if k == "" {
 			return fmt.Errorf("%w: empty metadata key", ErrInvalid)
 		}
@@ -473,6 +481,9 @@ func validateDocument(d *Document) error {
 		if !utf8.ValidString(v) || len(v) > maxMetaValueLen {
 			return fmt.Errorf("%w: metadata value of %q is not valid UTF-8 of at most %d bytes", ErrInvalid, k, maxMetaValueLen)
 		}
+	}
+	if total > maxMetadataBytes {
+		return fmt.Errorf("%w: metadata of %d bytes, limit %d", ErrInvalid, total, maxMetadataBytes)
 	}
 	if len(d.Metadata) == 0 {
 		d.Metadata = nil

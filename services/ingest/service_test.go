@@ -268,6 +268,8 @@ func TestServiceRefusals(t *testing.T) {
 		{"bad id", acme, textDoc("a/b", "a"), ErrInvalid, false},
 		{"control in id", acme, textDoc("a\x00b", "a"), ErrInvalid, false},
 		{"bad group", acme, Document{ID: "x", ContentType: "text/plain", Content: []byte("a"), Groups: []string{"a|b"}}, ErrInvalid, false},
+		{"metadata too large", acme, Document{ID: "x", ContentType: "text/plain", Content: []byte("a"), Metadata: map[string]string{
+			"a": strings.Repeat("v", 4000), "b": strings.Repeat("v", 4000), "c": strings.Repeat("v", 4000), "d": strings.Repeat("v", 4000), "e": strings.Repeat("v", 4000)}}, ErrInvalid, false},
 		{"foreign group", hr, Document{ID: "x", ContentType: "text/plain", Content: []byte("a"), Groups: []string{"finance"}}, ErrForbidden, false},
 		{"overwrite other group's document", hr, textDoc("fin", "other"), ErrForbidden, false},
 		{"unsupported type", acme, Document{ID: "x", ContentType: "image/png", Content: []byte("\x89PNG\r\n\x1a\n\x00\x00")}, ErrUnsupportedType, true},
@@ -353,5 +355,39 @@ func TestServiceConcurrentIngestOfOneDocument(t *testing.T) {
 	}
 	if a, _, _ := em.counts(); a != n {
 		t.Fatalf("%d versions emitted, want %d", a, n)
+	}
+}
+
+// countingChunker counts the documents the real chunker parses.
+type countingChunker struct {
+	Chunker
+	mu sync.Mutex
+	n  int
+}
+
+func (c *countingChunker) Chunk(ctx context.Context, contentType, filename string, content []byte) (Chunked, error) {
+	c.mu.Lock()
+	c.n++
+	c.mu.Unlock()
+	return c.Chunker.Chunk(ctx, contentType, filename, content)
+}
+
+func TestServiceUnchangedSkipsParsing(t *testing.T) {
+	ctx := context.Background()
+	st, err := OpenStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	cc := &countingChunker{Chunker: newTestChunker(t)}
+	svc := NewService(st, cc, &recordingEmitter{})
+	for i, want := range []string{ResultAccepted, ResultUnchanged, ResultUnchanged} {
+		res, err := svc.Ingest(ctx, acme, textDoc("d", "same text every night"))
+		if err != nil || res.Status != want {
+			t.Fatalf("upload %d = %+v, %v; want %s", i, res, err, want)
+		}
+	}
+	if cc.n != 1 {
+		t.Fatalf("parsed %d times, want 1: unchanged uploads must not be parsed again", cc.n)
 	}
 }

@@ -54,7 +54,6 @@ type Record struct {
 type Pending struct {
 	Version     int    `json:"version"`
 	Fingerprint string `json:"fingerprint"`
-	Deleting    bool   `json:"deleting,omitempty"`
 }
 
 // fileRecord is the JSON document written to disk.

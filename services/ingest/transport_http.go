@@ -17,6 +17,8 @@ import (
 
 	"github.com/go-kit/kit/endpoint"
 	kithttp "github.com/go-kit/kit/transport/http"
+
+	"github.com/tributary-rag/tributary/pkg/tracecontext"
 )
 
 // Authenticator resolves an API key to the principal it stands for.
@@ -34,7 +36,23 @@ func (f AuthenticatorFunc) Authenticate(key string) (Principal, bool) { return f
 type HTTPOption func(*httpConfig)
 
 type httpConfig struct {
-	maxSize int64
+	maxSize    int64
+	maxUploads int
+}
+
+// DefaultMaxUploads is the default number of POST requests served at once.
+const DefaultMaxUploads = 4
+
+// WithHTTPMaxUploads bounds how many POST /v1/documents requests are read
+// and processed at once (default DefaultMaxUploads); others wait for a
+// slot before their body is read, which bounds memory to about
+// n × (size limit + parsed text).
+func WithHTTPMaxUploads(n int) HTTPOption {
+	return func(c *httpConfig) {
+		if n > 0 {
+			c.maxUploads = n
+		}
+	}
 }
 
 // WithHTTPMaxDocumentSize sets the limit on a document's size in bytes
@@ -60,26 +78,51 @@ const (
 // Every route needs an `Authorization: Bearer <key>` header that auth
 // accepts.
 func MakeHTTPHandler(e Endpoints, auth Authenticator, logger *slog.Logger, opts ...HTTPOption) http.Handler {
-	cfg := httpConfig{maxSize: DefaultMaxDocumentSize}
+	cfg := httpConfig{maxSize: DefaultMaxDocumentSize, maxUploads: DefaultMaxUploads}
 	for _, o := range opts {
 		o(&cfg)
 	}
 	options := []kithttp.ServerOption{
 		kithttp.ServerErrorEncoder(encodeError),
 		kithttp.ServerErrorHandler(errorLogger{logger}),
-		kithttp.ServerBefore(correlationFromHTTP),
+		kithttp.ServerBefore(correlationFromHTTP, traceFromHTTP),
 	}
 	mux := http.NewServeMux()
-	mux.Handle("POST /v1/documents", authenticate(auth, kithttp.NewServer(
-		e.Ingest, decodeIngestRequest(cfg.maxSize), encodeResponse(http.StatusAccepted), options...)))
+	mux.Handle("POST /v1/documents", authenticate(auth, limitInFlight(cfg.maxUploads, kithttp.NewServer(
+		e.Ingest, decodeIngestRequest(cfg.maxSize), encodeResponse(http.StatusAccepted), options...))))
 	mux.Handle("GET /v1/documents/{id}", authenticate(auth, kithttp.NewServer(
 		e.Get, decodeGetRequest, encodeResponse(http.StatusOK), options...)))
 	mux.Handle("DELETE /v1/documents/{id}", authenticate(auth, kithttp.NewServer(
 		e.Delete, decodeDeleteRequest, encodeResponse(http.StatusOK), options...)))
+	mux.Handle("/v1/documents", methodNotAllowed("POST"))
+	mux.Handle("/v1/documents/{id}", methodNotAllowed("GET, DELETE"))
 	mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no such route")
 	})
 	return mux
+}
+
+// limitInFlight lets at most n requests through next at once; the others
+// wait (before their body is read) until a slot frees or they give up.
+func limitInFlight(n int, next http.Handler) http.Handler {
+	slots := make(chan struct{}, n)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case slots <- struct{}{}:
+		case <-r.Context().Done():
+			writeError(w, http.StatusServiceUnavailable, "unavailable", "too many uploads in progress")
+			return
+		}
+		defer func() { <-slots }()
+		next.ServeHTTP(w, r)
+	})
+}
+
+func methodNotAllowed(allow string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", allow)
+		writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", "use "+allow)
+	})
 }
 
 type principalKey struct{}
@@ -128,6 +171,16 @@ func correlationFromHTTP(ctx context.Context, r *http.Request) context.Context {
 		id = hex.EncodeToString(b[:])
 	}
 	return WithCorrelationID(ctx, id)
+}
+
+// traceFromHTTP continues the caller's W3C trace (traceparent header), or
+// starts one, so that every event of the request belongs to one trace.
+func traceFromHTTP(ctx context.Context, r *http.Request) context.Context {
+	if tp, err := tracecontext.Parse(r.Header.Get("traceparent")); err == nil {
+		return tracecontext.WithContext(ctx, tp)
+	}
+	ctx, _ = tracecontext.Ensure(ctx)
+	return ctx
 }
 
 // jsonDocument is the JSON form of POST /v1/documents.

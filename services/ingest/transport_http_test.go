@@ -14,6 +14,7 @@ import (
 	"net/textproto"
 	"strings"
 	"testing"
+	"time"
 )
 
 // testKeys is the key table of the HTTP tests.
@@ -99,6 +100,7 @@ type httpCase struct {
 	key         string
 	contentType string
 	body        []byte
+	header      map[string]string
 	chunked     bool
 	wantStatus  int
 	wantCode    string
@@ -120,6 +122,9 @@ func (tt httpCase) do(t *testing.T, srv *httptest.Server) (*http.Response, []byt
 	}
 	if tt.contentType != "" {
 		req.Header.Set("Content-Type", tt.contentType)
+	}
+	for k, v := range tt.header {
+		req.Header.Set(k, v)
 	}
 	resp, err := srv.Client().Do(req)
 	if err != nil {
@@ -198,6 +203,7 @@ func TestHTTPRefusals(t *testing.T) {
 			body: []byte(`{"content": "a", "groups": ["finance"]}`), wantStatus: 403, wantCode: "forbidden"},
 		{name: "unknown document", method: "GET", path: "/v1/documents/nope", key: "acme-admin", wantStatus: 404, wantCode: "not_found"},
 		{name: "unknown route", method: "GET", path: "/v1/nothing", key: "acme-admin", wantStatus: 404, wantCode: "not_found"},
+		{name: "wrong method", method: "PUT", path: "/v1/documents/x", key: "acme-admin", wantStatus: 405, wantCode: "method_not_allowed"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -299,4 +305,40 @@ func FuzzDecodeIngestRequest(f *testing.F) {
 			t.Fatalf("decoded %d bytes over the limit", len(d.Content))
 		}
 	})
+}
+
+func TestLimitInFlight(t *testing.T) {
+	entered := make(chan struct{})
+	release := make(chan struct{})
+	h := limitInFlight(1, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		entered <- struct{}{}
+		<-release
+		w.WriteHeader(http.StatusAccepted)
+	}))
+	first := make(chan int, 1)
+	go func() {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("POST", "/", nil))
+		first <- rec.Code
+	}()
+	<-entered
+
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("POST", "/", nil).WithContext(ctx))
+	if rec.Code != http.StatusServiceUnavailable {
+		t.Fatalf("second request while the slot is taken: status %d, want 503", rec.Code)
+	}
+	close(release)
+	if code := <-first; code != http.StatusAccepted {
+		t.Fatalf("first request: status %d, want 202", code)
+	}
+	// The slot is free again.
+	go func() { <-entered }()
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("POST", "/", nil))
+	if rec.Code != http.StatusAccepted {
+		t.Fatalf("request after release: status %d, want 202", rec.Code)
+	}
 }

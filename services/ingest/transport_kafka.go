@@ -2,8 +2,12 @@ package ingest
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"strconv"
+	"time"
 
 	"github.com/go-kit/kit/endpoint"
 	"github.com/segmentio/kafka-go"
@@ -83,7 +87,7 @@ func DecodeIngestRequested(_ context.Context, msg kafka.Message) (any, error) {
 		return nil, kafkatransport.Permanent(fmt.Errorf("%w: payload tenant %q differs from header tenant %q", ErrInvalid, p.TenantID, env.TenantID))
 	}
 	return IngestRequest{
-		Principal: Principal{Tenant: env.TenantID},
+		Principal: Principal{Tenant: env.TenantID, Name: "kafka:" + env.Source},
 		Document: Document{
 			ID:          p.DocumentID,
 			Title:       p.Title,
@@ -111,4 +115,152 @@ func Retryable(err error) bool {
 		return false
 	}
 	return true
+}
+
+// EventSource is the ce_source of every event the service produces.
+const EventSource = "tributary/ingest"
+
+// publishBatch is how many messages one write carries; a large
+// document is published in several calls, in order.
+const publishBatch = 512
+
+// Producer writes messages to their topics and returns once all of them
+// are acknowledged by every in-sync replica; messages of one call that
+// share a key keep their order. *kafkatransport.Publisher implements it.
+type Producer interface {
+	WriteMessages(ctx context.Context, msgs ...kafka.Message) error
+}
+
+// KafkaEmitter is the Emitter that turns versions and deletions into
+// CloudEvents on the documents and chunks topics. Event ids are
+// deterministic (chunk id, document version), so a version published twice
+// carries the same idempotency keys. KafkaEmitter is safe for concurrent
+// use if its Producer is.
+type KafkaEmitter struct {
+	pub    Producer
+	topics events.Topics
+	now    func() time.Time
+}
+
+// NewKafkaEmitter returns an emitter that publishes to the topics of
+// prefix (empty means events.DefaultPrefix) through pub.
+func NewKafkaEmitter(pub Producer, prefix string) *KafkaEmitter {
+	return &KafkaEmitter{pub: pub, topics: events.NewTopics(prefix), now: time.Now}
+}
+
+// Topics returns the topic names the emitter writes to and reads from.
+func (e *KafkaEmitter) Topics() events.Topics { return e.topics }
+
+func (e *KafkaEmitter) envelope(ctx context.Context, tenant, typ, id string) events.Envelope {
+	env := events.NewEnvelope(events.WithTenant(ctx, tenant), typ, EventSource)
+	env.ID = id
+	env.TenantID = tenant
+	env.Time = e.now().UTC()
+	if c := correlationFrom(ctx); c != "" {
+		env.CorrelationID = c
+	}
+	return env
+}
+
+// Accepted publishes the chunk.created events of v in index order on the
+// chunks topic, then document.accepted on the documents topic.
+func (e *KafkaEmitter) Accepted(ctx context.Context, v Version) error {
+	msgs := make([]kafka.Message, 0, min(len(v.Pieces)+1, publishBatch))
+	flush := func() error {
+		if len(msgs) == 0 {
+			return nil
+		}
+		if err := e.pub.WriteMessages(ctx, msgs...); err != nil {
+			return err
+		}
+		msgs = msgs[:0]
+		return nil
+	}
+	for i, p := range v.Pieces {
+		id := events.ChunkID(v.Tenant, v.DocumentID, v.Version, i)
+		h := sha256.Sum256([]byte(p.Text))
+		payload := events.ChunkCreated{
+			ChunkID:     id,
+			DocumentID:  v.DocumentID,
+			TenantID:    v.Tenant,
+			Version:     v.Version,
+			Index:       i,
+			ChunkCount:  len(v.Pieces),
+			Text:        p.Text,
+			Start:       p.Start,
+			End:         p.End,
+			Page:        p.Page,
+			PageEnd:     p.PageEnd,
+			HeadingPath: p.HeadingPath,
+			ContentHash: "sha256:" + hex.EncodeToString(h[:]),
+			Title:       v.Title,
+			Source:      v.Source,
+			ContentType: v.ContentType,
+			Groups:      v.Groups,
+			Metadata:    v.Metadata,
+		}
+		msg, err := events.MarshalWith(e.envelope(ctx, v.Tenant, events.TypeChunkCreated,
+			events.DeterministicID(id, events.TypeChunkCreated)), payload)
+		if err != nil {
+			return fmt.Errorf("marshal chunk %d: %w", i, err)
+		}
+		msg.Topic = e.topics.Chunks
+		msgs = append(msgs, msg)
+		if len(msgs) == publishBatch {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+	}
+	acc := events.DocumentAccepted{
+		DocumentID:  v.DocumentID,
+		TenantID:    v.Tenant,
+		Version:     v.Version,
+		Title:       v.Title,
+		Source:      v.Source,
+		ContentType: v.ContentType,
+		ContentHash: v.ContentHash,
+		SizeBytes:   v.Size,
+		ChunkCount:  len(v.Pieces),
+		Pages:       v.Pages,
+		Groups:      v.Groups,
+		Metadata:    v.Metadata,
+	}
+	msg, err := events.MarshalWith(e.envelope(ctx, v.Tenant, events.TypeDocumentAccepted,
+		events.DeterministicID(v.Tenant, v.DocumentID, strconv.Itoa(v.Version), events.TypeDocumentAccepted)), acc)
+	if err != nil {
+		return fmt.Errorf("marshal document.accepted: %w", err)
+	}
+	msg.Topic = e.topics.Documents
+	msgs = append(msgs, msg)
+	return flush()
+}
+
+// Rejected publishes document.rejected with the reason's code and message.
+func (e *KafkaEmitter) Rejected(ctx context.Context, tenant, documentID string, reason error) error {
+	_, code := HTTPStatus(reason)
+	p := events.DocumentRejected{
+		DocumentID: documentID,
+		TenantID:   tenant,
+		Code:       code,
+		Message:    reason.Error(),
+	}
+	msg, err := events.MarshalWith(e.envelope(ctx, tenant, events.TypeDocumentRejected, events.NewID()), p)
+	if err != nil {
+		return fmt.Errorf("marshal document.rejected: %w", err)
+	}
+	msg.Topic = e.topics.Documents
+	return e.pub.WriteMessages(ctx, msg)
+}
+
+// Deleted publishes document.deleted for the last version of a document.
+func (e *KafkaEmitter) Deleted(ctx context.Context, tenant, documentID string, version int) error {
+	p := events.DocumentDeleted{DocumentID: documentID, TenantID: tenant, Version: version}
+	msg, err := events.MarshalWith(e.envelope(ctx, tenant, events.TypeDocumentDeleted,
+		events.DeterministicID(tenant, documentID, strconv.Itoa(version), events.TypeDocumentDeleted)), p)
+	if err != nil {
+		return fmt.Errorf("marshal document.deleted: %w", err)
+	}
+	msg.Topic = e.topics.Documents
+	return e.pub.WriteMessages(ctx, msg)
 }

@@ -242,12 +242,15 @@ def rmsnorm(x, w, eps):
     return x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + eps) * w
 
 
-def rope(x, pos, n_heads, head_dim, rope_dim, base, freq_scale, neox):
-    """x: (n_heads*head_dim,) at position pos."""
+def rope(x, pos, n_heads, head_dim, rope_dim, base, freq_scale, neox, factors=None):
+    """x: (n_heads*head_dim,) at position pos; the first rope_dim dims of
+    each head rotate; factors divide the frequencies (Llama 3.1)."""
     x = x.reshape(n_heads, head_dim).copy()
     half = rope_dim // 2
     i = np.arange(half)
     theta = pos * freq_scale * base ** (-2.0 * i / rope_dim)
+    if factors is not None:
+        theta = theta / factors
     c, s = np.cos(theta), np.sin(theta)
     if neox:
         a, b = x[:, i].copy(), x[:, i + half].copy()
@@ -275,8 +278,10 @@ def forward(cfg, W, tokens):
             v = L["attn_v"] @ h
             if cfg["bias"]:
                 q, k, v = q + L["attn_q.bias"], k + L["attn_k.bias"], v + L["attn_v.bias"]
-            q = rope(q, pos, nh, hd, hd, cfg["rope_base"], cfg["freq_scale"], cfg["neox"])
-            k = rope(k, pos, nkv, hd, hd, cfg["rope_base"], cfg["freq_scale"], cfg["neox"])
+            rd = cfg.get("rope_dim", hd)
+            fac = W.get("rope_freqs")
+            q = rope(q, pos, nh, hd, rd, cfg["rope_base"], cfg["freq_scale"], cfg["neox"], fac)
+            k = rope(k, pos, nkv, hd, rd, cfg["rope_base"], cfg["freq_scale"], cfg["neox"], fac)
             ks[li].append(k.reshape(nkv, hd))
             vs[li].append(v.reshape(nkv, hd))
             K, V = np.stack(ks[li]), np.stack(vs[li])  # (T, nkv, hd)
@@ -345,7 +350,7 @@ def build(name, cfg, types, seed, tokens):
            (arch + ".embedding_length", ("u32", dim)),
            (arch + ".block_count", ("u32", cfg["layers"])),
            (arch + ".feed_forward_length", ("u32", hid)),
-           (arch + ".rope.dimension_count", ("u32", hd)),
+           (arch + ".rope.dimension_count", ("u32", cfg.get("rope_dim", hd))),
            (arch + ".attention.head_count", ("u32", nh)),
            (arch + ".attention.head_count_kv", ("u32", nkv)),
            (arch + ".attention.layer_norm_rms_epsilon", ("f32", cfg["eps"])),
@@ -386,6 +391,10 @@ def build(name, cfg, types, seed, tokens):
         L["ffn_down"] = mat(p + "ffn_down.weight", dim, hid, "ffn_down", hid ** -0.5)
         W["layers"].append(L)
     W["output_norm"] = vec("output_norm.weight", dim, 1.0, 0.1)
+    if cfg.get("rope_freqs"):
+        f = np.linspace(1.0, 8.0, cfg.get("rope_dim", hd) // 2).astype(np.float32)
+        tensors.append(("rope_freqs.weight", [len(f)], GGML_F32, f.astype("<f4").tobytes()))
+        W["rope_freqs"] = f.astype(np.float64)
     if cfg["tied"]:
         W["output"] = W["token_embd"]
     else:
@@ -406,6 +415,7 @@ def main():
     toks = [1, 300, 17, 299, 42, 261, 5, 310, 77, 3]
     build("llama_gqa_f32", small_llama, {}, 1, toks)
     build("llama_linear_rope_f32", dict(small_llama, freq_scale=0.5, rope_base=500.0), {}, 2, toks)
+    build("llama_rope_freqs_partial_f32", dict(small_llama, rope_freqs=True, rope_dim=8, rope_base=500.0), {}, 7, toks)
     qwen = dict(arch="qwen2", dim=64, hidden=128, layers=2, heads=4, kv_heads=1, vocab=300,
                 eps=1e-6, rope_base=1000000.0, freq_scale=1.0, neox=True, bias=True, tied=True)
     build("qwen2_bias_f32", qwen, {}, 3, [256, 72, 101, 108, 108, 111, 259, 5, 299, 33])

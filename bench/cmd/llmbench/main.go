@@ -6,6 +6,8 @@
 //	llmbench gen   -out bench/out            # llama110m-f32.gguf, llama110m-q8_0.gguf
 //	llmbench bound                           # memory bandwidth, sgemm GFLOP/s
 //	llmbench run   -model M.gguf -streams 1,8 -prompt 128 -gen 64 -runs 3
+//	llmbench steps -model M.gguf             # forward step at batch 1 and 8, wall and CPU time
+//	GOEXPERIMENT=simd llmbench dotsimd       # Go's SIMD experiment on a float dot product
 package main
 
 import (
@@ -55,6 +57,8 @@ func run(args []string, out io.Writer) error {
 			return err
 		}
 		return bound(*threads, out)
+	case "dotsimd":
+		return dotSIMD(out)
 	case "steps":
 		fs := flag.NewFlagSet("steps", flag.ContinueOnError)
 		model := fs.String("model", "", "GGUF model")
@@ -329,6 +333,7 @@ type sample struct {
 	prefill  float64 // prompt tokens/s (all streams)
 	decode   float64 // generated tokens/s after the first token (all streams)
 	duration time.Duration
+	cpu      time.Duration // process CPU time of the run
 }
 
 func bench(path string, streams []int, promptN, genN, runs, threads int, out io.Writer) error {
@@ -370,8 +375,9 @@ func bench(path string, streams []int, promptN, genN, runs, threads int, out io.
 			}
 			return float64(worst.Milliseconds())
 		})
-		fmt.Fprintf(out, "streams %d: decode %.1f tok/s (min %.1f), per stream %.1f; prefill %.0f tok/s (min %.0f); TTFT (slowest stream) %.0f ms (min %.0f); runs %d, prompt %d, gen %d\n",
-			ns, dMed, dMin, dMed/float64(ns), pMed, pMin, tMed, tMin, runs, promptN, genN)
+		cMin, cMed := med(func(s sample) float64 { return s.cpu.Seconds() / s.duration.Seconds() })
+		fmt.Fprintf(out, "streams %d: decode %.1f tok/s (min %.1f), per stream %.1f; prefill %.0f tok/s (min %.0f); TTFT (slowest stream) %.0f ms (min %.0f); CPU/wall %.2f (min %.2f); runs %d, prompt %d, gen %d\n",
+			ns, dMed, dMin, dMed/float64(ns), pMed, pMin, tMed, tMin, cMed, cMin, runs, promptN, genN)
 	}
 	return nil
 }
@@ -390,6 +396,7 @@ func once(m *llm.Model, streams, promptN, genN int, seed uint64) (sample, error)
 	times := make([][]time.Time, streams)
 	errs := make([]error, streams)
 	start := time.Now()
+	cpu0 := processCPU()
 	var wg sync.WaitGroup
 	for i := 0; i < streams; i++ {
 		prompt := make([]int32, promptN)
@@ -411,6 +418,7 @@ func once(m *llm.Model, streams, promptN, genN int, seed uint64) (sample, error)
 	}
 	wg.Wait()
 	s.duration = time.Since(start)
+	s.cpu = processCPU() - cpu0
 	// Decode rate: tokens produced after every stream has its first token
 	// (all prompts prefilled), over that interval.
 	var lastFirst, lastEnd time.Time
@@ -457,6 +465,60 @@ func steps(path string, threads int, out io.Writer) error {
 		}
 		fmt.Fprintf(out, "batch %d: %.1f ms/step wall (%.1f tok/s), %.1f ms/step CPU (%.1f tok/s per CPU-second)\n",
 			n, wall.Seconds()*1e3, float64(n)/wall.Seconds(), cpu.Seconds()*1e3, float64(n)/cpu.Seconds())
+	}
+	return nil
+}
+
+// dotSIMD times a 768-element float dot product written with Go's SIMD
+// experiment (when built with GOEXPERIMENT=simd) and in plain Go.
+func dotSIMD(out io.Writer) error {
+	const n, iters = 768, 200000
+	a := make([]float32, n)
+	b := make([]float32, n)
+	for i := range a {
+		a[i], b[i] = float32(i%13)*0.1, float32(i%7)*0.2
+	}
+	plain := func(a, b []float32) (float32, bool) {
+		var s0, s1, s2, s3 float32
+		for i := 0; i+4 <= len(a); i += 4 {
+			s0 += a[i] * b[i]
+			s1 += a[i+1] * b[i+1]
+			s2 += a[i+2] * b[i+2]
+			s3 += a[i+3] * b[i+3]
+		}
+		return s0 + s1 + s2 + s3, true
+	}
+	// The CPU backend's kernel on a 1-row matrix: the same dot product
+	// plus the backend's dispatch.
+	w, err := llm.NewWeight("row", gguf.F32, 1, n, gguf.EncodeF32(a))
+	if err != nil {
+		return err
+	}
+	cpu := llm.NewCPU(1)
+	var o [1]float32
+	backend := func(_, b []float32) (float32, bool) {
+		cpu.MatMul(o[:], w, b, 1)
+		return o[0], true
+	}
+	for _, k := range []struct {
+		name string
+		f    func(a, b []float32) (float32, bool)
+	}{{"archsimd", archsimdDot}, {"plain Go", plain}, {fmt.Sprintf("llm CPU backend (assembly %v)", cpu.SIMD()), backend}} {
+		if _, ok := k.f(a, b); !ok {
+			fmt.Fprintf(out, "%s: not built (use GOEXPERIMENT=simd on amd64)\n", k.name)
+			continue
+		}
+		best := time.Duration(math.MaxInt64)
+		var sink float32
+		for rep := 0; rep < 5; rep++ {
+			start := time.Now()
+			for i := 0; i < iters; i++ {
+				s, _ := k.f(a, b)
+				sink += s
+			}
+			best = min(best, time.Since(start))
+		}
+		fmt.Fprintf(out, "%s: %.2f GFLOP/s (768-element dot in L1, best of 5; checksum %.0f)\n", k.name, 2*n*iters/best.Seconds()/1e9, sink/1e6)
 	}
 	return nil
 }

@@ -33,7 +33,9 @@ func runCrashServer() error {
 	defer stop()
 	// A small snapshot threshold makes snapshots and WAL compaction happen
 	// while the test kills the server.
-	store, err := vectordb.Open(filepath.Join(dir, "data"), vectordb.WithSnapshotThreshold(256<<10))
+	// A low ANN threshold puts the HNSW graph (and its persistence in
+	// snapshots) on the recovery path too.
+	store, err := vectordb.Open(filepath.Join(dir, "data"), vectordb.WithSnapshotThreshold(64<<10), vectordb.WithANNThreshold(500))
 	if err != nil {
 		return err
 	}
@@ -115,6 +117,7 @@ func TestCrashRecovery(t *testing.T) {
 			}
 		}
 		verifyAcked(t, c, coll, acked)
+		verifySearch(t, c, coll, dim, len(acked))
 		if round == rounds {
 			c.Close()
 			if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
@@ -197,5 +200,40 @@ func verifyAcked(t *testing.T, c *qdrant.Client, coll string, acked map[uint64]a
 				t.Fatalf("point %d payload = %v, want %v", p.GetId().GetNum(), p.GetPayload(), want.payload)
 			}
 		}
+	}
+}
+
+// verifySearch checks that index-backed search agrees with exact search
+// after a restart: a graph that lost track of its points would drop recall.
+func verifySearch(t *testing.T, c *qdrant.Client, coll string, dim, n int) {
+	t.Helper()
+	if n < 100 {
+		return
+	}
+	r := rand.New(rand.NewPCG(uint64(n), 5))
+	found, total := 0, 0
+	for i := 0; i < 10; i++ {
+		q := randVec(r, dim)
+		approx, err := c.Query(context.Background(), &qdrant.QueryPoints{CollectionName: coll, Query: qdrant.NewQueryDense(q)})
+		if err != nil {
+			t.Fatalf("Query after restart: %v", err)
+		}
+		exact, err := c.Query(context.Background(), &qdrant.QueryPoints{CollectionName: coll, Query: qdrant.NewQueryDense(q), Params: &qdrant.SearchParams{Exact: qdrant.PtrOf(true)}})
+		if err != nil {
+			t.Fatalf("exact Query after restart: %v", err)
+		}
+		want := map[uint64]bool{}
+		for _, p := range exact {
+			want[p.GetId().GetNum()] = true
+		}
+		for _, p := range approx {
+			if want[p.GetId().GetNum()] {
+				found++
+			}
+		}
+		total += len(exact)
+	}
+	if recall := float64(found) / float64(total); recall < 0.8 {
+		t.Errorf("after restart: recall@10 of indexed search = %.2f, want >= 0.8", recall)
 	}
 }

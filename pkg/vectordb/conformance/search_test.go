@@ -151,9 +151,36 @@ func TestDenseSearchScores(t *testing.T) {
 				t.Fatalf("Search: %v", err)
 			}
 			checkHits(t, "search top 10", sr.GetResult(), all[:10])
-			if len(sr.GetResult()) > 0 && sr.GetResult()[0].GetPayload() != nil && len(sr.GetResult()[0].GetPayload()) > 0 {
+			if len(sr.GetResult()) > 0 && len(sr.GetResult()[0].GetPayload()) > 0 {
 				t.Errorf("search without with_payload returned a payload")
 			}
+			br, err := c.GetPointsClient().SearchBatch(ctx, &qdrant.SearchBatchPoints{CollectionName: name, SearchPoints: []*qdrant.SearchPoints{
+				{CollectionName: name, Vector: q, Limit: 3},
+				{CollectionName: name, Vector: q, Limit: 5, Filter: filter},
+			}})
+			if err != nil {
+				t.Fatalf("SearchBatch: %v", err)
+			}
+			if len(br.GetResult()) != 2 {
+				t.Fatalf("SearchBatch returned %d results, want 2", len(br.GetResult()))
+			}
+			checkHits(t, "search batch 0", br.GetResult()[0].GetResult(), all[:3])
+			checkHits(t, "search batch 1", br.GetResult()[1].GetResult(), g1[:5])
+
+			// Nearest to a stored point: scored with its vector, itself excluded.
+			const seed = 17
+			var byPoint []hit
+			for i, v := range vecs {
+				if i+1 != seed {
+					byPoint = append(byPoint, hit{uint64(i + 1), expectedScore(tt.dist, vecs[seed-1], v)})
+				}
+			}
+			rankHits(byPoint, tt.smaller)
+			got, err = c.Query(ctx, &qdrant.QueryPoints{CollectionName: name, Query: qdrant.NewQueryID(qdrant.NewIDNum(seed)), Limit: qdrant.PtrOf(uint64(5))})
+			if err != nil {
+				t.Fatalf("Query by id: %v", err)
+			}
+			checkHits(t, "query nearest to point", got, byPoint[:5])
 		})
 	}
 }
@@ -240,6 +267,11 @@ func TestSparseAndHybrid(t *testing.T) {
 		t.Fatalf("sparse query: %v", err)
 	}
 	checkHitsTies(t, "sparse plain query", got, plainHits[:min(10, len(plainHits))])
+	sr, err := c.GetPointsClient().Search(ctx, &qdrant.SearchPoints{CollectionName: name, Vector: qVal, SparseIndices: &qdrant.SparseIndices{Data: qIdx}, VectorName: qdrant.PtrOf("text"), Limit: 10})
+	if err != nil {
+		t.Fatalf("sparse Search: %v", err)
+	}
+	checkHitsTies(t, "sparse search", sr.GetResult(), idfHits[:min(10, len(idfHits))])
 
 	dq := randVec(r, 4)
 	var denseHits []hit

@@ -43,6 +43,7 @@ func main() {
 // settings are the ingest service's own settings, next to daemon.Config.
 type settings struct {
 	maxBytes     int64
+	maxUploads   int
 	chunkSize    int
 	chunkOverlap int
 	parseTimeout time.Duration
@@ -58,6 +59,9 @@ func (s settings) validate() error {
 	}
 	if s.maxBytes <= 0 {
 		bad("max-document-bytes", "must be positive")
+	}
+	if s.maxUploads <= 0 {
+		bad("max-concurrent-uploads", "must be positive")
 	}
 	if s.chunkSize <= 0 {
 		bad("chunk-size", "must be positive")
@@ -85,6 +89,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	fs.SetOutput(stderr)
 	var s settings
 	fs.Int64Var(&s.maxBytes, "max-document-bytes", ingest.DefaultMaxDocumentSize, "largest accepted document, in bytes")
+	fs.IntVar(&s.maxUploads, "max-concurrent-uploads", ingest.DefaultMaxUploads, "POST requests read and processed at once; others wait")
 	fs.IntVar(&s.chunkSize, "chunk-size", chunk.DefaultSize, "largest chunk, in runes")
 	fs.IntVar(&s.chunkOverlap, "chunk-overlap", chunk.DefaultOverlap, "most runes a chunk repeats from the previous one (0: none)")
 	fs.DurationVar(&s.parseTimeout, "parse-timeout", docparse.DefaultTimeout, "time limit for parsing one document")
@@ -161,7 +166,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		p, ok := cfg.APIKeys.Lookup(key)
 		return principal(p), ok
 	})
-	api := ingest.MakeHTTPHandler(endpoints, auth, logger, ingest.WithHTTPMaxDocumentSize(s.maxBytes))
+	api := ingest.MakeHTTPHandler(endpoints, auth, logger, ingest.WithHTTPMaxDocumentSize(s.maxBytes), ingest.WithHTTPMaxUploads(s.maxUploads))
 	handler := daemon.NewHTTPHandler(api, reg,
 		daemon.KafkaCheck(cfg.KafkaBrokers, topics.IngestRequests, topics.Documents, topics.Chunks))
 

@@ -56,6 +56,7 @@ func TestRunRejectsBadConfiguration(t *testing.T) {
 		{"bad size", map[string]string{"TRIBUTARY_MAX_DOCUMENT_BYTES": "-1"}, nil, "TRIBUTARY_MAX_DOCUMENT_BYTES"},
 		{"size not a number", map[string]string{"TRIBUTARY_MAX_DOCUMENT_BYTES": "big"}, nil, "TRIBUTARY_MAX_DOCUMENT_BYTES"},
 		{"overlap over size", nil, []string{"--chunk-size", "100", "--chunk-overlap", "100"}, "TRIBUTARY_CHUNK_OVERLAP"},
+		{"no upload slots", map[string]string{"TRIBUTARY_MAX_CONCURRENT_UPLOADS": "0"}, nil, "TRIBUTARY_MAX_CONCURRENT_UPLOADS"},
 		{"bad log level", map[string]string{"TRIBUTARY_LOG_LEVEL": "loud"}, nil, "TRIBUTARY_LOG_LEVEL"},
 	}
 	for _, tt := range tests {

@@ -1,0 +1,242 @@
+// Command generate runs Tributary's answer generation service: it consumes
+// tributary.queries.retrieved.v1 and streams cited answers to
+// tributary.answers.generated.v1, generating with an OpenAI-compatible
+// server, the native engine on a GGUF file, or extractively without a
+// model.
+//
+// Configuration comes from TRIBUTARY_* environment variables, each
+// overridable by the flag of the same name (see docs/generate.md).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/tributary-rag/tributary/pkg/daemon"
+	"github.com/tributary-rag/tributary/pkg/events"
+	"github.com/tributary-rag/tributary/pkg/kafkatransport"
+	"github.com/tributary-rag/tributary/services/generate"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stderr)
+	stop()
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+	default:
+		fmt.Fprintln(os.Stderr, "generate:", err)
+		os.Exit(1)
+	}
+}
+
+// settings are the generate service's own settings, next to daemon.Config.
+type settings struct {
+	backend    generate.BackendConfig
+	svc        generate.Config
+	fallback   bool
+	partitions int
+	replica    int
+	provision  bool
+}
+
+func (s settings) validate() error {
+	var errs []error
+	bad := func(flagName, msg string) {
+		errs = append(errs, fmt.Errorf("%s (--%s): %s", daemon.EnvName(flagName), flagName, msg))
+	}
+	if _, err := s.backend.Resolve(); err != nil {
+		bad("generate-backend", err.Error())
+	}
+	if s.backend.InferenceURL != "" {
+		if _, err := generate.NewOpenAI(generate.OpenAIConfig{BaseURL: s.backend.InferenceURL}); err != nil {
+			bad("inference-url", err.Error())
+		}
+	}
+	if s.backend.InferenceTimeout <= 0 {
+		bad("inference-timeout", "must be positive")
+	}
+	if s.svc.MaxTokens <= 0 {
+		bad("max-tokens", "must be positive")
+	}
+	if s.svc.Temperature < 0 || s.svc.Temperature > 2 {
+		bad("temperature", "must be between 0 and 2")
+	}
+	if s.svc.Timeout <= 0 {
+		bad("generate-timeout", "must be positive")
+	}
+	if s.svc.Prompt.MaxSources <= 0 {
+		bad("max-sources", "must be positive")
+	}
+	if s.svc.Prompt.MaxSourceRunes <= 0 {
+		bad("max-source-runes", "must be positive")
+	}
+	if s.svc.Prompt.MaxContextRunes <= 0 {
+		bad("max-context-runes", "must be positive")
+	}
+	if s.backend.Threads < 0 || s.backend.MaxBatch < 0 || s.backend.ContextSize < 0 {
+		bad("threads", "threads, max-batch and context must not be negative")
+	}
+	if s.partitions <= 0 {
+		bad("topic-partitions", "must be positive")
+	}
+	if s.replica <= 0 {
+		bad("topic-replication", "must be positive")
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("invalid configuration: %w", errors.Join(errs...))
+	}
+	return nil
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("generate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var s settings
+	var minScore float64
+	fs.StringVar(&s.backend.Backend, "generate-backend", generate.BackendAuto, "auto, openai, engine or extractive (auto: openai with an inference url, engine with a model, else extractive)")
+	fs.StringVar(&s.backend.InferenceURL, "inference-url", "", "base URL of an OpenAI-compatible server (Tributary inference, vLLM, TGI, llama.cpp, Ollama)")
+	fs.StringVar(&s.backend.InferenceModel, "inference-model", "", "model id sent to the server (empty: the first of its /v1/models)")
+	fs.StringVar(&s.backend.InferenceAPIKey, "inference-api-key", "", "bearer token for the server, if it wants one")
+	fs.DurationVar(&s.backend.InferenceTimeout, "inference-timeout", time.Minute, "longest wait for the server's response headers and between two stream events")
+	fs.StringVar(&s.backend.ModelPath, "model", "", "GGUF file for the engine backend")
+	fs.IntVar(&s.backend.Threads, "threads", 0, "engine: CPU threads (0: all cores)")
+	fs.IntVar(&s.backend.MaxBatch, "max-batch", 0, "engine: sequences per forward step (0: 8)")
+	fs.IntVar(&s.backend.ContextSize, "context", 0, "engine: positions per sequence (0: the model's, at most 4096)")
+	fs.IntVar(&s.svc.MaxTokens, "max-tokens", 512, "longest answer, in tokens")
+	fs.Float64Var(&s.svc.Temperature, "temperature", 0, "sampling temperature (0: greedy)")
+	fs.DurationVar(&s.svc.Timeout, "generate-timeout", 2*time.Minute, "longest generation; the answer ends with finish_reason length")
+	fs.Float64Var(&minScore, "min-score", 0, "chunks scoring at or below this are not relevant")
+	fs.IntVar(&s.svc.Prompt.MaxSources, "max-sources", 8, "most numbered sources in a prompt")
+	fs.IntVar(&s.svc.Prompt.MaxSourceRunes, "max-source-runes", 2000, "longest source text, in characters")
+	fs.IntVar(&s.svc.Prompt.MaxContextRunes, "max-context-runes", 12000, "all source texts together, in characters")
+	fs.BoolVar(&s.fallback, "fallback-extractive", true, "answer extractively when the model backend fails before its first token")
+	fs.IntVar(&s.partitions, "topic-partitions", 3, "partitions of topics created at start")
+	fs.IntVar(&s.replica, "topic-replication", 1, "replication factor of topics created at start")
+	fs.BoolVar(&s.provision, "provision-topics", true, "create missing topics at start")
+	cfg, err := daemon.ParseConfig(fs, args, getenv, daemon.NeedKafka)
+	if err != nil {
+		return err
+	}
+	s.svc.Prompt.MinScore = float32(minScore)
+	s.backend.MaxTokens = s.svc.MaxTokens
+	if err := s.validate(); err != nil {
+		return err
+	}
+
+	logger := daemon.NewLogger(stderr, cfg.LogLevel, "generate")
+	reg := daemon.NewRegistry()
+	topics := events.NewTopics(cfg.TopicPrefix)
+	if s.provision {
+		specs := kafkatransport.TopicSpecs(s.partitions, s.replica, topics.QueriesRetrieved, topics.AnswersGenerated)
+		if err := provision(ctx, logger, cfg.KafkaBrokers, specs); err != nil {
+			return err
+		}
+	}
+
+	backend, err := generate.OpenBackend(s.backend)
+	if err != nil {
+		return fmt.Errorf("open backend: %w", err)
+	}
+	defer func() {
+		if err := backend.Close(); err != nil {
+			logger.Error("close backend", "error", err.Error())
+		}
+	}()
+	if s.fallback && backend.Mode() != generate.ModeExtractive {
+		s.svc.Fallback = generate.Extractive{}
+	}
+
+	kmetrics, err := kafkatransport.NewMetrics(reg)
+	if err != nil {
+		return fmt.Errorf("kafka metrics: %w", err)
+	}
+	pub := kafkatransport.NewPublisher(cfg.KafkaBrokers,
+		kafkatransport.PublisherSource(generate.EventSource),
+		kafkatransport.PublisherMetrics(kmetrics))
+	defer func() {
+		if err := pub.Close(); err != nil {
+			logger.Error("close publisher", "error", err.Error())
+		}
+	}()
+	metrics, err := generate.NewMetrics(reg)
+	if err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+
+	var svc generate.Service
+	svc = generate.NewService(backend.Generator, generate.NewKafkaEmitter(pub, topics.AnswersGenerated), s.svc)
+	svc = generate.LoggingMiddleware(logger)(svc)
+	svc = generate.InstrumentingMiddleware(metrics)(svc)
+	endpoints := generate.MakeEndpoints(svc)
+
+	sub := generate.NewAnswerSubscriber(cfg.KafkaBrokers, generate.KafkaGroup, topics.QueriesRetrieved, pub, endpoints,
+		kafkatransport.SubscriberMetrics(kmetrics),
+		kafkatransport.SubscriberLogger(logger),
+		// Generations can take the whole generate timeout: let in-flight
+		// answers finish on shutdown for a while before cutting them.
+		kafkatransport.SubscriberDrainTimeout(30*time.Second))
+
+	handler := daemon.NewHTTPHandler(http.NotFoundHandler(), reg,
+		daemon.KafkaCheck(cfg.KafkaBrokers, topics.QueriesRetrieved, topics.AnswersGenerated))
+	var g daemon.Group
+	g.AddHTTP(&http.Server{
+		Addr:              cfg.HTTPAddr,
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+	}, nil, 10*time.Second)
+	g.Add("queries-retrieved", func(ctx context.Context) error {
+		if backend.Run == nil {
+			return sub.Run(ctx)
+		}
+		// The engine outlives the subscriber, so answers in flight during a
+		// graceful drain can finish; it stops once the subscriber returns.
+		ectx, stopEngine := context.WithCancel(context.WithoutCancel(ctx))
+		engineDone := make(chan error, 1)
+		go func() { engineDone <- backend.Run(ectx) }()
+		err := sub.Run(ctx)
+		stopEngine()
+		if eerr := <-engineDone; eerr != nil && !errors.Is(eerr, context.Canceled) && err == nil {
+			err = fmt.Errorf("engine: %w", eerr)
+		}
+		return err
+	})
+	logger.Info("generate starting", "http_addr", cfg.HTTPAddr, "kafka_brokers", cfg.KafkaBrokers,
+		"topic_prefix", topics.Prefix, "backend", backend.Description, "prompt_version", generate.PromptVersion,
+		"fallback", s.svc.Fallback != nil)
+	return g.Run(ctx, logger)
+}
+
+// provision creates the service's topics, waiting for the broker to come
+// up (for up to a minute) so that the service and its broker may start
+// together.
+func provision(ctx context.Context, logger *slog.Logger, brokers []string, specs []kafkatransport.TopicSpec) error {
+	deadline := time.Now().Add(time.Minute)
+	for attempt := 1; ; attempt++ {
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := kafkatransport.EnsureTopics(cctx, brokers, specs...)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil || time.Now().After(deadline) {
+			return fmt.Errorf("provision topics: %w", err)
+		}
+		logger.Warn("provision topics: broker not ready, retrying", "attempt", attempt, "error", err.Error())
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+}
