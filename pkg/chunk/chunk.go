@@ -288,7 +288,7 @@ func (r *run) section(b0, b1, r0 int) {
 	r.win = r.win[:0]
 	r.winRunes = 0
 	r.pending = false
-	r.segment(b0, b1, levelParagraph)
+	r.segment(b0, b1, levelParagraph, false)
 	r.flush()
 }
 
@@ -303,8 +303,9 @@ const (
 )
 
 // segment adds text[b0:b1] as one piece when it fits, or splits it at
-// separators of the given level or weaker.
-func (r *run) segment(b0, b1, level int) {
+// separators of the given level or weaker. ascii reports that the text is
+// known to be ASCII, so its rune count is its length.
+func (r *run) segment(b0, b1, level int, ascii bool) {
 	if b1 <= b0 {
 		return
 	}
@@ -312,8 +313,12 @@ func (r *run) segment(b0, b1, level int) {
 	lw := leadingSpace(r.text[b0:b1])
 	limit := r.size + tw + lw
 	// A rune is at most 4 bytes, so a long byte run cannot fit: skip counting.
-	if b1-b0 <= 4*limit {
-		if n := runeCount(r.text[b0:b1], limit); n <= limit {
+	if ascii && b1-b0 <= limit || !ascii && b1-b0 <= 4*limit {
+		n := b1 - b0
+		if !ascii {
+			n = runeCount(r.text[b0:b1], limit)
+		}
+		if n <= limit {
 			if lw >= n || lw+tw > n { // whitespace only
 				lw, tw = n, n
 			}
@@ -322,20 +327,26 @@ func (r *run) segment(b0, b1, level int) {
 			return
 		}
 	}
-	r.split(b0, b1, level)
+	r.split(b0, b1, level, ascii)
 }
 
 // split cuts text[b0:b1], which does not fit, at separators of level, and
 // hands each part to segment at the next level. With no separator of level
 // present it moves straight to the next level.
-func (r *run) split(b0, b1, level int) {
+func (r *run) split(b0, b1, level int, ascii bool) {
 	if level >= levelRune {
 		r.hardCut(b0, b1)
 		return
 	}
+	if !ascii && level >= levelSentence {
+		// Below the line level segments are short: one fast pass tells
+		// whether the multi-byte separators need looking for at all and
+		// whether runes need counting.
+		ascii = isASCII(r.text[b0:b1])
+	}
 	start := b0
 	var sc scanner
-	sc.init(level, b0)
+	sc.init(level, b0, ascii)
 	for start < b1 {
 		e := sc.next(r.text, start, b1)
 		if e < 0 {
@@ -345,33 +356,37 @@ func (r *run) split(b0, b1, level int) {
 			// Only whitespace follows the separator (a paragraph's own
 			// trailing "\n"): the part is the whole text, which is known not
 			// to fit, so skip counting it again.
-			r.split(start, e, level+1)
+			r.split(start, e, level+1, ascii)
 		} else {
-			r.segment(start, e, level+1)
+			r.segment(start, e, level+1, ascii)
 		}
 		start = e
 	}
 	if start == b0 {
-		r.split(b0, b1, level+1)
+		r.split(b0, b1, level+1, ascii)
 		return
 	}
-	r.segment(start, b1, level+1)
+	r.segment(start, b1, level+1, ascii)
 }
 
 // levelLeads lists, per level, the bytes that can start one of its
-// separators.
-func levelLeads(level int) string {
+// separators; in ASCII text only the ASCII ones.
+func levelLeads(level int, ascii bool) string {
+	var leads, multibyte string
 	switch level {
 	case levelParagraph, levelLine:
-		return "\n"
+		leads = "\n"
 	case levelSentence:
-		return ".!?;\xE3\xEF"
+		leads, multibyte = ".!?;", "\xE3\xEF" // 。 and ！？；
 	case levelClause:
-		return ",\xEF\xE3"
+		leads, multibyte = ",", "\xEF\xE3" // ， and 、
 	case levelSpace:
-		return " \t\xE3"
+		leads, multibyte = " \t", "\xE3" // U+3000
 	}
-	return ""
+	if ascii {
+		return leads
+	}
+	return leads + multibyte
 }
 
 // scanner finds the separators of one level in order. For each byte that
@@ -385,9 +400,9 @@ type scanner struct {
 	from  [6]int
 }
 
-func (sc *scanner) init(level, b0 int) {
+func (sc *scanner) init(level, b0 int, ascii bool) {
 	sc.level = level
-	sc.leads = levelLeads(level)
+	sc.leads = levelLeads(level, ascii)
 	for i := range sc.leads {
 		sc.pos[i], sc.from[i] = -2, b0 // -2: not searched yet
 	}

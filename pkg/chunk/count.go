@@ -78,3 +78,19 @@ func isValidUTF8(s string) bool {
 	}
 	return true
 }
+
+// isASCII reports whether s holds only ASCII bytes, 32 bytes at a time.
+func isASCII(s string) bool {
+	i := 0
+	for ; i+32 <= len(s); i += 32 {
+		if (load64(s, i)|load64(s, i+8)|load64(s, i+16)|load64(s, i+24))&hiBits != 0 {
+			return false
+		}
+	}
+	for ; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}

@@ -401,6 +401,14 @@ type AnswerCompleted struct {
 	Citations    []Citation `json:"citations,omitempty"`
 	Model        string     `json:"model,omitempty"`
 	Usage        *Usage     `json:"usage,omitempty"`
+	// Mode says how the answer was made, e.g. "openai", "engine",
+	// "extractive" or "no_context"; empty when the producer does not say.
+	Mode string `json:"mode,omitempty"`
+	// PromptVersion names the prompt template, e.g. "prompt.v1".
+	PromptVersion string `json:"prompt_version,omitempty"`
+	// Timings are the producer's measurements in milliseconds, by name
+	// (e.g. "first_token_ms", "generate_ms", "total_ms").
+	Timings map[string]float64 `json:"timings,omitempty"`
 }
 
 // EventType implements Payload.

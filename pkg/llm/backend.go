@@ -51,22 +51,26 @@ type kernels struct {
 	dotF32  func(a, b []float32) float32
 	tileF32 func(w0, w1 []float32, x *[4][]float32, out *[8]float32)
 	tileQ8  func(w []byte, xq *[4][]int8, xd *[4][]float32, out *[4]float32)
-	axpy    func(dst, x []float32, a float32)
-	dotQ4K  func(w []byte, xq []int8, xd []float32, xs []int32) float32
-	dotQ6K  func(w []byte, xq []int8, xd []float32) float32
-	dotF16  func(w []byte, x []float32) float32
-	dotQ8   func(w []byte, xq []int8, xd []float32) float32
+	// tileQ8x2 is the 2-row tile on unsigned activations (nil without VNNI).
+	tileQ8x2 func(w0, w1 []byte, xu *[4][]uint8, xd *[4][]float32, out *[8]float32)
+	axpy     func(dst, x []float32, a float32)
+	dotQ4K   func(w []byte, xq []int8, xd []float32, xs []int32) float32
+	dotQ6K   func(w []byte, xq []int8, xd []float32) float32
+	dotQ4_0  func(w []byte, xq []int8, xd []float32) float32
+	dotF16   func(w []byte, x []float32) float32
+	dotQ8    func(w []byte, xq []int8, xd []float32) float32
 }
 
 func newKernels(simd bool) kernels {
 	if simd {
-		k := kernels{simd: true, dotF32: dotF32SIMD, tileF32: tileF32SIMD, tileQ8: tileQ8_0SIMD, axpy: axpySIMD, dotQ4K: dotQ4KSIMD, dotQ6K: dotQ6KSIMD, dotF16: dotF16SIMD, dotQ8: dotQ8_0SIMD}
+		k := kernels{simd: true, dotF32: dotF32SIMD, tileF32: tileF32SIMD, tileQ8: tileQ8_0SIMD, axpy: axpySIMD, dotQ4K: dotQ4KSIMD, dotQ6K: dotQ6KSIMD, dotQ4_0: dotQ4_0SIMD, dotF16: dotF16SIMD, dotQ8: dotQ8_0SIMD}
 		if vnniKernels() {
 			k.tileQ8 = tileQ8_0VNNI
+			k.tileQ8x2 = tileQ8_0x2VNNI
 		}
 		return k
 	}
-	return kernels{dotF32: dotF32Go, dotF16: dotF16, dotQ8: dotQ8_0Go, axpy: axpy, dotQ4K: dotQ4K, dotQ6K: dotQ6K}
+	return kernels{dotF32: dotF32Go, dotF16: dotF16, dotQ8: dotQ8_0Go, axpy: axpy, dotQ4K: dotQ4K, dotQ6K: dotQ6K, dotQ4_0: dotQ4_0}
 }
 
 // NewCPU returns a CPU backend using threads goroutines (≤ 0: GOMAXPROCS).
@@ -187,13 +191,39 @@ func (c *CPU) MatMul(out []float32, w *Weight, x []float32, n int) {
 		q8 := &c.q8
 		dotQ8 := c.k.dotQ8
 		tileQ8 := c.k.tileQ8
+		tileQ8x2 := c.k.tileQ8x2
 		dotQ4K := c.k.dotQ4K
 		dotQ6K := c.k.dotQ6K
+		dotQ4_0 := c.k.dotQ4_0
 		c.parallel(rows, grain, func(lo, hi int) {
 			var txq [4][]int8
+			var txu [4][]uint8
 			var txd [4][]float32
 			var acc [4]float32
-			for r := lo; r < hi; r++ {
+			var acc8 [8]float32
+			r := lo
+			if w.Type == gguf.Q8_0 && tileQ8x2 != nil && n >= 4 {
+				for ; r+2 <= hi; r += 2 {
+					w0, w1 := w.Row(r), w.Row(r+1)
+					i := 0
+					for ; i+4 <= n; i += 4 {
+						for j := 0; j < 4; j++ {
+							txu[j], txd[j] = q8.rowU(i + j)
+						}
+						tileQ8x2(w0, w1, &txu, &txd, &acc8)
+						for j := 0; j < 4; j++ {
+							out[(i+j)*rows+r] = acc8[j]
+							out[(i+j)*rows+r+1] = acc8[4+j]
+						}
+					}
+					for ; i < n; i++ {
+						xq, xd, _ := q8.row(i)
+						out[i*rows+r] = dotQ8(w0, xq, xd)
+						out[i*rows+r+1] = dotQ8(w1, xq, xd)
+					}
+				}
+			}
+			for ; r < hi; r++ {
 				row := w.Row(r)
 				i := 0
 				if w.Type == gguf.Q8_0 && tileQ8 != nil {

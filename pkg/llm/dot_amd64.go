@@ -27,6 +27,9 @@ func q4kBlockAVX2(qs *byte, x *int8, scales *[8]float32) float32
 func q6kBlockAVX2(blk *byte, x *int8, scales *[16]float32) float32
 
 //go:noescape
+func dotQ4_0AVX2(w *byte, xq *int8, xd *float32, nb int) float32
+
+//go:noescape
 func dotF16AVX2(w *byte, x *float32, n int) float32
 
 //go:noescape
@@ -34,6 +37,9 @@ func dotQ8_0AVX2(w *byte, xq *int8, xd *float32, nb int) float32
 
 //go:noescape
 func dotQ8_0Tile1x4(w *byte, x0, x1, x2, x3 *int8, d0, d1, d2, d3 *float32, nb int, out *[4]float32)
+
+//go:noescape
+func dotQ8_0Tile2x4VNNI(w0, w1 *byte, x0, x1, x2, x3 *uint8, d0, d1, d2, d3 *float32, nb int, out *[8]float32)
 
 //go:noescape
 func dotQ8_0Tile1x4VNNI(w *byte, x0, x1, x2, x3 *int8, d0, d1, d2, d3 *float32, nb int, out *[4]float32)
@@ -192,4 +198,32 @@ func dotQ6KSIMD(w []byte, xq []int8, xd []float32) float32 {
 		s += q6kBlockAVX2(&blk[0], &xq[b*256], &scales)
 	}
 	return s
+}
+
+func dotQ4_0SIMD(w []byte, xq []int8, xd []float32) float32 {
+	nb := len(xd)
+	if nb == 0 {
+		return 0
+	}
+	_ = w[nb*gguf.BlockQ4_0Size-1]
+	_ = xq[nb*32-1]
+	return dotQ4_0AVX2(&w[0], &xq[0], &xd[0], nb)
+}
+
+// tileQ8_0x2VNNI computes out[4r+j] = w_r·x_j for Q8_0 rows w0, w1 and four
+// activation rows given as x+128 (xu) with their scales, each result
+// bit-identical to dotQ8_0SIMD.
+func tileQ8_0x2VNNI(w0, w1 []byte, xu *[4][]uint8, xd *[4][]float32, out *[8]float32) {
+	nb := len(xd[0])
+	if nb == 0 {
+		*out = [8]float32{}
+		return
+	}
+	_ = w0[nb*34-1]
+	_ = w1[nb*34-1]
+	for j := 0; j < 4; j++ {
+		_ = xu[j][nb*32-1]
+		_ = xd[j][nb-1]
+	}
+	dotQ8_0Tile2x4VNNI(&w0[0], &w1[0], &xu[0][0], &xu[1][0], &xu[2][0], &xu[3][0], &xd[0][0], &xd[1][0], &xd[2][0], &xd[3][0], nb, out)
 }

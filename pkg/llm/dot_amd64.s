@@ -397,3 +397,154 @@ TEXT ·q6kBlockAVX2(SB), NOSPLIT, $0-28
 	VZEROUPPER
 	MOVSS X0, ret+24(FP)
 	RET
+
+// func dotQ4_0AVX2(w *byte, xq *int8, xd *float32, nb int) float32
+// w holds nb Q4_0 blocks (f16 scale, 16 bytes: element j in the low
+// nibble of byte j, element j+16 in the high nibble, offset 8).
+TEXT ·dotQ4_0AVX2(SB), NOSPLIT, $0-36
+	MOVQ w+0(FP), SI
+	MOVQ xq+8(FP), DI
+	MOVQ xd+16(FP), DX
+	MOVQ nb+24(FP), CX
+	VXORPS Y0, Y0, Y0
+	MOVL $0x00010001, AX
+	VMOVD AX, X15
+	VPBROADCASTD X15, Y15
+	MOVL $0x0F0F0F0F, AX
+	VMOVD AX, X14
+	VPBROADCASTD X14, Y14
+	MOVL $0x08080808, AX
+	VMOVD AX, X13
+	VPBROADCASTD X13, Y13
+
+q40loop:
+	TESTQ CX, CX
+	JEQ   q40done
+	VMOVDQU 2(SI), X1
+	VPSRLW $4, X1, X2
+	VINSERTI128 $1, X2, Y1, Y1
+	VPAND Y14, Y1, Y1
+	VPSUBB Y13, Y1, Y9
+	VPSIGNB Y9, Y9, Y8
+	MOVWLZX (SI), AX
+	VMOVD AX, X10
+	VCVTPH2PS X10, X10
+	VBROADCASTSS X10, Y10
+	VMOVDQU (DI), Y11
+	VPSIGNB Y9, Y11, Y11
+	VPMADDUBSW Y11, Y8, Y11
+	VPMADDWD Y15, Y11, Y11
+	VCVTDQ2PS Y11, Y11
+	VBROADCASTSS (DX), Y12
+	VMULPS Y12, Y11, Y11
+	VFMADD231PS Y10, Y11, Y0
+	ADDQ $18, SI
+	ADDQ $32, DI
+	ADDQ $4, DX
+	DECQ CX
+	JMP  q40loop
+
+q40done:
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS X1, X0, X0
+	VHADDPS X0, X0, X0
+	VHADDPS X0, X0, X0
+	VZEROUPPER
+	MOVSS X0, ret+32(FP)
+	RET
+
+// Q8X2(xp, dp, acc0, acc1): one activation row against both weight rows
+// of a 2×4 tile. Y14 = x+128 (unsigned), Y15 = broadcast activation scale;
+// Y10/Y11 hold -Σ128·w per lane for rows 0/1, so VPDPBUSD yields Σx·w.
+#define Q8X2(xp, dp, acc0, acc1) \
+	VMOVDQU (xp), Y14 \
+	VBROADCASTSS (dp), Y15 \
+	VMOVDQA32 Y10, Y18 \
+	VPDPBUSD Y8, Y14, Y18 \
+	VCVTDQ2PS Y18, Y18 \
+	VMULPS Y15, Y18, Y18 \
+	VFMADD231PS Y12, Y18, acc0 \
+	VMOVDQA32 Y11, Y19 \
+	VPDPBUSD Y9, Y14, Y19 \
+	VCVTDQ2PS Y19, Y19 \
+	VMULPS Y15, Y19, Y19 \
+	VFMADD231PS Y13, Y19, acc1
+
+// func dotQ8_0Tile2x4VNNI(w0, w1 *byte, x0, x1, x2, x3 *uint8, d0, d1, d2, d3 *float32, nb int, out *[8]float32)
+// out[4r+j] = w_r · x_j for two Q8_0 weight rows and four activation rows
+// given as x+128 (unsigned bytes). Needs AVX512-VNNI and AVX512VL; each
+// result is bit-identical to dotQ8_0AVX2 (same integer lanes, same float
+// operations in the same order).
+TEXT ·dotQ8_0Tile2x4VNNI(SB), NOSPLIT, $0-96
+	MOVQ w0+0(FP), SI
+	MOVQ w1+8(FP), R8
+	MOVQ x0+16(FP), AX
+	MOVQ x1+24(FP), BX
+	MOVQ x2+32(FP), DX
+	MOVQ x3+40(FP), DI
+	MOVQ d0+48(FP), R10
+	MOVQ d1+56(FP), R11
+	MOVQ d2+64(FP), R12
+	MOVQ d3+72(FP), R13
+	MOVQ nb+80(FP), CX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VPXORD Y17, Y17, Y17
+	MOVL $0x80808080, R9
+	VMOVD R9, X16
+	VPBROADCASTD X16, Y16
+
+t2loop:
+	TESTQ CX, CX
+	JEQ   t2done
+	VMOVDQU 2(SI), Y8
+	VMOVDQU 2(R8), Y9
+	VMOVDQA32 Y17, Y10
+	VPDPBUSD Y8, Y16, Y10
+	VPSUBD Y10, Y17, Y10
+	VMOVDQA32 Y17, Y11
+	VPDPBUSD Y9, Y16, Y11
+	VPSUBD Y11, Y17, Y11
+	MOVWLZX (SI), R9
+	VMOVD R9, X12
+	VCVTPH2PS X12, X12
+	VBROADCASTSS X12, Y12
+	MOVWLZX (R8), R9
+	VMOVD R9, X13
+	VCVTPH2PS X13, X13
+	VBROADCASTSS X13, Y13
+	Q8X2(AX, R10, Y0, Y4)
+	Q8X2(BX, R11, Y1, Y5)
+	Q8X2(DX, R12, Y2, Y6)
+	Q8X2(DI, R13, Y3, Y7)
+	ADDQ $34, SI
+	ADDQ $34, R8
+	ADDQ $32, AX
+	ADDQ $32, BX
+	ADDQ $32, DX
+	ADDQ $32, DI
+	ADDQ $4, R10
+	ADDQ $4, R11
+	ADDQ $4, R12
+	ADDQ $4, R13
+	DECQ CX
+	JMP  t2loop
+
+t2done:
+	MOVQ out+88(FP), R9
+	HSUM(Y0, X0, X8, 0(R9))
+	HSUM(Y1, X1, X8, 4(R9))
+	HSUM(Y2, X2, X8, 8(R9))
+	HSUM(Y3, X3, X8, 12(R9))
+	HSUM(Y4, X4, X8, 16(R9))
+	HSUM(Y5, X5, X8, 20(R9))
+	HSUM(Y6, X6, X8, 24(R9))
+	HSUM(Y7, X7, X8, 28(R9))
+	VZEROUPPER
+	RET

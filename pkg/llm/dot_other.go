@@ -34,3 +34,18 @@ func dotQ6KSIMD(w []byte, xq []int8, xd []float32) float32 { return dotQ6K(w, xq
 func tileQ8_0VNNI(w []byte, xq *[4][]int8, xd *[4][]float32, out *[4]float32) {
 	tileQ8_0SIMD(w, xq, xd, out)
 }
+
+func dotQ4_0SIMD(w []byte, xq []int8, xd []float32) float32 { return dotQ4_0(w, xq, xd) }
+
+// tileQ8_0x2VNNI is never selected without VNNI; this portable version
+// keeps the kernel table complete.
+func tileQ8_0x2VNNI(w0, w1 []byte, xu *[4][]uint8, xd *[4][]float32, out *[8]float32) {
+	for j := 0; j < 4; j++ {
+		xq := make([]int8, len(xu[j]))
+		for i, u := range xu[j] {
+			xq[i] = int8(u ^ 0x80)
+		}
+		out[j] = dotQ8_0Go(w0, xq, xd[j])
+		out[4+j] = dotQ8_0Go(w1, xq, xd[j])
+	}
+}

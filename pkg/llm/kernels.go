@@ -13,6 +13,7 @@ import (
 type q8Rows struct {
 	cols int
 	qs   []int8
+	qu   []uint8 // qs+128, for kernels that multiply unsigned by signed bytes
 	d    []float32
 	sum  []int32
 }
@@ -21,6 +22,7 @@ func (q *q8Rows) quantize(x []float32, n, cols int) {
 	nb := cols / 32
 	q.cols = cols
 	q.qs = grow(q.qs, n*cols)
+	q.qu = grow(q.qu, n*cols)
 	q.d = grow(q.d, n*nb)
 	q.sum = grow(q.sum, n*nb)
 	for b := 0; b < n*nb; b++ {
@@ -38,15 +40,23 @@ func (q *q8Rows) quantize(x []float32, n, cols int) {
 			id = 1 / d
 		}
 		qs := q.qs[b*32 : b*32+32]
+		qu := q.qu[b*32 : b*32+32]
 		var s int32
 		for j, v := range blk {
 			r := int8(math.Round(float64(v * id)))
 			qs[j] = r
+			qu[j] = uint8(r) ^ 0x80
 			s += int32(r)
 		}
 		q.d[b] = d
 		q.sum[b] = s
 	}
+}
+
+// rowU returns row i's quants offset by 128 (unsigned) and its scales.
+func (q *q8Rows) rowU(i int) ([]uint8, []float32) {
+	nb := q.cols / 32
+	return q.qu[i*q.cols : (i+1)*q.cols], q.d[i*nb : (i+1)*nb]
 }
 
 // row returns the quants, scales and sums of row i.

@@ -47,6 +47,7 @@ func TestQuantDotMatchesDequantized(t *testing.T) {
 		{gguf.Q8_0, func(w []byte, q *q8Rows) float32 { xq, xd, _ := q.row(0); return k.dotQ8(w, xq, xd) }},
 		{gguf.Q8_0, func(w []byte, q *q8Rows) float32 { xq, xd, _ := q.row(0); return dotQ8_0Go(w, xq, xd) }},
 		{gguf.Q4_0, func(w []byte, q *q8Rows) float32 { xq, xd, _ := q.row(0); return dotQ4_0(w, xq, xd) }},
+		{gguf.Q4_0, func(w []byte, q *q8Rows) float32 { xq, xd, _ := q.row(0); return k.dotQ4_0(w, xq, xd) }},
 		{gguf.Q4_K, func(w []byte, q *q8Rows) float32 { xq, xd, xs := q.row(0); return dotQ4K(w, xq, xd, xs) }},
 		{gguf.Q4_K, func(w []byte, q *q8Rows) float32 { xq, xd, xs := q.row(0); return k.dotQ4K(w, xq, xd, xs) }},
 		{gguf.Q6_K, func(w []byte, q *q8Rows) float32 { xq, xd, _ := q.row(0); return dotQ6K(w, xq, xd) }},
@@ -252,6 +253,23 @@ func TestQ8TilesMatchSingle(t *testing.T) {
 			for j := 0; j < 4; j++ {
 				if want := single(w, xq[j], xd[j]); out[j] != want {
 					t.Errorf("%s tile[%d] = %g, single %g", name, j, out[j], want)
+				}
+			}
+		}
+		if vnniKernels() {
+			w1 := randomBlocks(rng, gguf.Q8_0, cols)
+			var xu [4][]uint8
+			for j := 0; j < 4; j++ {
+				xu[j], _ = q.rowU(j)
+			}
+			var out [8]float32
+			tileQ8_0x2VNNI(w, w1, &xu, &xd, &out)
+			for j := 0; j < 4; j++ {
+				if want := single(w, xq[j], xd[j]); out[j] != want {
+					t.Errorf("2x4 tile row 0 [%d] = %g, single %g", j, out[j], want)
+				}
+				if want := single(w1, xq[j], xd[j]); out[4+j] != want {
+					t.Errorf("2x4 tile row 1 [%d] = %g, single %g", j, out[4+j], want)
 				}
 			}
 		}

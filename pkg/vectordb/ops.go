@@ -436,7 +436,7 @@ func (s *Store) Query(ctx context.Context, req *qdrant.QueryPoints) ([]*qdrant.S
 	if req.Offset != nil {
 		offset = int(req.GetOffset())
 	}
-	if limit > maxLimit || offset > maxLimit {
+	if limit < 0 || offset < 0 || limit > maxLimit || offset > maxLimit {
 		return nil, invalidf("limit or offset is too large")
 	}
 	psel, err := parsePayloadSelector(req.GetWithPayload(), false)

@@ -124,6 +124,9 @@ func (c *collection) runStage(st queryStage, depth int) ([]scored, bool, error) 
 		}
 		k := defaultRRFK
 		if q.Rrf.K != nil {
+			if q.Rrf.GetK() == 0 {
+				return nil, false, invalidf("rrf k must be positive")
+			}
 			k = int(q.Rrf.GetK())
 		}
 		w := q.Rrf.GetWeights()

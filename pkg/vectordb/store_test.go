@@ -292,8 +292,10 @@ func TestANNRecallAndFilteredSearch(t *testing.T) {
 	ctx := context.Background()
 	s := mustOpen(t, t.TempDir(), WithANNThreshold(500))
 	defer s.Close()
-	const dim, n = 24, 3000
-	if err := s.CreateCollection(ctx, &qdrant.CreateCollection{CollectionName: "ann", VectorsConfig: qdrant.NewVectorsConfig(&qdrant.VectorParams{Size: dim, Distance: qdrant.Distance_Cosine})}); err != nil {
+	s.opts.ann.minANNMatches = 200 // scaled down with the collection
+	const dim, n = 24, 1500
+	if err := s.CreateCollection(ctx, &qdrant.CreateCollection{CollectionName: "ann", VectorsConfig: qdrant.NewVectorsConfig(&qdrant.VectorParams{Size: dim, Distance: qdrant.Distance_Cosine}),
+		HnswConfig: &qdrant.HnswConfigDiff{EfConstruct: ptr[uint64](64)}}); err != nil {
 		t.Fatal(err)
 	}
 	r := rand.New(rand.NewPCG(5, 5))
@@ -312,7 +314,7 @@ func TestANNRecallAndFilteredSearch(t *testing.T) {
 			v[j] = c[j] + 0.3*float32(r.NormFloat64())
 		}
 		tenant := "big"
-		if i%50 == 0 {
+		if i%25 == 0 {
 			tenant = "small"
 		}
 		pts = append(pts, &qdrant.PointStruct{Id: qdrant.NewIDNum(uint64(i)), Vectors: qdrant.NewVectorsDense(v),
@@ -386,9 +388,10 @@ func TestANNRecallAndFilteredSearch(t *testing.T) {
 func TestANNGraphPersistsInSnapshot(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	s := mustOpen(t, dir, WithANNThreshold(300))
+	s := mustOpen(t, dir, WithANNThreshold(150))
 	const dim = 16
-	if err := s.CreateCollection(ctx, &qdrant.CreateCollection{CollectionName: "p", VectorsConfig: qdrant.NewVectorsConfig(&qdrant.VectorParams{Size: dim, Distance: qdrant.Distance_Dot})}); err != nil {
+	if err := s.CreateCollection(ctx, &qdrant.CreateCollection{CollectionName: "p", VectorsConfig: qdrant.NewVectorsConfig(&qdrant.VectorParams{Size: dim, Distance: qdrant.Distance_Dot}),
+		HnswConfig: &qdrant.HnswConfigDiff{EfConstruct: ptr[uint64](64)}}); err != nil {
 		t.Fatal(err)
 	}
 	r := rand.New(rand.NewPCG(9, 9))
@@ -405,8 +408,8 @@ func TestANNGraphPersistsInSnapshot(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	upsert(0, 800)
-	upsert(100, 200) // re-upserts leave tombstoned nodes behind
+	upsert(0, 400)
+	upsert(100, 150) // re-upserts leave tombstoned nodes behind
 	if _, err := s.Delete(ctx, &qdrant.DeletePoints{CollectionName: "p", Points: qdrant.NewPointsSelector(qdrant.NewIDNum(5), qdrant.NewIDNum(6))}); err != nil {
 		t.Fatal(err)
 	}
@@ -432,7 +435,7 @@ func TestANNGraphPersistsInSnapshot(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	s2 := mustOpen(t, dir, WithANNThreshold(300), WithLogger(log.NewLogfmtLogger(testLogWriter{t})))
+	s2 := mustOpen(t, dir, WithANNThreshold(150), WithLogger(log.NewLogfmtLogger(testLogWriter{t})))
 	defer s2.Close()
 	c2, _ := s2.collection("p")
 	a, ok := c2.dense[""].ann.(*hnswANN)
@@ -447,9 +450,9 @@ func TestANNGraphPersistsInSnapshot(t *testing.T) {
 	}
 	// The loaded graph keeps taking writes.
 	s = s2
-	upsert(800, 900)
-	if n, _ := s2.Count(ctx, &qdrant.CountPoints{CollectionName: "p"}); n != 898 {
-		t.Errorf("Count = %d, want 898", n)
+	upsert(400, 450)
+	if n, _ := s2.Count(ctx, &qdrant.CountPoints{CollectionName: "p"}); n != 448 {
+		t.Errorf("Count = %d, want 448", n)
 	}
 }
 

@@ -5,7 +5,10 @@ import (
 	"context"
 	"crypto/cipher"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -20,9 +23,6 @@ import (
 // DefaultSegmentSize is the size at which a segment is sealed and the next
 // one started.
 const DefaultSegmentSize = 64 << 20
-
-// ErrRecordTooLarge reports a message whose record exceeds MaxRecordSize.
-var ErrRecordTooLarge = errors.New("audit record too large")
 
 // LogOption configures a Log.
 type LogOption func(*Log)
@@ -295,7 +295,7 @@ func (l *Log) Append(ctx context.Context, msgs []kafka.Message) (int, error) {
 		return 0, fmt.Errorf("append: audit log failed earlier: %w", l.err)
 	}
 	n, err := l.append(ctx, msgs)
-	if err != nil && !errors.Is(err, ErrRecordTooLarge) {
+	if err != nil {
 		l.err = err
 	}
 	return n, err
@@ -315,7 +315,14 @@ func (l *Log) append(ctx context.Context, msgs []kafka.Message) (int, error) {
 			return written, err
 		}
 		if len(pt) > MaxRecordSize {
-			return written, fmt.Errorf("%w: %s/%d@%d is %d bytes", ErrRecordTooLarge, m.Topic, m.Partition, m.Offset, len(pt))
+			// Record that the message existed, and what it was, without
+			// its body: refusing it would stall the partition.
+			sum := sha256.Sum256(m.Value)
+			rec.Payload, _ = json.Marshal(map[string]any{"size": len(m.Value), "sha256": hex.EncodeToString(sum[:])})
+			rec.PayloadEncoding = "omitted"
+			if pt, err = rec.Marshal(); err != nil {
+				return written, err
+			}
 		}
 		index := l.segs[len(l.segs)-1].index
 		nonce := make([]byte, nonceSize)

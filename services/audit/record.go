@@ -38,7 +38,9 @@ type Record struct {
 	// is not JSON, a JSON string holding its base64 (PayloadEncoding
 	// "base64").
 	Payload json.RawMessage `json:"payload"`
-	// PayloadEncoding is "base64" when Payload is not the value itself.
+	// PayloadEncoding is "base64" when Payload is the value in base64, and
+	// "omitted" when the value was too large to keep (MaxRecordSize) and
+	// Payload holds only its size and SHA-256.
 	PayloadEncoding string `json:"payload_encoding,omitempty"`
 	// Seq numbers the records of an audit log from 1 without gaps.
 	Seq uint64 `json:"seq"`

@@ -50,9 +50,8 @@ const (
 	segmentPattern = `^seg-([0-9]{20})\.aud$`
 )
 
-// MaxRecordSize bounds a record's canonical JSON; larger messages are
-// refused (Kafka's default message limit is 1 MiB, the subscriber's fetch
-// limit 10 MiB).
+// MaxRecordSize bounds a record's canonical JSON; a larger message is
+// recorded with its payload omitted (only its size and SHA-256 kept).
 const MaxRecordSize = 16 << 20
 
 const maxBody = MaxRecordSize + minRecordBody
@@ -256,14 +255,21 @@ func scanSegment(ctx context.Context, r io.Reader, name string, index uint64, c 
 		if size < 1 || size > maxBody {
 			return s, bad(frame, off, "frame length %d out of range", size)
 		}
-		if cap(body) < int(size) {
-			body = make([]byte, size)
-		}
-		body = body[:size]
-		if _, err := io.ReadFull(br, body); err != nil {
-			e := bad(frame, off, "truncated frame (%d of %d bytes)", 0, size)
-			e.(*CorruptError).Truncated = true
-			return s, e
+		// Grow the buffer with what is really there, so a hostile length
+		// on a short file does not allocate the maximum.
+		body = body[:0]
+		for int64(len(body)) < int64(size) {
+			chunk := min(int(size)-len(body), 1<<20)
+			if cap(body)-len(body) < chunk {
+				body = append(body[:len(body):len(body)], make([]byte, chunk)...)[:len(body)]
+			}
+			got, err := io.ReadFull(br, body[len(body):len(body)+chunk])
+			body = body[:len(body)+got]
+			if err != nil {
+				e := bad(frame, off, "truncated frame (%d of %d bytes)", len(body), size)
+				e.(*CorruptError).Truncated = true
+				return s, e
+			}
 		}
 		switch body[0] {
 		case kindRecord:

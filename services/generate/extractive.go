@@ -108,24 +108,24 @@ func extract(p Prompt, maxSent int, minRel float64) string {
 	sort.SliceStable(cands, func(i, j int) bool { return cands[i].score > cands[j].score })
 	best := cands[0].score
 	var b strings.Builder
+	prevCJK := false // the previous sentence ended in CJK text
 	for i, c := range cands {
 		if i == maxSent || c.score < best*minRel {
 			break
 		}
 		text := strings.TrimSpace(c.text)
-		if b.Len() > 0 {
-			if r, _ := utf8.DecodeLastRuneInString(b.String()); !isCJKPunct(r) && !isCJK(r) {
-				b.WriteByte(' ')
-			} else if r0, _ := utf8.DecodeRuneInString(text); !isCJK(r0) && !isCJKPunct(r0) {
-				b.WriteByte(' ')
-			}
-		}
-		b.WriteString(text)
-		marker := "[" + strconv.Itoa(p.Sources[c.source].N) + "]"
-		if r, _ := utf8.DecodeLastRuneInString(text); !isCJK(r) && !isCJKPunct(r) {
+		first, _ := utf8.DecodeRuneInString(text)
+		last, _ := utf8.DecodeLastRuneInString(text)
+		cjkStart := isCJK(first) || isCJKPunct(first)
+		if b.Len() > 0 && !(prevCJK && cjkStart) {
 			b.WriteByte(' ')
 		}
-		b.WriteString(marker)
+		b.WriteString(text)
+		prevCJK = isCJK(last) || isCJKPunct(last)
+		if !prevCJK {
+			b.WriteByte(' ')
+		}
+		b.WriteString("[" + strconv.Itoa(p.Sources[c.source].N) + "]")
 	}
 	return b.String()
 }

@@ -182,3 +182,35 @@ func TestExtractiveEdges(t *testing.T) {
 		t.Errorf("cancelled ctx: err = %v", err)
 	}
 }
+
+func TestExtractiveJoins(t *testing.T) {
+	tests := []struct {
+		name, question string
+		chunks         []events.RetrievedChunk
+		want           string
+	}{
+		{
+			name:     "chinese sentences run on without spaces",
+			question: "年假和病假怎么规定？",
+			chunks:   []events.RetrievedChunk{chunk(0, "a", "员工享有年假十五天。病假需提供证明。", 2)},
+			want:     "病假需提供证明。[1]员工享有年假十五天。[1]", // best (shorter) first
+		},
+		{
+			name:     "english sentences from two sources",
+			question: "refund window and shipping time",
+			chunks: []events.RetrievedChunk{
+				chunk(0, "a", "The refund window is 30 days.", 2),
+				chunk(1, "b", "Shipping time is two days.", 1),
+			},
+			want: "The refund window is 30 days. [1] Shipping time is two days. [2]",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			text, _, _ := collect(t, Extractive{}, Request{Prompt: BuildPrompt(tt.question, tt.chunks, PromptOptions{})})
+			if text != tt.want {
+				t.Errorf("answer = %q, want %q", text, tt.want)
+			}
+		})
+	}
+}

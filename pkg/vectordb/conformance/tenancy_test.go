@@ -16,10 +16,10 @@ import (
 func TestTenantIsolation(t *testing.T) {
 	ctx := context.Background()
 	c := newClient(t)
-	const dim, n = 32, 2500
+	const dim, n = 32, 1600
 	name := newCollection(t, c, &qdrant.CreateCollection{
 		VectorsConfig: qdrant.NewVectorsConfig(&qdrant.VectorParams{Size: dim, Distance: qdrant.Distance_Cosine}),
-		HnswConfig:    &qdrant.HnswConfigDiff{M: qdrant.PtrOf(uint64(16)), EfConstruct: qdrant.PtrOf(uint64(100))},
+		HnswConfig:    &qdrant.HnswConfigDiff{M: qdrant.PtrOf(uint64(16)), EfConstruct: qdrant.PtrOf(uint64(64))},
 	})
 	if _, err := c.CreateFieldIndex(ctx, &qdrant.CreateFieldIndexCollection{CollectionName: name, Wait: wait(), FieldName: "tenant", FieldType: qdrant.FieldType_FieldTypeKeyword.Enum()}); err != nil {
 		t.Fatalf("CreateFieldIndex: %v", err)
@@ -40,7 +40,7 @@ func TestTenantIsolation(t *testing.T) {
 		}
 		pts = append(pts, &qdrant.PointStruct{Id: qdrant.NewIDNum(uint64(i)), Vectors: qdrant.NewVectorsDense(vecs[i]),
 			Payload: qdrant.NewValueMap(map[string]any{"tenant": tenants[i], "groups": []any{"all", []string{"a", "b"}[i%2]}})})
-		if len(pts) == 500 {
+		if len(pts) == 400 {
 			if _, err := c.Upsert(ctx, &qdrant.UpsertPoints{CollectionName: name, Wait: wait(), Points: pts}); err != nil {
 				t.Fatalf("Upsert: %v", err)
 			}

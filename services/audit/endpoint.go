@@ -1,0 +1,68 @@
+package audit
+
+import (
+	"context"
+	"iter"
+
+	"github.com/go-kit/kit/endpoint"
+	"github.com/segmentio/kafka-go"
+)
+
+// Endpoints collects the service's endpoints; transports call them.
+type Endpoints struct {
+	Record endpoint.Endpoint
+	Export endpoint.Endpoint
+}
+
+// MakeEndpoints returns the endpoints of s.
+func MakeEndpoints(s Service) Endpoints {
+	return Endpoints{Record: MakeRecordEndpoint(s), Export: MakeExportEndpoint(s)}
+}
+
+// RecordRequest is the request of the Record endpoint: one fetched batch.
+type RecordRequest struct {
+	Messages []kafka.Message
+}
+
+// RecordResponse is the response of the Record endpoint.
+type RecordResponse struct {
+	Appended int
+	Err      error
+}
+
+// Failed implements endpoint.Failer.
+func (r RecordResponse) Failed() error { return r.Err }
+
+// MakeRecordEndpoint returns an endpoint that calls s.Record.
+func MakeRecordEndpoint(s Service) endpoint.Endpoint {
+	return func(ctx context.Context, request any) (any, error) {
+		req := request.(RecordRequest)
+		n, err := s.Record(ctx, req.Messages)
+		return RecordResponse{Appended: n, Err: err}, nil
+	}
+}
+
+// ExportRequest is the request of the Export endpoint.
+type ExportRequest struct {
+	Principal Principal
+	Filter    Filter
+}
+
+// ExportResponse is the response of the Export endpoint: the records to
+// stream, consumed by the transport.
+type ExportResponse struct {
+	Records iter.Seq2[Record, error]
+	Err     error
+}
+
+// Failed implements endpoint.Failer.
+func (r ExportResponse) Failed() error { return r.Err }
+
+// MakeExportEndpoint returns an endpoint that calls s.Export.
+func MakeExportEndpoint(s Service) endpoint.Endpoint {
+	return func(ctx context.Context, request any) (any, error) {
+		req := request.(ExportRequest)
+		recs, err := s.Export(ctx, req.Principal, req.Filter)
+		return ExportResponse{Records: recs, Err: err}, nil
+	}
+}

@@ -1,0 +1,190 @@
+// Command embed runs Tributary's embedding service: it consumes
+// tributary.chunks.v1 and tributary.queries.approved.v1 and produces
+// tributary.chunks.embedded.v1 and tributary.queries.embedded.v1 with
+// sparse (BM25) vectors.
+//
+// Configuration comes from TRIBUTARY_* environment variables, each
+// overridable by the flag of the same name (see docs/embed.md).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/tributary-rag/tributary/pkg/daemon"
+	"github.com/tributary-rag/tributary/pkg/events"
+	"github.com/tributary-rag/tributary/pkg/kafkatransport"
+	"github.com/tributary-rag/tributary/services/embed"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stderr)
+	stop()
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+	default:
+		fmt.Fprintln(os.Stderr, "embed:", err)
+		os.Exit(1)
+	}
+}
+
+// settings are the embed service's own settings, next to daemon.Config.
+type settings struct {
+	k1          float64
+	b           float64
+	avgdl       float64
+	stem        bool
+	partitions  int
+	replication int
+	provision   bool
+}
+
+func (s settings) validate() error {
+	var errs []error
+	bad := func(flagName, msg string) {
+		errs = append(errs, fmt.Errorf("%s (--%s): %s", daemon.EnvName(flagName), flagName, msg))
+	}
+	if err := embed.ValidateBM25(s.k1, 0.5, 1); err != nil {
+		bad("bm25-k1", "must be a positive number")
+	}
+	if err := embed.ValidateBM25(1, s.b, 1); err != nil {
+		bad("bm25-b", "must be between 0 and 1")
+	}
+	if err := embed.ValidateBM25(1, 0.5, s.avgdl); err != nil {
+		bad("bm25-avgdl", "must be a positive number")
+	}
+	if s.partitions <= 0 {
+		bad("topic-partitions", "must be positive")
+	}
+	if s.replication <= 0 {
+		bad("topic-replication", "must be positive")
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("invalid configuration: %w", errors.Join(errs...))
+	}
+	return nil
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("embed", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var s settings
+	fs.Float64Var(&s.k1, "bm25-k1", embed.DefaultK1, "BM25 term-frequency saturation k1 (> 0)")
+	fs.Float64Var(&s.b, "bm25-b", embed.DefaultB, "BM25 length normalization b (0 to 1)")
+	fs.Float64Var(&s.avgdl, "bm25-avgdl", embed.DefaultAvgDL, "average chunk length in tokens for BM25 length normalization")
+	fs.BoolVar(&s.stem, "stem", true, "apply the English S-stemmer (plural → singular)")
+	fs.IntVar(&s.partitions, "topic-partitions", 3, "partitions of topics created at start")
+	fs.IntVar(&s.replication, "topic-replication", 1, "replication factor of topics created at start")
+	fs.BoolVar(&s.provision, "provision-topics", true, "create missing topics at start")
+	cfg, err := daemon.ParseConfig(fs, args, getenv, daemon.NeedKafka)
+	if err != nil {
+		return err
+	}
+	if err := s.validate(); err != nil {
+		return err
+	}
+
+	logger := daemon.NewLogger(stderr, cfg.LogLevel, "embed")
+	reg := daemon.NewRegistry()
+	topics := events.NewTopics(cfg.TopicPrefix)
+
+	if s.provision {
+		specs := kafkatransport.TopicSpecs(s.partitions, s.replication, topics.Chunks, topics.QueriesApproved)
+		specs = append(specs,
+			kafkatransport.TopicSpec{Name: topics.ChunksEmbedded, Partitions: s.partitions, ReplicationFactor: s.replication},
+			kafkatransport.TopicSpec{Name: topics.QueriesEmbedded, Partitions: s.partitions, ReplicationFactor: s.replication},
+		)
+		if err := provision(ctx, logger, cfg.KafkaBrokers, specs); err != nil {
+			return err
+		}
+	}
+
+	embedder, err := embed.NewSparse(embed.WithBM25(s.k1, s.b, s.avgdl), embed.WithStemming(s.stem))
+	if err != nil {
+		return err
+	}
+	kmetrics, err := kafkatransport.NewMetrics(reg)
+	if err != nil {
+		return fmt.Errorf("kafka metrics: %w", err)
+	}
+	metrics, err := embed.NewMetrics(reg)
+	if err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	pub := kafkatransport.NewPublisher(cfg.KafkaBrokers,
+		kafkatransport.PublisherSource(embed.EventSource),
+		kafkatransport.PublisherMetrics(kmetrics))
+	defer func() {
+		if err := pub.Close(); err != nil {
+			logger.Error("close publisher", "error", err.Error())
+		}
+	}()
+
+	var svc embed.Service
+	svc = embed.NewService(embedder)
+	svc = embed.LoggingMiddleware(logger)(svc)
+	svc = embed.InstrumentingMiddleware(metrics)(svc)
+	endpoints := embed.MakeEndpoints(svc)
+
+	subOpts := []kafkatransport.SubscriberOption{
+		kafkatransport.SubscriberMetrics(kmetrics),
+		kafkatransport.SubscriberLogger(logger),
+	}
+	validator, err := events.NewValidator()
+	if err != nil {
+		return fmt.Errorf("event schemas: %w", err)
+	}
+	chunks := embed.NewChunkSubscriber(cfg.KafkaBrokers, topics, pub, endpoints, validator, subOpts...)
+	queries := embed.NewQuerySubscriber(cfg.KafkaBrokers, topics, pub, endpoints, validator, subOpts...)
+
+	handler := daemon.NewHTTPHandler(http.NotFoundHandler(), reg,
+		daemon.KafkaCheck(cfg.KafkaBrokers, topics.Chunks, topics.QueriesApproved, topics.ChunksEmbedded, topics.QueriesEmbedded))
+
+	var g daemon.Group
+	g.AddHTTP(&http.Server{
+		Addr:              cfg.HTTPAddr,
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+	}, nil, 10*time.Second)
+	g.Add("chunks", chunks.Run)
+	g.Add("queries-approved", queries.Run)
+	logger.Info("embed starting", "http_addr", cfg.HTTPAddr, "kafka_brokers", cfg.KafkaBrokers,
+		"topic_prefix", topics.Prefix, "model", embedder.Model(), "bm25_k1", s.k1, "bm25_b", s.b,
+		"bm25_avgdl", s.avgdl, "stem", s.stem)
+	return g.Run(ctx, logger)
+}
+
+// provision creates the service's topics, waiting for the broker to come
+// up (for up to a minute) so that the service and its broker may start
+// together.
+func provision(ctx context.Context, logger *slog.Logger, brokers []string, specs []kafkatransport.TopicSpec) error {
+	deadline := time.Now().Add(time.Minute)
+	for attempt := 1; ; attempt++ {
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := kafkatransport.EnsureTopics(cctx, brokers, specs...)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil || time.Now().After(deadline) {
+			return fmt.Errorf("provision topics: %w", err)
+		}
+		logger.Warn("provision topics: broker not ready, retrying", "attempt", attempt, "error", err.Error())
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+}

@@ -1,0 +1,153 @@
+package retrieve
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tributary-rag/tributary/pkg/events"
+)
+
+// Middleware decorates a Service.
+type Middleware func(Service) Service
+
+// LoggingMiddleware logs every call with its tenant, document or request
+// id, outcome and duration: debug for routine chunk writes, info for
+// completed versions, deletions and queries, warn for invalid events and
+// error for store or broker failures. It never logs text or vectors.
+func LoggingMiddleware(logger *slog.Logger) Middleware {
+	return func(next Service) Service { return loggingMiddleware{next: next, logger: logger} }
+}
+
+type loggingMiddleware struct {
+	next   Service
+	logger *slog.Logger
+}
+
+func (mw loggingMiddleware) log(ctx context.Context, level slog.Level, method string, err error, begin time.Time, attrs ...any) {
+	attrs = append(attrs, "method", method, "took_ms", float64(time.Since(begin).Microseconds())/1000)
+	if c := events.CorrelationID(ctx); c != "" {
+		attrs = append(attrs, "correlation_id", c)
+	}
+	if err != nil {
+		level = slog.LevelError
+		if !Retryable(err) {
+			level = slog.LevelWarn
+		}
+		attrs = append(attrs, "error", err.Error())
+	}
+	mw.logger.Log(ctx, level, method, attrs...)
+}
+
+func (mw loggingMiddleware) IndexChunk(ctx context.Context, c events.ChunkEmbedded) (res IndexResult, err error) {
+	defer func(begin time.Time) {
+		level := slog.LevelDebug
+		if res.Status == StatusIndexed || res.Status == StatusStale {
+			level = slog.LevelInfo
+		}
+		mw.log(ctx, level, "index_chunk", err, begin, "tenant", c.TenantID, "document_id", c.DocumentID,
+			"version", c.Version, "index", c.Index, "chunk_count", c.ChunkCount, "status", res.Status)
+	}(time.Now())
+	return mw.next.IndexChunk(ctx, c)
+}
+
+func (mw loggingMiddleware) AcceptDocument(ctx context.Context, d events.DocumentAccepted) (res IndexResult, err error) {
+	defer func(begin time.Time) {
+		mw.log(ctx, slog.LevelDebug, "accept_document", err, begin, "tenant", d.TenantID, "document_id", d.DocumentID,
+			"version", d.Version, "chunk_count", d.ChunkCount, "status", res.Status)
+	}(time.Now())
+	return mw.next.AcceptDocument(ctx, d)
+}
+
+func (mw loggingMiddleware) DeleteDocument(ctx context.Context, d events.DocumentDeleted) (err error) {
+	defer func(begin time.Time) {
+		mw.log(ctx, slog.LevelInfo, "delete_document", err, begin, "tenant", d.TenantID, "document_id", d.DocumentID, "version", d.Version)
+	}(time.Now())
+	return mw.next.DeleteDocument(ctx, d)
+}
+
+func (mw loggingMiddleware) Retrieve(ctx context.Context, q events.QueryEmbedded) (res events.QueryRetrieved, err error) {
+	defer func(begin time.Time) {
+		mw.log(ctx, slog.LevelInfo, "retrieve", err, begin, "tenant", q.TenantID, "request_id", q.RequestID,
+			"groups", len(q.Groups), "top_k", q.TopK, "results", len(res.Results))
+	}(time.Now())
+	return mw.next.Retrieve(ctx, q)
+}
+
+// Metrics are the service's Prometheus instruments.
+type Metrics struct {
+	calls    *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+	results  prometheus.Histogram
+}
+
+// NewMetrics registers the service's instruments with reg.
+func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+	m := &Metrics{
+		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tributary_retrieve_calls_total",
+			Help: "Service calls by method and outcome (a status such as indexed, pending, stale, or error).",
+		}, []string{"method", "outcome"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "tributary_retrieve_call_seconds",
+			Help:    "Service call duration by method.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
+		}, []string{"method"}),
+		results: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "tributary_retrieve_results",
+			Help:    "Chunks returned per query.",
+			Buckets: []float64{0, 1, 2, 3, 5, 10, 20, 50},
+		}),
+	}
+	for _, c := range []prometheus.Collector{m.calls, m.duration, m.results} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// InstrumentingMiddleware counts and times every call.
+func InstrumentingMiddleware(m *Metrics) Middleware {
+	return func(next Service) Service { return instrumentingMiddleware{next: next, m: m} }
+}
+
+type instrumentingMiddleware struct {
+	next Service
+	m    *Metrics
+}
+
+func (mw instrumentingMiddleware) observe(method, outcome string, err error, begin time.Time) {
+	if err != nil {
+		outcome = "error"
+	}
+	mw.m.calls.WithLabelValues(method, outcome).Inc()
+	mw.m.duration.WithLabelValues(method).Observe(time.Since(begin).Seconds())
+}
+
+func (mw instrumentingMiddleware) IndexChunk(ctx context.Context, c events.ChunkEmbedded) (res IndexResult, err error) {
+	defer func(begin time.Time) { mw.observe("index_chunk", res.Status, err, begin) }(time.Now())
+	return mw.next.IndexChunk(ctx, c)
+}
+
+func (mw instrumentingMiddleware) AcceptDocument(ctx context.Context, d events.DocumentAccepted) (res IndexResult, err error) {
+	defer func(begin time.Time) { mw.observe("accept_document", res.Status, err, begin) }(time.Now())
+	return mw.next.AcceptDocument(ctx, d)
+}
+
+func (mw instrumentingMiddleware) DeleteDocument(ctx context.Context, d events.DocumentDeleted) (err error) {
+	defer func(begin time.Time) { mw.observe("delete_document", "deleted", err, begin) }(time.Now())
+	return mw.next.DeleteDocument(ctx, d)
+}
+
+func (mw instrumentingMiddleware) Retrieve(ctx context.Context, q events.QueryEmbedded) (res events.QueryRetrieved, err error) {
+	defer func(begin time.Time) {
+		mw.observe("retrieve", "ok", err, begin)
+		if err == nil {
+			mw.m.results.Observe(float64(len(res.Results)))
+		}
+	}(time.Now())
+	return mw.next.Retrieve(ctx, q)
+}

@@ -1,0 +1,412 @@
+// Package retrieve is Tributary's retrieval service: it indexes embedded
+// chunks in Qdrant (through the official client only), applies document
+// versions and deletions, and answers embedded queries with the best chunks
+// the asker may see.
+//
+// See docs/retrieve.md for the collection layout and the version, delete
+// and tenancy rules.
+package retrieve
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"sync"
+
+	"github.com/tributary-rag/tributary/pkg/events"
+)
+
+// Business errors.
+var (
+	// ErrInvalid marks an event that can never be handled (missing tenant,
+	// a chunk id that is not the chunk's deterministic id, a vector of the
+	// wrong size...). The transport dead-letters it at once.
+	ErrInvalid = errors.New("invalid event")
+	// ErrStore marks a vector store failure that may pass on retry.
+	ErrStore = errors.New("vector store unavailable")
+	// ErrPublish marks a failure to publish an event; it may pass on retry.
+	ErrPublish = errors.New("publish failed")
+)
+
+// Retryable reports whether a failed call may succeed when retried.
+func Retryable(err error) bool { return err != nil && !errors.Is(err, ErrInvalid) }
+
+// Outcomes of IndexChunk and AcceptDocument.
+const (
+	// StatusPending: the chunk is indexed, its version is not complete yet.
+	StatusPending = "pending"
+	// StatusIndexed: every chunk of the version is indexed, older versions
+	// are gone and document.indexed was published (now or before).
+	StatusIndexed = "indexed"
+	// StatusStale: the version is older than the document's newest indexed
+	// version, or was deleted; nothing was kept.
+	StatusStale = "stale"
+	// StatusIgnored: the event needs no action here.
+	StatusIgnored = "ignored"
+)
+
+// Defaults of the query limits.
+const (
+	DefaultTopK = 5
+	MaxTopK     = 50
+)
+
+// IndexResult is the outcome of indexing.
+type IndexResult struct {
+	Status  string
+	Version int
+}
+
+// Service indexes chunks, applies versions and deletions, and retrieves.
+// Every method acts for the tenant named in its argument, which the
+// transport has checked against the event's tenantid header.
+type Service interface {
+	// IndexChunk upserts one embedded chunk; when it completes its version,
+	// the older versions' points are deleted and document.indexed is
+	// published.
+	IndexChunk(ctx context.Context, c events.ChunkEmbedded) (IndexResult, error)
+	// AcceptDocument completes a version that has no chunks at all;
+	// versions with chunks complete through IndexChunk.
+	AcceptDocument(ctx context.Context, d events.DocumentAccepted) (IndexResult, error)
+	// DeleteDocument deletes every point of the document and keeps its
+	// chunks of that version and older from coming back.
+	DeleteDocument(ctx context.Context, d events.DocumentDeleted) error
+	// Retrieve answers a query with the chunks of the asker's tenant and
+	// groups that match it best.
+	Retrieve(ctx context.Context, q events.QueryEmbedded) (events.QueryRetrieved, error)
+}
+
+// Emitter publishes the service's own events.
+type Emitter interface {
+	// Indexed publishes tributary.document.indexed; its ce_id is
+	// deterministic, so a repeat carries the same idempotency key.
+	Indexed(ctx context.Context, d events.DocumentIndexed) error
+}
+
+// Option configures the service.
+type Option func(*service)
+
+// WithTopK sets the default and the largest number of results per query
+// (defaults DefaultTopK and MaxTopK).
+func WithTopK(def, maxK int) Option {
+	return func(s *service) {
+		if def > 0 {
+			s.topK = def
+		}
+		if maxK > 0 {
+			s.maxTopK = maxK
+		}
+	}
+}
+
+// NewService returns the service on ix, publishing through emit.
+func NewService(ix *Index, emit Emitter, opts ...Option) Service {
+	s := &service{
+		ix:       ix,
+		emit:     emit,
+		topK:     DefaultTopK,
+		maxTopK:  MaxTopK,
+		locks:    newKeyedMutex(),
+		progress: map[versionKey]map[int]struct{}{},
+	}
+	for _, o := range opts {
+		o(s)
+	}
+	s.topK = min(s.topK, s.maxTopK)
+	return s
+}
+
+type versionKey struct {
+	tenant, document string
+	version          int
+}
+
+// maxTracked bounds the in-memory progress map; past it, progress is
+// forgotten and completion falls back to counting at the last chunk.
+const maxTracked = 100_000
+
+type service struct {
+	ix      *Index
+	emit    Emitter
+	topK    int
+	maxTopK int
+	locks   *keyedMutex
+
+	mu sync.Mutex
+	// progress holds the chunk indexes of each incomplete version seen by
+	// this process. It is only a hint of when to count: the points in the
+	// store are the truth.
+	progress map[versionKey]map[int]struct{}
+}
+
+func docKey(tenant, documentID string) string {
+	return fmt.Sprintf("%d:%s/%s", len(tenant), tenant, documentID)
+}
+
+// validateChunk refuses chunks that can never be indexed. The chunk id
+// must be the deterministic id of (tenant, document, version, index): the
+// point id is the chunk id, so an arbitrary id could overwrite another
+// tenant's point.
+func (s *service) validateChunk(c events.ChunkEmbedded) error {
+	switch {
+	case c.TenantID == "":
+		return fmt.Errorf("%w: chunk without tenant", ErrInvalid)
+	case c.DocumentID == "":
+		return fmt.Errorf("%w: chunk without document id", ErrInvalid)
+	case c.Version < 1:
+		return fmt.Errorf("%w: chunk version %d", ErrInvalid, c.Version)
+	case c.ChunkCount < 1 || c.Index < 0 || c.Index >= c.ChunkCount:
+		return fmt.Errorf("%w: chunk index %d of %d", ErrInvalid, c.Index, c.ChunkCount)
+	case c.ChunkID != events.ChunkID(c.TenantID, c.DocumentID, c.Version, c.Index):
+		return fmt.Errorf("%w: chunk id %q is not the id of %s version %d index %d", ErrInvalid, c.ChunkID, c.DocumentID, c.Version, c.Index)
+	case len(c.Dense) == 0 && (c.Sparse == nil || len(c.Sparse.Indices) == 0):
+		return fmt.Errorf("%w: chunk %s has no vector", ErrInvalid, c.ChunkID)
+	case len(c.Dense) > 0 && len(c.Dense) != s.ix.DenseSize():
+		return fmt.Errorf("%w: chunk %s has a dense vector of size %d, the collection %d", ErrInvalid, c.ChunkID, len(c.Dense), s.ix.DenseSize())
+	}
+	if err := checkVectors(c.Dense, c.Sparse); err != nil {
+		return fmt.Errorf("%w: chunk %s: %w", ErrInvalid, c.ChunkID, err)
+	}
+	return nil
+}
+
+func checkVectors(dense []float32, sparse *events.SparseVector) error {
+	for _, x := range dense {
+		if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
+			return errors.New("dense vector has a non-finite value")
+		}
+	}
+	if sparse == nil {
+		return nil
+	}
+	if len(sparse.Indices) != len(sparse.Values) {
+		return fmt.Errorf("sparse vector has %d indices and %d values", len(sparse.Indices), len(sparse.Values))
+	}
+	seen := make(map[uint32]struct{}, len(sparse.Indices))
+	for i, ix := range sparse.Indices {
+		if _, dup := seen[ix]; dup {
+			return fmt.Errorf("sparse vector repeats index %d", ix)
+		}
+		seen[ix] = struct{}{}
+		v := sparse.Values[i]
+		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+			return errors.New("sparse vector has a non-finite value")
+		}
+	}
+	return nil
+}
+
+func (s *service) IndexChunk(ctx context.Context, c events.ChunkEmbedded) (IndexResult, error) {
+	if err := s.validateChunk(c); err != nil {
+		return IndexResult{}, err
+	}
+	unlock := s.locks.Lock(docKey(c.TenantID, c.DocumentID))
+	defer unlock()
+
+	// Write first, then read the document's state: a newer version that
+	// completes or a deletion that lands meanwhile writes its state before
+	// it deletes, so either this read sees it or its delete removes this
+	// point (see docs/retrieve.md, "Versions").
+	if err := s.ix.Upsert(ctx, c); err != nil {
+		return IndexResult{}, err
+	}
+	st, err := s.ix.State(ctx, c.TenantID, c.DocumentID)
+	if err != nil {
+		return IndexResult{}, err
+	}
+	if st.Supersedes(c.Version) {
+		if err := s.ix.DeleteVersion(ctx, c.TenantID, c.DocumentID, c.Version); err != nil {
+			return IndexResult{}, err
+		}
+		s.forget(versionKey{c.TenantID, c.DocumentID, c.Version})
+		return IndexResult{Status: StatusStale, Version: c.Version}, nil
+	}
+	if !s.track(versionKey{c.TenantID, c.DocumentID, c.Version}, c.Index, c.ChunkCount) {
+		return IndexResult{Status: StatusPending, Version: c.Version}, nil
+	}
+	return s.complete(ctx, c.TenantID, c.DocumentID, c.Version, c.ChunkCount, st)
+}
+
+// track records a chunk and reports whether its version may be complete:
+// every index was seen by this process, or this is the last index (chunks
+// of a document arrive in index order on one partition, and after a restart
+// the earlier ones may have been handled by a previous process).
+func (s *service) track(k versionKey, index, count int) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	seen, ok := s.progress[k]
+	if !ok {
+		if len(s.progress) >= maxTracked {
+			clear(s.progress)
+		}
+		seen = map[int]struct{}{}
+		s.progress[k] = seen
+	}
+	seen[index] = struct{}{}
+	return len(seen) >= count || index == count-1
+}
+
+func (s *service) forget(k versionKey) {
+	s.mu.Lock()
+	delete(s.progress, k)
+	s.mu.Unlock()
+}
+
+// complete finishes a version whose points all exist: it records the
+// version as indexed, deletes older versions and announces it once.
+// Caller holds the document's lock.
+func (s *service) complete(ctx context.Context, tenant, documentID string, version, count int, st DocState) (IndexResult, error) {
+	n, err := s.ix.CountVersion(ctx, tenant, documentID, version)
+	if err != nil {
+		return IndexResult{}, err
+	}
+	if n < count {
+		return IndexResult{Status: StatusPending, Version: version}, nil
+	}
+	if st.Indexed < version {
+		st.Indexed = version
+		if err := s.ix.SetState(ctx, tenant, documentID, st); err != nil {
+			return IndexResult{}, err
+		}
+	}
+	if err := s.ix.DeleteVersions(ctx, tenant, documentID, version); err != nil {
+		return IndexResult{}, err
+	}
+	if st.Announced < version {
+		err := s.emit.Indexed(ctx, events.DocumentIndexed{
+			DocumentID: documentID,
+			TenantID:   tenant,
+			Version:    version,
+			ChunkCount: count,
+			Collection: s.ix.Collection(),
+		})
+		if err != nil {
+			return IndexResult{}, fmt.Errorf("%w: document.indexed: %w", ErrPublish, err)
+		}
+		st.Announced = version
+		if err := s.ix.SetState(ctx, tenant, documentID, st); err != nil {
+			return IndexResult{}, err
+		}
+	}
+	s.forget(versionKey{tenant, documentID, version})
+	return IndexResult{Status: StatusIndexed, Version: version}, nil
+}
+
+func (s *service) AcceptDocument(ctx context.Context, d events.DocumentAccepted) (IndexResult, error) {
+	if d.TenantID == "" || d.DocumentID == "" || d.Version < 1 {
+		return IndexResult{}, fmt.Errorf("%w: document.accepted needs tenant, document id and version", ErrInvalid)
+	}
+	if d.ChunkCount > 0 {
+		return IndexResult{Status: StatusIgnored, Version: d.Version}, nil
+	}
+	unlock := s.locks.Lock(docKey(d.TenantID, d.DocumentID))
+	defer unlock()
+	st, err := s.ix.State(ctx, d.TenantID, d.DocumentID)
+	if err != nil {
+		return IndexResult{}, err
+	}
+	if st.Supersedes(d.Version) {
+		return IndexResult{Status: StatusStale, Version: d.Version}, nil
+	}
+	return s.complete(ctx, d.TenantID, d.DocumentID, d.Version, 0, st)
+}
+
+func (s *service) DeleteDocument(ctx context.Context, d events.DocumentDeleted) error {
+	if d.TenantID == "" || d.DocumentID == "" || d.Version < 0 {
+		return fmt.Errorf("%w: document.deleted needs tenant and document id", ErrInvalid)
+	}
+	unlock := s.locks.Lock(docKey(d.TenantID, d.DocumentID))
+	defer unlock()
+	st, err := s.ix.State(ctx, d.TenantID, d.DocumentID)
+	if err != nil {
+		return err
+	}
+	// The tombstone goes first, the points after (see IndexChunk).
+	if d.Version > st.Deleted {
+		st.Deleted = d.Version
+		if err := s.ix.SetState(ctx, d.TenantID, d.DocumentID, st); err != nil {
+			return err
+		}
+	}
+	if err := s.ix.DeleteDocument(ctx, d.TenantID, d.DocumentID); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	for k := range s.progress {
+		if k.tenant == d.TenantID && k.document == d.DocumentID && k.version <= d.Version {
+			delete(s.progress, k)
+		}
+	}
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *service) Retrieve(ctx context.Context, q events.QueryEmbedded) (events.QueryRetrieved, error) {
+	if q.TenantID == "" || q.RequestID == "" {
+		return events.QueryRetrieved{}, fmt.Errorf("%w: query needs tenant and request id", ErrInvalid)
+	}
+	if len(q.Dense) > 0 && len(q.Dense) != s.ix.DenseSize() {
+		return events.QueryRetrieved{}, fmt.Errorf("%w: query has a dense vector of size %d, the collection %d", ErrInvalid, len(q.Dense), s.ix.DenseSize())
+	}
+	if err := checkVectors(q.Dense, q.Sparse); err != nil {
+		return events.QueryRetrieved{}, fmt.Errorf("%w: query: %w", ErrInvalid, err)
+	}
+	k := q.TopK
+	switch {
+	case k <= 0:
+		k = s.topK
+	case k > s.maxTopK:
+		k = s.maxTopK
+	}
+	hits, err := s.ix.Search(ctx, SearchRequest{
+		Tenant: q.TenantID,
+		Groups: q.Groups,
+		Dense:  q.Dense,
+		Sparse: q.Sparse,
+		Limit:  k,
+	})
+	if err != nil {
+		return events.QueryRetrieved{}, err
+	}
+	if hits == nil {
+		hits = []events.RetrievedChunk{}
+	}
+	return events.QueryRetrieved{Query: q.Query, Results: hits}, nil
+}
+
+// keyedMutex serializes work per key; entries live while someone holds or
+// waits for them.
+type keyedMutex struct {
+	mu sync.Mutex
+	m  map[string]*keyedEntry
+}
+
+type keyedEntry struct {
+	mu   sync.Mutex
+	refs int
+}
+
+func newKeyedMutex() *keyedMutex { return &keyedMutex{m: map[string]*keyedEntry{}} }
+
+// Lock locks key and returns its unlock function.
+func (k *keyedMutex) Lock(key string) func() {
+	k.mu.Lock()
+	e, ok := k.m[key]
+	if !ok {
+		e = &keyedEntry{}
+		k.m[key] = e
+	}
+	e.refs++
+	k.mu.Unlock()
+	e.mu.Lock()
+	return func() {
+		e.mu.Unlock()
+		k.mu.Lock()
+		e.refs--
+		if e.refs == 0 {
+			delete(k.m, key)
+		}
+		k.mu.Unlock()
+	}
+}
