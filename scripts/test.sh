@@ -33,13 +33,16 @@ done
 
 step "container tests"
 (cd services/ingest && go test -count=1 -tags containers -run Container -timeout 20m ./...)
+(cd services/edge && go test -count=1 -tags containers -run Container -timeout 20m ./...)
+(cd services/retrieve && go test -count=1 -tags containers -run Container -timeout 20m ./...)
+(cd services/embed && go test -count=1 -tags containers -run Container -timeout 20m ./...)
 
 if [ "$FUZZTIME" != "0" ]; then
   for dir in $mods; do
     (cd "$dir" && go list -f '{{.ImportPath}} {{.Dir}}' ./...) | while read -r pkg pdir; do
       for target in $(grep -ho '^func Fuzz[A-Za-z0-9_]*' "$pdir"/*_test.go 2>/dev/null | sed 's/^func //' | sort -u); do
         step "fuzz $pkg $target ($FUZZTIME)"
-        (cd "$dir" && go test -run '^$' -fuzz "^${target}\$" -fuzztime "$FUZZTIME" "$pkg")
+        (cd "$dir" && go test -run '^$' -fuzz "^${target}\$" -fuzztime "$FUZZTIME" -fuzzminimizetime 5s "$pkg")
       done
     done
   done

@@ -24,6 +24,7 @@ type command struct {
 func commands() map[string]command {
 	return map[string]command{
 		"broker":    {"standalone Kafka-protocol broker (kfake)", runBroker},
+		"audit":     {"verify an audit log (verify) or stream the audit export (export)", runAudit},
 		"vectordb":  {"embedded vector store serving Qdrant's gRPC API", runVectorDB},
 		"llm":       {"generate text locally from a GGUF model", runLLM},
 		"inference": {"OpenAI-compatible inference server on a GGUF model", runInference},

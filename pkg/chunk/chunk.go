@@ -180,7 +180,7 @@ func (s *Splitter) SplitDocument(doc docparse.Document) []Chunk {
 	bpos, rpos := 0, 0
 	sepRunes := utf8.RuneCountInString(docparse.BlockSeparator)
 	for i, b := range doc.Blocks {
-		n := utf8.RuneCountInString(b.Text)
+		n := runeCount(b.Text, len(b.Text)) // valid UTF-8 by now
 		blocks[i] = blockSpan{bpos, rpos, rpos + n}
 		bpos += len(b.Text) + len(docparse.BlockSeparator)
 		rpos += n + sepRunes

@@ -384,3 +384,34 @@ func TestIsValidUTF8(t *testing.T) {
 		}
 	}
 }
+
+func TestParseThenSplit(t *testing.T) {
+	md := "# 员工手册\n\n欢迎加入公司。本手册说明主要制度，请仔细阅读。\n\n## 休假\n\n" +
+		strings.Repeat("年假按工龄计算，每年五至十五天。请提前两周申请；紧急情况除外。", 6) +
+		"\n\n## Travel\n\nBook through the portal. Keep every receipt! Claims over 5,000 need a director.\n"
+	doc, err := docparse.Parse(t.Context(), docparse.Input{Data: []byte(md), FileName: "handbook.md"}, docparse.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(Options{Size: 60, Overlap: 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunks := s.SplitDocument(doc)
+	checkChunks(t, doc.Text(), chunks, 60, 20)
+	paths := map[string]int{}
+	for _, c := range chunks {
+		paths[strings.Join(c.HeadingPath, " > ")]++
+		if strings.Contains(c.Text, "年假") && !reflect.DeepEqual(c.HeadingPath, []string{"员工手册", "休假"}) {
+			t.Errorf("chunk %q under %q, want 员工手册 > 休假", c.Text, c.HeadingPath)
+		}
+		if strings.Contains(c.Text, "receipt") && !reflect.DeepEqual(c.HeadingPath, []string{"员工手册", "Travel"}) {
+			t.Errorf("chunk %q under %q, want 员工手册 > Travel", c.Text, c.HeadingPath)
+		}
+	}
+	// The 休假 section (about 190 runes) needs several 60-rune chunks; the
+	// others fit in one each.
+	if paths["员工手册"] != 1 || paths["员工手册 > 休假"] < 4 || paths["员工手册 > Travel"] != 2 {
+		t.Errorf("chunks per section = %v", paths)
+	}
+}

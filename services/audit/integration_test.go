@@ -16,7 +16,7 @@ import (
 
 var cluster *kafkatest.Cluster
 
-func xTestMain(m *testing.M) { os.Exit(kafkatest.Main(m, &cluster)) }
+func TestMain(m *testing.M) { os.Exit(kafkatest.Main(m, &cluster)) }
 
 func eventMsg(topic, typ, tenant, key string, n int) kafka.Message {
 	env := events.Envelope{ID: fmt.Sprintf("%s-%s-%d", topic, key, n), Source: "test", Type: typ,

@@ -206,6 +206,22 @@ func TestLogRecoversTornTail(t *testing.T) {
 	if err != nil || rep.Records != 5 || rep.Segments != 2 {
 		t.Errorf("Verify after recovery = %+v, %v; want 5 records in 2 segments", rep, err)
 	}
+
+	// A crash while creating the next segment leaves an empty file (or a
+	// partial header): it is removed and recreated.
+	if err := os.WriteFile(segPath(dir, 2), []byte(magic[:5]), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	l3, err := Open(ctx, dir, testKeys(t))
+	if err != nil {
+		t.Fatalf("Open with a torn header: %v", err)
+	}
+	if err := l3.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := Verify(ctx, dir, testKeys(t)); err != nil || rep.Records != 5 || rep.Segments != 3 {
+		t.Errorf("Verify after header recovery = %+v, %v; want 5 records in 3 segments", rep, err)
+	}
 }
 
 func TestLogRefusesCorruptLog(t *testing.T) {

@@ -154,3 +154,44 @@ func equalInts(a, b []int64) bool {
 }
 
 func itoa(n int) string { b, _ := json.Marshal(n); return string(b) }
+
+// TestExportReportsCorruptionInTrailer tampers with the log under a
+// running service: the stream stops at the bad record and the trailer
+// says why, so a client can tell a cut-short export from a complete one.
+func TestExportReportsCorruptionInTrailer(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	l, err := Open(ctx, dir, testKeys(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	var msgs []kafka.Message
+	for i := int64(0); i < 5; i++ {
+		msgs = append(msgs, testMsg("tributary.queries.received.v1", 0, i, "acme", "tributary.query.received"))
+	}
+	if _, err := l.Append(ctx, msgs); err != nil {
+		t.Fatal(err)
+	}
+	_, spans := frames(t, segPath(dir, 0))
+	edit(t, segPath(dir, 0), func(b []byte) []byte { b[spans[3].end-5] ^= 1; return b })
+	auth := AuthenticatorFunc(func(string) (Principal, bool) {
+		return Principal{Tenant: "acme", Groups: []string{GroupCompliance}, Name: "o"}, true
+	})
+	srv := httptest.NewServer(MakeHTTPHandler(MakeEndpoints(NewService(l)), auth, slog.New(slog.DiscardHandler)))
+	defer srv.Close()
+	req, _ := http.NewRequest("GET", srv.URL+"/v1/audit/export", nil)
+	req.Header.Set("Authorization", "Bearer x")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if n := strings.Count(string(body), "\n"); n != 3 {
+		t.Errorf("export streamed %d records before the bad one, want 3", n)
+	}
+	if st := resp.Trailer.Get(TrailerStatus); !strings.HasPrefix(st, "error:") || !strings.Contains(st, "authentication failed") {
+		t.Errorf("trailer %s = %q, want the corruption", TrailerStatus, st)
+	}
+}

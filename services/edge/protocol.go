@@ -82,7 +82,6 @@ type ClientMessage struct {
 func DecodeClientMessage(data []byte, maxQuestionBytes int) (ClientMessage, error) {
 	var m ClientMessage
 	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
 	if err := dec.Decode(&m); err != nil {
 		// Try to recover the id for the error reply.
 		var probe struct {

@@ -130,8 +130,7 @@ func (s *Sparse) EmbedQuery(ctx context.Context, text string) (Vector, error) {
 // counts the tokens with that index and dl all tokens of the text.
 // Indices are ascending. A text without tokens gives an empty vector.
 func (s *Sparse) Document(text string) *events.SparseVector {
-	counts, dl := s.count(text)
-	v := sortedVector(counts)
+	v, dl := s.count(text)
 	norm := s.k1 * (1 - s.b + s.b*float64(dl)/s.avgdl)
 	for i, tf := range v.Values {
 		v.Values[i] = float32(float64(tf) * (s.k1 + 1) / (float64(tf) + norm))
@@ -143,38 +142,34 @@ func (s *Sparse) Document(text string) *events.SparseVector {
 // distinct index (binary term frequency, so repeating a word does not
 // weigh it more). Indices are ascending.
 func (s *Sparse) Query(text string) *events.SparseVector {
-	counts, _ := s.count(text)
-	v := sortedVector(counts)
+	v, _ := s.count(text)
 	for i := range v.Values {
 		v.Values[i] = 1
 	}
 	return v
 }
 
-// count returns how often each index occurs in text, and the number of
-// tokens.
-func (s *Sparse) count(text string) (map[uint32]uint32, int) {
-	counts := make(map[uint32]uint32, len(text)/6+1)
-	n := 0
+// count returns the distinct indices of text's tokens in ascending order
+// with their counts as values, and the number of tokens. Sorting the
+// token indices and counting runs is cheaper than a map for chunk-sized
+// texts.
+func (s *Sparse) count(text string) (*events.SparseVector, int) {
+	all := make([]uint32, 0, len(text)/4+1)
 	s.tok.Each(text, func(tok []byte) {
-		counts[TokenIndex(tok)]++
-		n++
+		all = append(all, TokenIndex(tok))
 	})
-	return counts, n
-}
-
-// sortedVector returns the indices of counts in ascending order with their
-// counts as values.
-func sortedVector(counts map[uint32]uint32) *events.SparseVector {
-	v := &events.SparseVector{Indices: make([]uint32, 0, len(counts)), Values: make([]float32, len(counts))}
-	for idx := range counts {
-		v.Indices = append(v.Indices, idx)
+	slices.Sort(all)
+	v := &events.SparseVector{Indices: make([]uint32, 0, len(all)), Values: make([]float32, 0, len(all))}
+	for i := 0; i < len(all); {
+		j := i + 1
+		for j < len(all) && all[j] == all[i] {
+			j++
+		}
+		v.Indices = append(v.Indices, all[i])
+		v.Values = append(v.Values, float32(j-i))
+		i = j
 	}
-	slices.Sort(v.Indices)
-	for i, idx := range v.Indices {
-		v.Values[i] = float32(counts[idx])
-	}
-	return v
+	return v, len(all)
 }
 
 // TokenIndex returns the sparse index of a token: the 32-bit FNV-1a hash

@@ -158,6 +158,8 @@ func classify(r rune) int {
 		return classSep
 	}
 	switch {
+	case 0x4E00 <= r && r <= 0x9FFF: // CJK Unified Ideographs, the common case
+		return classHan
 	case unicode.Is(unicode.Han, r):
 		return classHan
 	case unicode.IsLetter(r) || unicode.IsDigit(r):

@@ -19,6 +19,13 @@ const KafkaGroup = "embed"
 // EventSource is the ce_source of every event the service produces.
 const EventSource = "tributary/embed"
 
+// DefaultPublishBatchTimeout is the embed service's produce batch timeout.
+// The Subscriber handles each partition one message at a time and waits
+// for each message's produce, so the whole timeout is added to every
+// message; 200µs instead of the transport's 2ms doubled chunks/s through
+// the service in BenchmarkKafkaPipeline (see docs/embed.md).
+const DefaultPublishBatchTimeout = 200 * time.Microsecond
+
 // NewChunkSubscriber returns the Subscriber that embeds the chunks of
 // topics.Chunks and produces them on topics.ChunksEmbedded, keyed by
 // document id, before committing. A message that is not a chunk.created

@@ -39,14 +39,15 @@ func closer(r rune) bool {
 }
 
 // NextCut reports where the first sentence of buf ends, in bytes. A
-// sentence ends after a strong end (。！？；… or a line break), or after a
-// weak end (. ! ? ;) followed by whitespace; closing quotes and brackets,
-// further ends and the whitespace after them belong to the sentence. The
-// cut is decided only once the character after that run is known: with
-// more text to come (final false), a run that reaches the end of buf gives
-// ok false. A buffer with no boundary within its first maxRunes characters
-// is cut at the last whitespace in the second half of them, or at
-// maxRunes. With final true, what remains is one sentence.
+// sentence ends right after a strong end (。！？；… or a line break), so
+// CJK text flows without waiting for the next token; or after a weak end
+// (. ! ? ;), with any further weak ends and closing quotes or brackets,
+// followed by one whitespace character, which belongs to the sentence. A
+// weak end is decided only once the character after it is known: with more
+// text to come (final false), a weak end at the end of buf gives ok false.
+// A buffer with no boundary within its first maxRunes characters is cut
+// after the last whitespace in the second half of them, or at maxRunes.
+// With final true, what remains is one sentence.
 //
 // NextCut is a function of the text alone: a cut found in a prefix of a
 // text is the cut found in the whole text, so the same answer is cut into
@@ -72,23 +73,24 @@ func NextCut(buf string, maxRunes int, final bool) (n int, ok bool) {
 		j := i + size
 		switch {
 		case strongEnd(r):
-			end, complete := endRun(buf, j)
-			if !complete && !final {
-				return 0, false
-			}
-			return end, true
+			return j, true
 		case weakEnd(r):
-			end, complete := endRun(buf, j)
-			if !complete {
+			k := j
+			for k < len(buf) {
+				r2, size2 := utf8.DecodeRuneInString(buf[k:])
+				if !weakEnd(r2) && !closer(r2) {
+					break
+				}
+				k += size2
+			}
+			if k == len(buf) {
 				if final {
-					return end, true
+					return k, true
 				}
 				return 0, false
 			}
-			// endRun stops at a non-space; the run counts only if it took
-			// whitespace.
-			if k := lastRuneBefore(buf, end); unicode.IsSpace(k) {
-				return end, true
+			if r2, size2 := utf8.DecodeRuneInString(buf[k:]); unicode.IsSpace(r2) {
+				return k + size2, true
 			}
 		case unicode.IsSpace(r) && runes > maxRunes/2:
 			lastSpace = j
@@ -99,22 +101,4 @@ func NextCut(buf string, maxRunes int, final bool) (n int, ok bool) {
 		return len(buf), true
 	}
 	return 0, false
-}
-
-// endRun returns the end of the run of sentence ends, closers and
-// whitespace that starts at i, and whether a character after it is known.
-func endRun(buf string, i int) (int, bool) {
-	for i < len(buf) {
-		r, size := utf8.DecodeRuneInString(buf[i:])
-		if !(strongEnd(r) || weakEnd(r) || closer(r) || unicode.IsSpace(r)) {
-			return i, true
-		}
-		i += size
-	}
-	return i, false
-}
-
-func lastRuneBefore(buf string, i int) rune {
-	r, _ := utf8.DecodeLastRuneInString(buf[:i])
-	return r
 }

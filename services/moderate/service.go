@@ -284,8 +284,15 @@ func (s *service) delta(ctx context.Context, cur *answerState, ev AnswerEvent, n
 	}
 	st.touched = now
 	switch {
-	case st.gap || st.blocked:
+	case st.gap:
 		st.buf = ""
+		return st, nil, nil
+	case st.blocked:
+		// The rest of a withheld answer is dropped, but counted, so the
+		// completed event finds the stream whole.
+		if d.Seq == st.nextIn {
+			st.nextIn++
+		}
 		return st, nil, nil
 	case d.Seq == st.lastSeq:
 		return st, st.lastOut, nil // the same delta again: publish the same events

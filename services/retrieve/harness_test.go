@@ -84,7 +84,7 @@ const testDense = 8
 // harness is one running retrieve service: its index, its topics and its
 // three subscribers.
 type harness struct {
-	t      *testing.T
+	t      testing.TB
 	index  *Index
 	topics events.Topics
 	svc    Service
@@ -92,10 +92,16 @@ type harness struct {
 
 // start runs the service on a fresh prefix and collection until the test
 // ends.
-func start(t *testing.T) *harness {
+func start(t testing.TB) *harness {
+	t.Helper()
+	return startWith(t, 3)
+}
+
+// startWith is start with topics of the given number of partitions.
+func startWith(t testing.TB, partitions int) *harness {
 	t.Helper()
 	prefix := cluster.Prefix(t)
-	topics := cluster.CreatePrefixTopics(t, prefix, 3)
+	topics := cluster.CreatePrefixTopics(t, prefix, partitions)
 	client, err := Dial(qdrantAddr)
 	if err != nil {
 		t.Fatal(err)
@@ -214,7 +220,7 @@ func denseOf(text string) []float32 {
 }
 
 // message marshals a payload for topic with the tenant in its headers.
-func message(t *testing.T, topic, tenant string, p events.Payload) kafka.Message {
+func message(t testing.TB, topic, tenant string, p events.Payload) kafka.Message {
 	t.Helper()
 	ctx := events.WithCorrelationID(events.WithTenant(context.Background(), tenant), "corr-"+tenant)
 	msg, err := events.Marshal(ctx, "test", p)
@@ -252,7 +258,7 @@ func (h *harness) poison(tenant, id string) {
 }
 
 // waitFor polls cond until it holds or the timeout passes.
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() (bool, string)) {
+func waitFor(t testing.TB, what string, timeout time.Duration, cond func() (bool, string)) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {

@@ -72,6 +72,9 @@ func startCrashServer(t *testing.T, dir string) (*exec.Cmd, *qdrant.Client) {
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start server: %v", err)
 	}
+	// Never leave a server behind when the test stops early; killing one
+	// that already exited is harmless.
+	t.Cleanup(func() { cmd.Process.Kill() })
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		b, err := os.ReadFile(addrFile)

@@ -51,8 +51,12 @@ ids := {m |
 
 text_id := redact(text_email, ids, "id_card")
 
+# A "+" or "00" before the digits makes them a phone number in
+# international form, whatever Luhn says (+86 138… passes it).
 cards := {m |
 	some m in regex.find_n(card_re, text_id, -1)
+	not contains(text_id, concat("", ["+", m]))
+	not startswith(m, "00")
 	luhn_valid(regex.replace(m, `[ -]`, ""))
 }
 
@@ -75,7 +79,7 @@ id_check_chars := ["1", "0", "X", "9", "8", "7", "6", "5", "4", "3", "2"]
 id_checksum_valid(s) if {
 	chars := split(upper(s), "")
 	count(chars) == 18
-	total := sum([to_number(chars[i]) * id_weights[i] | some i in numbers.range(0, 16)])
+	total := sum([x | some i in numbers.range(0, 16); x := to_number(chars[i]) * id_weights[i]])
 	chars[17] == id_check_chars[total % 11]
 }
 
@@ -85,7 +89,7 @@ luhn_valid(digits) if {
 	n := count(ds)
 	n >= 13
 	n <= 19
-	total := sum([luhn_term(ds[i], (n - 1) - i) | some i in numbers.range(0, n - 1)])
+	total := sum([x | some i in numbers.range(0, n - 1); x := luhn_term(ds[i], (n - 1) - i)])
 	total % 10 == 0
 }
 

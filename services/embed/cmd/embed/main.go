@@ -44,6 +44,8 @@ type settings struct {
 	b           float64
 	avgdl       float64
 	stem        bool
+	batch       time.Duration
+	validate    bool
 	partitions  int
 	replication int
 	provision   bool
@@ -62,6 +64,9 @@ func (s settings) validate() error {
 	}
 	if err := embed.ValidateBM25(1, 0.5, s.avgdl); err != nil {
 		bad("bm25-avgdl", "must be a positive number")
+	}
+	if s.batch <= 0 || s.batch > time.Second {
+		bad("publish-batch-timeout", "must be positive and at most 1s")
 	}
 	if s.partitions <= 0 {
 		bad("topic-partitions", "must be positive")
@@ -83,6 +88,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	fs.Float64Var(&s.b, "bm25-b", embed.DefaultB, "BM25 length normalization b (0 to 1)")
 	fs.Float64Var(&s.avgdl, "bm25-avgdl", embed.DefaultAvgDL, "average chunk length in tokens for BM25 length normalization")
 	fs.BoolVar(&s.stem, "stem", true, "apply the English S-stemmer (plural → singular)")
+	fs.DurationVar(&s.batch, "publish-batch-timeout", embed.DefaultPublishBatchTimeout, "how long a produce waits for more messages to share its batch")
+	fs.BoolVar(&s.validate, "validate-schemas", true, "check every input event against its JSON Schema (dead-letter the ones that fail)")
 	fs.IntVar(&s.partitions, "topic-partitions", 3, "partitions of topics created at start")
 	fs.IntVar(&s.replication, "topic-replication", 1, "replication factor of topics created at start")
 	fs.BoolVar(&s.provision, "provision-topics", true, "create missing topics at start")
@@ -123,6 +130,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	pub := kafkatransport.NewPublisher(cfg.KafkaBrokers,
 		kafkatransport.PublisherSource(embed.EventSource),
+		kafkatransport.PublisherBatchTimeout(s.batch),
 		kafkatransport.PublisherMetrics(kmetrics))
 	defer func() {
 		if err := pub.Close(); err != nil {
@@ -140,9 +148,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		kafkatransport.SubscriberMetrics(kmetrics),
 		kafkatransport.SubscriberLogger(logger),
 	}
-	validator, err := events.NewValidator()
-	if err != nil {
-		return fmt.Errorf("event schemas: %w", err)
+	var validator *events.Validator
+	if s.validate {
+		if validator, err = events.NewValidator(); err != nil {
+			return fmt.Errorf("event schemas: %w", err)
+		}
 	}
 	chunks := embed.NewChunkSubscriber(cfg.KafkaBrokers, topics, pub, endpoints, validator, subOpts...)
 	queries := embed.NewQuerySubscriber(cfg.KafkaBrokers, topics, pub, endpoints, validator, subOpts...)
@@ -161,7 +171,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	g.Add("queries-approved", queries.Run)
 	logger.Info("embed starting", "http_addr", cfg.HTTPAddr, "kafka_brokers", cfg.KafkaBrokers,
 		"topic_prefix", topics.Prefix, "model", embedder.Model(), "bm25_k1", s.k1, "bm25_b", s.b,
-		"bm25_avgdl", s.avgdl, "stem", s.stem)
+		"bm25_avgdl", s.avgdl, "stem", s.stem, "publish_batch_timeout", s.batch.String(), "validate_schemas", s.validate)
 	return g.Run(ctx, logger)
 }
 

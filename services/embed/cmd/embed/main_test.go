@@ -51,6 +51,7 @@ func TestRunRejectsBadConfiguration(t *testing.T) {
 		{"avgdl not a number", map[string]string{"TRIBUTARY_BM25_AVGDL": "long"}, nil, []string{"TRIBUTARY_BM25_AVGDL"}},
 		{"several at once", map[string]string{"TRIBUTARY_BM25_AVGDL": "-1", "TRIBUTARY_TOPIC_PARTITIONS": "0"}, nil,
 			[]string{"TRIBUTARY_BM25_AVGDL", "TRIBUTARY_TOPIC_PARTITIONS"}},
+		{"batch timeout zero", map[string]string{"TRIBUTARY_PUBLISH_BATCH_TIMEOUT": "0s"}, nil, []string{"TRIBUTARY_PUBLISH_BATCH_TIMEOUT"}},
 		{"stem not a bool", map[string]string{"TRIBUTARY_STEM": "maybe"}, nil, []string{"TRIBUTARY_STEM"}},
 		{"bad log level", map[string]string{"TRIBUTARY_LOG_LEVEL": "loud"}, nil, []string{"TRIBUTARY_LOG_LEVEL"}},
 	}

@@ -1,0 +1,184 @@
+// Command audit runs Tributary's audit service: it consumes every
+// tributary topic and audit.events into an encrypted, hash-chained log in
+// the data directory and serves GET /v1/audit/export to API keys with the
+// compliance group.
+//
+// Configuration comes from TRIBUTARY_* environment variables, each
+// overridable by the flag of the same name (see docs/audit.md).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/tributary-rag/tributary/pkg/apikey"
+	"github.com/tributary-rag/tributary/pkg/daemon"
+	"github.com/tributary-rag/tributary/pkg/kafkatransport"
+	"github.com/tributary-rag/tributary/services/audit"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stderr)
+	stop()
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+	default:
+		fmt.Fprintln(os.Stderr, "audit:", err)
+		os.Exit(1)
+	}
+}
+
+// settings are the audit service's own settings, next to daemon.Config.
+type settings struct {
+	keyFile     string
+	segmentSize int64
+	maxBatch    int
+	partitions  int
+	replication int
+	provision   bool
+}
+
+func (s settings) validate() error {
+	var errs []error
+	bad := func(flagName, msg string) {
+		errs = append(errs, fmt.Errorf("%s (--%s): %s", daemon.EnvName(flagName), flagName, msg))
+	}
+	if s.segmentSize < 4096 {
+		bad("audit-segment-bytes", "must be at least 4096")
+	}
+	if s.maxBatch <= 0 {
+		bad("audit-max-batch", "must be positive")
+	}
+	if s.partitions <= 0 {
+		bad("topic-partitions", "must be positive")
+	}
+	if s.replication <= 0 {
+		bad("topic-replication", "must be positive")
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("invalid configuration: %w", errors.Join(errs...))
+	}
+	return nil
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("audit", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var s settings
+	fs.StringVar(&s.keyFile, "audit-key-file", "", "key file of the key-encryption keys (default <data-dir>/audit.key; created 0600 if missing)")
+	fs.Int64Var(&s.segmentSize, "audit-segment-bytes", audit.DefaultSegmentSize, "size at which a segment is sealed and the next started")
+	fs.IntVar(&s.maxBatch, "audit-max-batch", 512, "most messages recorded with one fsync")
+	fs.IntVar(&s.partitions, "topic-partitions", 3, "partitions of topics created at start")
+	fs.IntVar(&s.replication, "topic-replication", 1, "replication factor of topics created at start")
+	fs.BoolVar(&s.provision, "provision-topics", true, "create missing topics at start")
+	cfg, err := daemon.ParseConfig(fs, args, getenv, daemon.NeedKafka|daemon.NeedDataDir|daemon.NeedAPIKeys)
+	if err != nil {
+		return err
+	}
+	if err := s.validate(); err != nil {
+		return err
+	}
+	if s.keyFile == "" {
+		s.keyFile = filepath.Join(cfg.DataDir, "audit.key")
+	}
+
+	logger := daemon.NewLogger(stderr, cfg.LogLevel, "audit")
+	reg := daemon.NewRegistry()
+	topics := audit.Topics(cfg.TopicPrefix)
+
+	if s.provision {
+		if err := provision(ctx, logger, cfg.KafkaBrokers, kafkatransport.TopicSpecs(s.partitions, s.replication, topics...)); err != nil {
+			return err
+		}
+	}
+
+	keys, err := audit.LoadKeyFile(s.keyFile)
+	if err != nil {
+		return err
+	}
+	log, err := audit.Open(ctx, cfg.DataDir, keys, audit.WithSegmentSize(s.segmentSize), audit.WithLogger(logger))
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := log.Close(); err != nil {
+			logger.Error("close audit log", "error", err.Error())
+		}
+	}()
+
+	metrics, err := audit.NewMetrics(reg)
+	if err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	var svc audit.Service
+	svc = audit.NewService(log)
+	svc = audit.LoggingMiddleware(logger)(svc)
+	svc = audit.InstrumentingMiddleware(metrics)(svc)
+	endpoints := audit.MakeEndpoints(svc)
+
+	auth := audit.AuthenticatorFunc(func(key string) (audit.Principal, bool) {
+		p, ok := cfg.APIKeys.Lookup(key)
+		return principal(p), ok
+	})
+	api := audit.MakeHTTPHandler(endpoints, auth, logger)
+	handler := daemon.NewHTTPHandler(api, reg, daemon.KafkaCheck(cfg.KafkaBrokers, topics...))
+
+	consumer := audit.NewConsumer(audit.ConsumerConfig{
+		Brokers:  cfg.KafkaBrokers,
+		Topics:   topics,
+		MaxBatch: s.maxBatch,
+	}, endpoints.Record, logger)
+
+	var g daemon.Group
+	g.AddHTTP(&http.Server{
+		Addr:              cfg.HTTPAddr,
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		// Exports stream for as long as the log is: no WriteTimeout.
+		IdleTimeout: 2 * time.Minute,
+	}, nil, 30*time.Second)
+	g.Add("audit-consumer", consumer.Run)
+	lastSeq, segments := log.Stats()
+	logger.Info("audit starting", "http_addr", cfg.HTTPAddr, "kafka_brokers", cfg.KafkaBrokers,
+		"topic_prefix", cfg.TopicPrefix, "data_dir", cfg.DataDir, "key_id", keys.CurrentKeyID(),
+		"last_seq", lastSeq, "segments", segments, "api_keys", cfg.APIKeys.Len())
+	return g.Run(ctx, logger)
+}
+
+func principal(p apikey.Principal) audit.Principal {
+	return audit.Principal{Tenant: p.Tenant, Groups: p.Groups, Name: p.Name}
+}
+
+// provision creates the topics, waiting up to a minute for the broker so
+// that the service and its broker may start together.
+func provision(ctx context.Context, logger *slog.Logger, brokers []string, specs []kafkatransport.TopicSpec) error {
+	deadline := time.Now().Add(time.Minute)
+	for attempt := 1; ; attempt++ {
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := kafkatransport.EnsureTopics(cctx, brokers, specs...)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil || time.Now().After(deadline) {
+			return fmt.Errorf("provision topics: %w", err)
+		}
+		logger.Warn("provision topics: broker not ready, retrying", "attempt", attempt, "error", err.Error())
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+}

@@ -1,0 +1,150 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/tributary-rag/tributary/pkg/events"
+	"github.com/tributary-rag/tributary/pkg/kafkatest"
+	"github.com/tributary-rag/tributary/services/audit"
+)
+
+func TestRunRejectsBadConfig(t *testing.T) {
+	env := map[string]string{
+		"TRIBUTARY_KAFKA_BROKERS":       "localhost:9092",
+		"TRIBUTARY_DATA_DIR":            t.TempDir(),
+		"TRIBUTARY_API_KEYS":            "k-compliance-1:acme:compliance",
+		"TRIBUTARY_AUDIT_SEGMENT_BYTES": "10",
+	}
+	err := run(context.Background(), nil, func(k string) string { return env[k] }, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "TRIBUTARY_AUDIT_SEGMENT_BYTES") {
+		t.Errorf("run() = %v, want an error naming TRIBUTARY_AUDIT_SEGMENT_BYTES", err)
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// TestRunEndToEnd runs the whole service against a broker: events go in
+// over Kafka and come out of the export; the log verifies after a stop.
+func TestRunEndToEnd(t *testing.T) {
+	cluster := kafkatest.Start(t)
+	prefix := cluster.Prefix(t)
+	dir := t.TempDir()
+	addr := freeAddr(t)
+	env := map[string]string{
+		"TRIBUTARY_KAFKA_BROKERS": strings.Join(cluster.Brokers(), ","),
+		"TRIBUTARY_TOPIC_PREFIX":  prefix,
+		"TRIBUTARY_DATA_DIR":      dir,
+		"TRIBUTARY_HTTP_ADDR":     addr,
+		"TRIBUTARY_API_KEYS":      "k-compliance-1:acme:compliance,k-user-0001:acme:staff",
+		"TRIBUTARY_LOG_LEVEL":     "error",
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, nil, func(k string) string { return env[k] }, io.Discard) }()
+	defer func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("run: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("run did not stop")
+		}
+		rep, err := audit.Verify(context.Background(), dir, mustKeys(t, filepath.Join(dir, "audit.key")))
+		if err != nil || rep.Records != 3 || !rep.Sealed {
+			t.Errorf("Verify after stop = %+v, %v; want 3 records, sealed", rep, err)
+		}
+	}()
+
+	topics := events.NewTopics(prefix)
+	var msgs []kafka.Message
+	for i, tc := range []struct{ topic, typ, tenant string }{
+		{topics.QueriesReceived, events.TypeQueryReceived, "acme"},
+		{topics.QueriesReceived, events.TypeQueryReceived, "globex"},
+		{topics.AuditEvents, events.AuditTypePrefix + events.AuditKindPolicyDecision, "acme"},
+	} {
+		env := events.Envelope{ID: fmt.Sprint("e", i), Source: "test", Type: tc.typ, Time: time.Now().UTC(), TenantID: tc.tenant}
+		msgs = append(msgs, kafka.Message{Topic: tc.topic, Key: []byte(fmt.Sprint("r", i)), Headers: env.Headers(),
+			Value: []byte(fmt.Sprintf(`{"request_id":"r%d","tenant_id":%q}`, i, tc.tenant))})
+	}
+	// The service creates the topics at start; wait for them, then produce.
+	waitFor(t, func() bool {
+		resp, err := http.Get("http://" + addr + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+	cluster.Produce(t, msgs...)
+
+	get := func(key string) (int, []string) {
+		req, _ := http.NewRequest("GET", "http://"+addr+"/v1/audit/export", nil)
+		req.Header.Set("Authorization", "Bearer "+key)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return 0, nil
+		}
+		defer resp.Body.Close()
+		var lines []string
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			lines = append(lines, sc.Text())
+		}
+		return resp.StatusCode, lines
+	}
+	waitFor(t, func() bool { _, lines := get("k-compliance-1"); return len(lines) == 2 })
+	_, lines := get("k-compliance-1")
+	for _, l := range lines {
+		if !strings.Contains(l, `"tenant":"acme"`) {
+			t.Errorf("export line of another tenant: %s", l)
+		}
+	}
+	if status, _ := get("k-user-0001"); status != http.StatusForbidden {
+		t.Errorf("export with a staff key = %d, want 403", status)
+	}
+}
+
+func mustKeys(t *testing.T, path string) audit.KeyProvider {
+	t.Helper()
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("key file not created: %v", err)
+	}
+	k, err := audit.LoadKeyFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func waitFor(t *testing.T, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 30s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

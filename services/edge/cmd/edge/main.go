@@ -1,0 +1,227 @@
+// Command edge runs Tributary's WebSocket edge: chat clients connect to
+// GET /v1/chat with an API key, ask questions (published to
+// tributary.queries.received.v1) and get the moderated answers streamed
+// back from tributary.answers.moderated.v1 and refusals from
+// tributary.queries.rejected.v1.
+//
+// Configuration comes from TRIBUTARY_* environment variables, each
+// overridable by the flag of the same name (see docs/edge.md).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"regexp"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/tributary-rag/tributary/pkg/daemon"
+	"github.com/tributary-rag/tributary/pkg/events"
+	"github.com/tributary-rag/tributary/pkg/kafkatransport"
+	"github.com/tributary-rag/tributary/services/edge"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stderr)
+	stop()
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+	default:
+		fmt.Fprintln(os.Stderr, "edge:", err)
+		os.Exit(1)
+	}
+}
+
+// settings are the edge's own settings, next to daemon.Config.
+type settings struct {
+	replicaID      string
+	origins        string
+	ws             edge.WSConfig
+	svc            edge.Config
+	partitions     int
+	replication    int
+	provision      bool
+	shutdownDrain  time.Duration
+	maxMessageSize int64
+}
+
+var replicaPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$`)
+
+func (s settings) validate() error {
+	var errs []error
+	bad := func(flagName, msg string) {
+		errs = append(errs, fmt.Errorf("%s (--%s): %s", daemon.EnvName(flagName), flagName, msg))
+	}
+	if !replicaPattern.MatchString(s.replicaID) {
+		bad("replica-id", fmt.Sprintf("%q must be 1-100 characters of [A-Za-z0-9._-]", s.replicaID))
+	}
+	if s.maxMessageSize < 256 || s.maxMessageSize > 1<<20 {
+		bad("max-message-bytes", "must be between 256 and 1048576")
+	}
+	if s.ws.MaxInFlight <= 0 {
+		bad("max-in-flight", "must be positive")
+	}
+	if s.ws.SendBuffer <= 0 {
+		bad("send-buffer", "must be positive")
+	}
+	if s.ws.WriteWait <= 0 {
+		bad("write-wait", "must be positive")
+	}
+	if s.ws.PongWait < time.Second {
+		bad("pong-wait", "must be at least 1s")
+	}
+	if s.svc.AnswerTimeout <= 0 {
+		bad("answer-timeout", "must be positive")
+	}
+	if s.svc.PublishTimeout <= 0 {
+		bad("publish-timeout", "must be positive")
+	}
+	if s.partitions <= 0 {
+		bad("topic-partitions", "must be positive")
+	}
+	if s.replication <= 0 {
+		bad("topic-replication", "must be positive")
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("invalid configuration: %w", errors.Join(errs...))
+	}
+	return nil
+}
+
+func defaultReplicaID() string {
+	h, err := os.Hostname()
+	if err != nil || !replicaPattern.MatchString(h) {
+		return "edge"
+	}
+	return h
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("edge", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var s settings
+	fs.StringVar(&s.replicaID, "replica-id", defaultReplicaID(), "this replica's id; its consumer groups are edge-<id>.answers and edge-<id>.rejected (default: the host name)")
+	fs.StringVar(&s.origins, "allowed-origins", "", "comma-separated Origin values accepted on /v1/chat (empty: any)")
+	fs.Int64Var(&s.maxMessageSize, "max-message-bytes", 32<<10, "largest client message; larger closes the connection with 1009")
+	fs.IntVar(&s.ws.MaxInFlight, "max-in-flight", 8, "asks in flight per connection")
+	fs.IntVar(&s.ws.SendBuffer, "send-buffer", 1024, "messages queued per connection before a slow client is disconnected")
+	fs.DurationVar(&s.ws.WriteWait, "write-wait", 10*time.Second, "longest write to a client")
+	fs.DurationVar(&s.ws.PongWait, "pong-wait", 60*time.Second, "longest silence from a client; pings every 9/10 of it")
+	fs.DurationVar(&s.svc.AnswerTimeout, "answer-timeout", 60*time.Second, "longest wait for the next answer event of a request")
+	fs.DurationVar(&s.svc.PublishTimeout, "publish-timeout", 10*time.Second, "longest wait to publish a question")
+	fs.IntVar(&s.partitions, "topic-partitions", 3, "partitions of topics created at start")
+	fs.IntVar(&s.replication, "topic-replication", 1, "replication factor of topics created at start")
+	fs.BoolVar(&s.provision, "provision-topics", true, "create missing topics at start")
+	fs.DurationVar(&s.shutdownDrain, "shutdown-drain", 10*time.Second, "how long shutdown waits for HTTP requests")
+	cfg, err := daemon.ParseConfig(fs, args, getenv, daemon.NeedKafka|daemon.NeedAPIKeys)
+	if err != nil {
+		return err
+	}
+	if err := s.validate(); err != nil {
+		return err
+	}
+	s.ws.MaxMessageBytes = s.maxMessageSize
+	for _, o := range strings.Split(s.origins, ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			s.ws.AllowedOrigins = append(s.ws.AllowedOrigins, o)
+		}
+	}
+
+	logger := daemon.NewLogger(stderr, cfg.LogLevel, "edge")
+	reg := daemon.NewRegistry()
+	topics := events.NewTopics(cfg.TopicPrefix)
+	if s.provision {
+		specs := kafkatransport.TopicSpecs(s.partitions, s.replication, topics.QueriesReceived, topics.QueriesRejected, topics.AnswersModerated)
+		if err := provision(ctx, logger, cfg.KafkaBrokers, specs); err != nil {
+			return err
+		}
+	}
+
+	kmetrics, err := kafkatransport.NewMetrics(reg)
+	if err != nil {
+		return fmt.Errorf("kafka metrics: %w", err)
+	}
+	pub := kafkatransport.NewPublisher(cfg.KafkaBrokers,
+		kafkatransport.PublisherSource(edge.EventSource),
+		kafkatransport.PublisherMetrics(kmetrics))
+	defer func() {
+		if err := pub.Close(); err != nil {
+			logger.Error("close publisher", "error", err.Error())
+		}
+	}()
+	metrics, err := edge.NewMetrics(reg)
+	if err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+
+	s.svc.QueriesTopic = topics.QueriesReceived
+	s.svc.Observer = metrics
+	var svc edge.Service
+	svc = edge.NewService(pub, s.svc)
+	svc = edge.LoggingMiddleware(logger)(svc)
+	svc = edge.InstrumentingMiddleware(metrics)(svc)
+	endpoints := edge.MakeEndpoints(svc)
+
+	answersGroup, rejectedGroup := edge.Groups(s.replicaID)
+	answers := edge.NewReplySubscriber(cfg.KafkaBrokers, answersGroup, topics.AnswersModerated, pub, endpoints, logger,
+		kafkatransport.SubscriberMetrics(kmetrics))
+	rejected := edge.NewReplySubscriber(cfg.KafkaBrokers, rejectedGroup, topics.QueriesRejected, pub, endpoints, logger,
+		kafkatransport.SubscriberMetrics(kmetrics))
+
+	s.ws.Keys = cfg.APIKeys
+	s.ws.Logger = logger
+	s.ws.Metrics = metrics
+	ws := edge.NewWSHandler(endpoints, s.ws)
+	handler := daemon.NewHTTPHandler(edge.NewHTTPHandler(ws), reg,
+		daemon.KafkaCheck(cfg.KafkaBrokers, topics.QueriesReceived, topics.QueriesRejected, topics.AnswersModerated),
+		daemon.Check{Name: "consumers", Run: func(ctx context.Context) error {
+			return edge.CheckGroups(ctx, cfg.KafkaBrokers, answersGroup, rejectedGroup)
+		}})
+	srv := &http.Server{
+		Addr:              cfg.HTTPAddr,
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+	}
+	// Shutdown does not close hijacked (WebSocket) connections.
+	srv.RegisterOnShutdown(ws.Close)
+	var g daemon.Group
+	g.AddHTTP(srv, nil, s.shutdownDrain)
+	g.Add("answers-moderated", answers.Run)
+	g.Add("queries-rejected", rejected.Run)
+	logger.Info("edge starting", "http_addr", cfg.HTTPAddr, "kafka_brokers", cfg.KafkaBrokers,
+		"topic_prefix", topics.Prefix, "replica_id", s.replicaID, "groups", []string{answersGroup, rejectedGroup})
+	return g.Run(ctx, logger)
+}
+
+// provision creates the edge's topics, waiting for the broker to come up
+// (for up to a minute) so that the edge and its broker may start together.
+func provision(ctx context.Context, logger *slog.Logger, brokers []string, specs []kafkatransport.TopicSpec) error {
+	deadline := time.Now().Add(time.Minute)
+	for attempt := 1; ; attempt++ {
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := kafkatransport.EnsureTopics(cctx, brokers, specs...)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil || time.Now().After(deadline) {
+			return fmt.Errorf("provision topics: %w", err)
+		}
+		logger.Warn("provision topics: broker not ready, retrying", "attempt", attempt, "error", err.Error())
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+}
