@@ -4,10 +4,42 @@ go 1.26.0
 
 require (
 	github.com/go-kit/log v0.2.1
+	github.com/gorilla/websocket v1.5.3
 	github.com/qdrant/go-client v1.17.1
 	github.com/segmentio/kafka-go v0.4.51
 	github.com/tributary-rag/tributary/pkg v0.0.0
 	github.com/tributary-rag/tributary/services/audit v0.0.0
+	github.com/tributary-rag/tributary/services/edge v0.0.0
+	github.com/tributary-rag/tributary/services/embed v0.0.0
+	github.com/tributary-rag/tributary/services/generate v0.0.0
+	github.com/tributary-rag/tributary/services/moderate v0.0.0
+	github.com/tributary-rag/tributary/services/retrieve v0.0.0
+)
+
+require (
+	github.com/agnivade/levenshtein v1.2.2 // indirect
+	github.com/decred/dcrd/dcrec/secp256k1/v4 v4.4.1 // indirect
+	github.com/gobwas/glob v1.1.0 // indirect
+	github.com/goccy/go-json v0.11.2 // indirect
+	github.com/ledongthuc/pdf v0.0.0-20260907135840-6c8c28e0e8a0 // indirect
+	github.com/lestrrat-go/blackmagic v1.0.4 // indirect
+	github.com/lestrrat-go/dsig v1.4.0 // indirect
+	github.com/lestrrat-go/dsig-secp256k1 v1.0.0 // indirect
+	github.com/lestrrat-go/httpcc v1.0.1 // indirect
+	github.com/lestrrat-go/httprc/v3 v3.0.6 // indirect
+	github.com/lestrrat-go/jwx/v3 v3.4.0 // indirect
+	github.com/lestrrat-go/option/v2 v2.0.0 // indirect
+	github.com/oklog/run v1.2.0 // indirect
+	github.com/open-policy-agent/opa v1.22.3 // indirect
+	github.com/segmentio/asm v1.2.1 // indirect
+	github.com/sirupsen/logrus v1.10.2 // indirect
+	github.com/valyala/fastjson v1.6.10 // indirect
+	github.com/vektah/gqlparser/v2 v2.5.64 // indirect
+	github.com/xeipuuv/gojsonpointer v0.0.0-20190905194746-02993c407bfb // indirect
+	github.com/xeipuuv/gojsonreference v0.0.0-20180127040603-bd5ef7bd5415 // indirect
+	github.com/yashtewari/glob-intersection v0.2.0 // indirect
+	go.yaml.in/yaml/v3 v3.0.6 // indirect
+	golang.org/x/sync v0.25.0 // indirect
 )
 
 require (
@@ -39,5 +71,10 @@ require (
 replace (
 	github.com/tributary-rag/tributary/pkg => ../../pkg
 	github.com/tributary-rag/tributary/services/audit => ../../services/audit
+	github.com/tributary-rag/tributary/services/edge => ../../services/edge
+	github.com/tributary-rag/tributary/services/embed => ../../services/embed
+	github.com/tributary-rag/tributary/services/generate => ../../services/generate
 	github.com/tributary-rag/tributary/services/ingest => ../../services/ingest
+	github.com/tributary-rag/tributary/services/moderate => ../../services/moderate
+	github.com/tributary-rag/tributary/services/retrieve => ../../services/retrieve
 )

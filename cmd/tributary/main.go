@@ -24,6 +24,9 @@ type command struct {
 func commands() map[string]command {
 	return map[string]command{
 		"broker":    {"standalone Kafka-protocol broker (kfake)", runBroker},
+		"dev":       {"the whole suite in one process on embedded defaults", runDev},
+		"ingest":    {"upload files or directories to the ingest API", runIngest},
+		"ask":       {"ask a question over the chat WebSocket and stream the answer", runAsk},
 		"audit":     {"verify an audit log (verify) or stream the audit export (export)", runAudit},
 		"vectordb":  {"embedded vector store serving Qdrant's gRPC API", runVectorDB},
 		"llm":       {"generate text locally from a GGUF model", runLLM},

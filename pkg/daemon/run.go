@@ -100,9 +100,10 @@ func (g *Group) Run(ctx context.Context, logger *slog.Logger) error {
 	}
 	logger.Info("started", "parts", len(g.parts))
 	err := rg.Run()
-	var sig run.SignalError
-	if errors.As(err, &sig) {
-		logger.Info("stopping", "signal", sig.Signal.String())
+	// oklog/run's SignalError.As reports a match without filling the
+	// target, so test with errors.Is and print the error itself.
+	if errors.Is(err, run.ErrSignal) {
+		logger.Info("stopping", "signal", err.Error())
 		err = nil
 	}
 	if err != nil {

@@ -82,7 +82,28 @@ type Subscriber struct {
 	queueSize    int
 	dlqTopic     string
 	readerOpts   []func(*kafka.ReaderConfig)
+
+	batchMax    int           // > 1: handle up to batchMax queued messages together
+	batchLinger time.Duration // how long a batch waits for more messages
+	batchE      BatchEndpoint // nil: the endpoint is called per message
 }
+
+// BatchRequest is one message's request in a batch, with the message's
+// context (tenant, correlation id and trace of its event, as the endpoint
+// would get it).
+type BatchRequest struct {
+	Ctx     context.Context
+	Request any
+}
+
+// BatchEndpoint serves several requests, in order, with one effect (one
+// store write). It returns one response per request, in the same order; a
+// response that is an endpoint.Failer with a non-nil Failed() fails its
+// own message only. An error fails the whole batch: every message of it is
+// then handled again one at a time through the Subscriber's endpoint, so
+// a BatchEndpoint's effects must be idempotent and the same as the
+// endpoint's.
+type BatchEndpoint func(ctx context.Context, batch []BatchRequest) ([]any, error)
 
 // SubscriberOption configures a Subscriber.
 type SubscriberOption func(*Subscriber)
@@ -158,6 +179,36 @@ func SubscriberDLQTopic(topic string) SubscriberOption {
 // CommitInterval are the Subscriber's and are reset afterwards.
 func SubscriberReaderConfig(fn func(*kafka.ReaderConfig)) SubscriberOption {
 	return func(s *Subscriber) { s.readerOpts = append(s.readerOpts, fn) }
+}
+
+// SubscriberBatch turns on batching: when a partition's queue holds
+// several fetched messages, up to max of them are handled together, in
+// order: each is decoded and served (by the endpoint, or by the
+// BatchEndpoint), all their outputs are produced in one WriteMessages
+// (acks from all), and only then are they marked for commit. A batch
+// waits up to linger for more messages when the queue runs dry (0: it
+// takes what is queued and never waits). Any failure falls back to
+// handling messages one at a time with the usual retry and dead-letter
+// rules, so a poison message is dead-lettered alone and nothing is
+// committed before its outputs are acknowledged. max <= 1 turns batching
+// off (the default).
+func SubscriberBatch(max int, linger time.Duration) SubscriberOption {
+	return func(s *Subscriber) {
+		s.batchMax = max
+		s.batchLinger = max(linger, 0)
+	}
+}
+
+// SubscriberBatchEndpoint serves batches with fn instead of calling the
+// endpoint once per message (see BatchEndpoint). It turns batching on with
+// up to 64 messages per batch unless SubscriberBatch sets otherwise.
+func SubscriberBatchEndpoint(fn BatchEndpoint) SubscriberOption {
+	return func(s *Subscriber) {
+		s.batchE = fn
+		if s.batchMax == 0 {
+			s.batchMax = 64
+		}
+	}
 }
 
 // NewSubscriber returns a Subscriber that consumes cfg.Topic in cfg.Group

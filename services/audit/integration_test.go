@@ -261,3 +261,31 @@ func TestKafkaRecordsEveryTopic(t *testing.T) {
 		t.Errorf("Verify = %+v, %v", rep, err)
 	}
 }
+
+// TestKafkaNoCommitWhenRecordingFails: when the log cannot record a batch,
+// the consumer stops with the error and commits nothing, so the batch is
+// delivered again after the restart.
+func TestKafkaNoCommitWhenRecordingFails(t *testing.T) {
+	prefix := cluster.Prefix(t)
+	topics := cluster.CreatePrefixTopics(t, prefix, 1)
+	all := Topics(prefix)
+	group := cluster.Group(t)
+	cluster.Produce(t, eventMsg(topics.Chunks, events.TypeChunkCreated, "acme", "doc-1", 1))
+	failing := func(context.Context, any) (any, error) {
+		return RecordResponse{Err: fmt.Errorf("disk full")}, nil
+	}
+	c := NewConsumer(ConsumerConfig{Brokers: cluster.Brokers(), Group: group, Topics: all}, failing, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := c.Run(ctx)
+	if err == nil || ctx.Err() != nil {
+		t.Fatalf("Run = %v (ctx %v), want the recording error", err, ctx.Err())
+	}
+	com, err := committed(group, all, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if off := com[topics.Chunks][0]; off >= 0 {
+		t.Errorf("committed offset %d after a failed recording, want none", off)
+	}
+}

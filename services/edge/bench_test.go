@@ -99,60 +99,77 @@ func BenchmarkTokenOverhead(b *testing.B) {
 // replicas), for 1 and 32 concurrent clients. It reports the p50 and p99
 // latency of an ask.
 func BenchmarkAskAccepted(b *testing.B) {
-	for _, clients := range []int{1, 32} {
-		b.Run(fmt.Sprintf("clients=%d", clients), func(b *testing.B) {
-			topic := cluster.Topic(b, 3)
-			pub := kafkatransport.NewPublisher(cluster.Brokers(), kafkatransport.PublisherSource(EventSource))
-			b.Cleanup(func() { _ = pub.Close() })
-			_, _, url := benchEdge(b, pub, topic)
-			conns := make([]*websocket.Conn, clients)
-			for i := range conns {
-				conns[i] = benchDial(b, url)
-			}
-			// Warm up: metadata and connections.
-			for _, c := range conns {
-				if err := askOnce(c, "warm"); err != nil {
-					b.Fatal(err)
-				}
-			}
-			lat := make([][]time.Duration, clients)
-			errs := make([]error, clients)
-			b.ResetTimer()
-			var wg sync.WaitGroup
-			for ci, c := range conns {
-				n := b.N / clients
-				if ci < b.N%clients {
-					n++
-				}
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					for i := range n {
-						start := time.Now()
-						if err := askOnce(c, fmt.Sprintf("a%d", i)); err != nil {
-							errs[ci] = err
-							return
-						}
-						lat[ci] = append(lat[ci], time.Since(start))
-					}
-				}()
-			}
-			wg.Wait()
-			b.StopTimer()
-			var all []time.Duration
-			for ci := range lat {
-				if errs[ci] != nil {
-					b.Fatal(errs[ci])
-				}
-				all = append(all, lat[ci]...)
-			}
-			slices.Sort(all)
-			if len(all) > 0 {
-				b.ReportMetric(float64(all[len(all)/2].Microseconds())/1000, "p50_ms")
-				b.ReportMetric(float64(all[len(all)*99/100].Microseconds())/1000, "p99_ms")
-			}
-		})
+	for _, kafkaOn := range []bool{true, false} {
+		for _, clients := range []int{1, 32} {
+			benchAsk(b, kafkaOn, clients)
+		}
 	}
+}
+
+// benchAsk runs one case of BenchmarkAskAccepted; without Kafka the
+// question goes nowhere, which isolates the edge's own part.
+func benchAsk(b *testing.B, kafkaOn bool, clients int) {
+	name := fmt.Sprintf("publish=none/clients=%d", clients)
+	if kafkaOn {
+		name = fmt.Sprintf("publish=kafka/clients=%d", clients)
+	}
+	b.Run(name, func(b *testing.B) {
+		var pub Publisher = nopPublisher{}
+		topic := "q"
+		if kafkaOn {
+			topic = cluster.Topic(b, 3)
+			kp := kafkatransport.NewPublisher(cluster.Brokers(), kafkatransport.PublisherSource(EventSource), kafkatransport.PublisherBatchTimeout(PublishBatchTimeout))
+			b.Cleanup(func() { _ = kp.Close() })
+			pub = kp
+		}
+		_, _, url := benchEdge(b, pub, topic)
+		conns := make([]*websocket.Conn, clients)
+		for i := range conns {
+			conns[i] = benchDial(b, url)
+		}
+		// Warm up: metadata and connections.
+		for _, c := range conns {
+			if err := askOnce(c, "warm"); err != nil {
+				b.Fatal(err)
+			}
+		}
+		lat := make([][]time.Duration, clients)
+		errs := make([]error, clients)
+		b.ResetTimer()
+		var wg sync.WaitGroup
+		for ci, c := range conns {
+			n := b.N / clients
+			if ci < b.N%clients {
+				n++
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range n {
+					start := time.Now()
+					if err := askOnce(c, fmt.Sprintf("a%d", i)); err != nil {
+						errs[ci] = err
+						return
+					}
+					lat[ci] = append(lat[ci], time.Since(start))
+				}
+			}()
+		}
+		wg.Wait()
+		b.StopTimer()
+		var all []time.Duration
+		for ci := range lat {
+			if errs[ci] != nil {
+				b.Fatal(errs[ci])
+			}
+			all = append(all, lat[ci]...)
+		}
+		slices.Sort(all)
+		if len(all) > 0 {
+			b.ReportMetric(float64(all[len(all)/2].Microseconds())/1000, "p50_ms")
+			b.ReportMetric(float64(all[len(all)*99/100].Microseconds())/1000, "p99_ms")
+		}
+	})
 }
 
 func askOnce(c *websocket.Conn, id string) error {

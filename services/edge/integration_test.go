@@ -62,8 +62,16 @@ func (l smallBufferListener) Accept() (net.Conn, error) {
 func startStack(t *testing.T, ws WSConfig, cfg Config) *stack {
 	t.Helper()
 	prefix := cluster.Prefix(t)
+	cluster.CreateTopics(t, 3, events.TopicName(prefix, events.TopicQueriesReceived),
+		events.TopicName(prefix, events.TopicQueriesRejected), events.TopicName(prefix, events.TopicAnswersModerated))
+	return startReplica(t, prefix, ws, cfg)
+}
+
+// startReplica starts one more edge replica on the topics of prefix, with
+// its own consumer groups.
+func startReplica(t *testing.T, prefix string, ws WSConfig, cfg Config) *stack {
+	t.Helper()
 	topics := events.NewTopics(prefix)
-	cluster.CreateTopics(t, 3, topics.QueriesReceived, topics.QueriesRejected, topics.AnswersModerated)
 	keys, err := apikey.Parse(aliceKey + ":acme:eng|ops," + bobKey + ":globex:")
 	if err != nil {
 		t.Fatal(err)
@@ -525,4 +533,38 @@ func TestEdgeWiring(t *testing.T) {
 			t.Errorf("first-token histogram %v: %v", m.GetHistogram(), err)
 		}
 	})
+}
+
+// TestReplicasRouteTheirOwn runs two replicas on the same topics: each reads
+// every answer (its own consumer groups) and delivers only its own
+// connections' answers.
+func TestReplicasRouteTheirOwn(t *testing.T) {
+	a := startStack(t, WSConfig{}, Config{})
+	b := startReplica(t, a.topics.Prefix, WSConfig{}, Config{})
+	ca, cb := a.connect(t, aliceKey), b.connect(t, aliceKey)
+	ca.ask("x", "on a")
+	accA := ca.expect(TypeAccepted, "x")
+	cb.ask("x", "on b")
+	accB := cb.expect(TypeAccepted, "x")
+	unknownA := testutil.ToFloat64(a.metrics.replies.WithLabelValues(ReplyDelta, UnknownRequest))
+	unknownB := testutil.ToFloat64(b.metrics.replies.WithLabelValues(ReplyDelta, UnknownRequest))
+	ps := []events.Payload{
+		events.AnswerDelta{RequestID: accA.RequestID, TenantID: "acme", Seq: 0, Text: "for a"},
+		events.AnswerDelta{RequestID: accB.RequestID, TenantID: "acme", Seq: 0, Text: "for b"},
+		events.AnswerCompleted{RequestID: accA.RequestID, TenantID: "acme", FinishReason: "stop", Deltas: 1},
+		events.AnswerCompleted{RequestID: accB.RequestID, TenantID: "acme", FinishReason: "stop", Deltas: 1},
+	}
+	a.produce(t, a.topics.AnswersModerated, ps...)
+	if text, _, _ := ca.answer("x"); text != "for a" {
+		t.Errorf("replica a's client got %q", text)
+	}
+	if text, _, _ := cb.answer("x"); text != "for b" {
+		t.Errorf("replica b's client got %q", text)
+	}
+	if d := testutil.ToFloat64(a.metrics.replies.WithLabelValues(ReplyDelta, UnknownRequest)) - unknownA; d != 1 {
+		t.Errorf("replica a dropped %v deltas, want 1 (b's)", d)
+	}
+	if d := testutil.ToFloat64(b.metrics.replies.WithLabelValues(ReplyDelta, UnknownRequest)) - unknownB; d != 1 {
+		t.Errorf("replica b dropped %v deltas, want 1 (a's)", d)
+	}
 }

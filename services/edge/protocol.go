@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"unicode/utf8"
 
@@ -90,7 +91,7 @@ func DecodeClientMessage(data []byte, maxQuestionBytes int) (ClientMessage, erro
 		_ = json.Unmarshal(data, &probe)
 		return ClientMessage{ID: clipID(probe.ID)}, fmt.Errorf("%w: %v", ErrBadMessage, err)
 	}
-	if dec.More() {
+	if _, err := dec.Token(); err != io.EOF {
 		return ClientMessage{ID: clipID(m.ID)}, fmt.Errorf("%w: trailing data after the JSON object", ErrBadMessage)
 	}
 	bad := func(format string, args ...any) (ClientMessage, error) {

@@ -229,6 +229,8 @@ func TestDecodeClientMessage(t *testing.T) {
 		{`not json`, ClientMessage{}, ErrBadMessage},
 		{`{"type":"ask","id":"c1","question":"hi"} {}`, ClientMessage{ID: "c1"}, ErrBadMessage},
 		{`{"type":"hello","id":"c1"}`, ClientMessage{ID: "c1"}, ErrBadMessage},
+		{`{"type":"cancel","id":"c1"} ]`, ClientMessage{ID: "c1"}, ErrBadMessage},
+		{"{\"type\":\"cancel\",\"id\":\"c1\"}\n ", ClientMessage{Type: "cancel", ID: "c1"}, nil},
 		{`{"type":"ask","id":7}`, ClientMessage{}, ErrBadMessage},
 		{`{"id":"c1"}`, ClientMessage{ID: "c1"}, ErrInvalidRequest},
 		{`{"type":"ask","id":"","question":"hi"}`, ClientMessage{Type: "ask"}, ErrInvalidRequest},

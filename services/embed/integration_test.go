@@ -159,15 +159,24 @@ func TestKafkaEmbedsChunksAndQueries(t *testing.T) {
 	badHash, _ := inputEvent(t, topics.Chunks, "acme", events.ChunkCreated{ChunkID: "y", DocumentID: "d", TenantID: "acme", Text: "x", ContentHash: "md5:1"})
 	badQuery, _ := inputEvent(t, topics.QueriesApproved, "acme", events.QueryApproved{Query: events.Query{TenantID: "acme", Question: "no request id"}})
 
-	cluster.Produce(t, append(inputs, qmsg, junk, wrongTenant, noID, badHash, badQuery)...)
+	// The first chunk is delivered twice, as after a crash before commit.
+	replay := inputs[0]
+	cluster.Produce(t, append(inputs, qmsg, junk, wrongTenant, noID, badHash, badQuery, replay)...)
 
-	out := cluster.ReadN(t, topics.ChunksEmbedded, len(chunks), 20*time.Second)
-	if len(out) != len(chunks) {
-		t.Fatalf("%d chunk.embedded events, want %d", len(out), len(chunks))
+	out := cluster.ReadN(t, topics.ChunksEmbedded, len(chunks)+1, 20*time.Second)
+	if len(out) != len(chunks)+1 {
+		t.Fatalf("%d chunk.embedded events, want %d", len(out), len(chunks)+1)
 	}
 	byID := map[string]kafka.Message{}
 	for _, m := range out {
-		byID[kafkatest.Header(m, events.HeaderID)] = m
+		id := kafkatest.Header(m, events.HeaderID)
+		if prev, ok := byID[id]; ok && string(prev.Value) != string(m.Value) {
+			t.Errorf("replayed chunk gave event %s twice with different payloads:\n%s\n%s", id, prev.Value, m.Value)
+		}
+		byID[id] = m
+	}
+	if len(byID) != len(chunks) {
+		t.Errorf("%d distinct event ids for %d chunks and a replay, want %d", len(byID), len(chunks), len(chunks))
 	}
 	for i, c := range chunks {
 		id := ChunkEventID(c.ChunkID, SparseModel)

@@ -39,6 +39,10 @@ func FuzzNextCut(f *testing.F) {
 		if p < 0 {
 			p = -p
 		}
+		// Deltas are JSON strings, so valid UTF-8: split at rune starts.
+		for p > 0 && p < len(buf) && !utf8.RuneStart(buf[p]) {
+			p--
+		}
 		if pn, ok := NextCut(buf[:p], maxRunes, false); ok {
 			if n, ok2 := NextCut(buf, maxRunes, false); !ok2 || n != pn {
 				t.Fatalf("prefix %q cut at %d, whole %q at %d (%v)", buf[:p], pn, buf, n, ok2)

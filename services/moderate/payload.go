@@ -49,6 +49,10 @@ func (c *Completed) Set(name string, v any) error {
 // a throwaway value.
 func fieldPtr(a *events.AnswerCompleted, name string) any {
 	switch name {
+	case "request_id":
+		return &a.RequestID
+	case "tenant_id":
+		return &a.TenantID
 	case "text":
 		return &a.Text
 	case "deltas":

@@ -405,6 +405,8 @@ func (s *service) complete(ctx context.Context, cur *answerState, ev AnswerEvent
 			err = done.Set(name, v)
 		}
 	}
+	set("request_id", ev.RequestID)
+	set("tenant_id", ev.TenantID)
 	set("text", st.text)
 	set("deltas", st.nextOut)
 	if c.Citations != nil {

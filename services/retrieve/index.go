@@ -256,10 +256,15 @@ func (ix *Index) DeleteVersion(ctx context.Context, tenant, documentID string, v
 		qdrant.NewMatchInt(FieldVersion, int64(version))))
 }
 
-// DeleteDocument deletes every chunk point of a document (its state point
-// stays).
-func (ix *Index) DeleteDocument(ctx context.Context, tenant, documentID string) error {
-	return ix.deleteWhere(ctx, documentFilter(tenant, documentID))
+// DeleteDocument deletes the chunk points of a document up to version
+// upTo, or all of them when upTo is 0 (its state point stays). A newer
+// version, ingested after the deletion, may already be indexed.
+func (ix *Index) DeleteDocument(ctx context.Context, tenant, documentID string, upTo int) error {
+	must := documentFilter(tenant, documentID)
+	if upTo > 0 {
+		must = append(must, qdrant.NewRange(FieldVersion, &qdrant.Range{Lte: qdrant.PtrOf(float64(upTo))}))
+	}
+	return ix.deleteWhere(ctx, must)
 }
 
 func (ix *Index) deleteWhere(ctx context.Context, must []*qdrant.Condition) error {

@@ -1,10 +1,12 @@
 package retrieve
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"sort"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -141,6 +143,17 @@ func TestDeleteDocument(t *testing.T) {
 	h.waitIndexed("acme", "memo", 2)
 	if got := h.count("acme", "memo", 2); got != 1 {
 		t.Errorf("v2 after the deletion has %d points, want 1", got)
+	}
+	// A redelivery of the old deletion, then a poison event on the same
+	// partition to know it was handled: the newer version stays.
+	bad := message(t, h.topics.Documents, "acme", events.DocumentDeleted{DocumentID: "memo", TenantID: "acme", Version: 1})
+	bad.Value = []byte("{")
+	cluster.Produce(t,
+		message(t, h.topics.Documents, "acme", events.DocumentDeleted{DocumentID: "memo", TenantID: "acme", Version: 1}),
+		bad)
+	h.waitDLQ(h.topics.Documents, 1)
+	if got := h.count("acme", "memo", 2); got != 1 {
+		t.Errorf("a redelivered deletion of v1 left %d points of v2, want 1", got)
 	}
 }
 
@@ -331,5 +344,62 @@ func TestRetrieveLimits(t *testing.T) {
 	st, err := h.index.State(t.Context(), "acme", "many")
 	if err != nil || st.Indexed != 1 {
 		t.Errorf("state after direct indexing = %+v, %v; want indexed 1", st, err)
+	}
+}
+
+// TestEmptyVersion completes a version without chunks from its
+// document.accepted event: the older version's points go.
+func TestEmptyVersion(t *testing.T) {
+	h := start(t)
+	v1 := doc{tenant: "acme", id: "blank", version: 1, texts: []string{"soon to be empty"}}
+	h.produceChunks(v1)
+	h.waitIndexed("acme", "blank", 1)
+	cluster.Produce(t, message(t, h.topics.Documents, "acme", events.DocumentAccepted{
+		DocumentID: "blank", TenantID: "acme", Version: 2, ContentType: "text/plain", ContentHash: "sha256:00", ChunkCount: 0,
+	}))
+	h.waitIndexed("acme", "blank", 2)
+	if got := h.count("acme", "blank", 1); got != 0 {
+		t.Errorf("after the empty v2, %d points of v1 remain", got)
+	}
+}
+
+// recorder is an Emitter that keeps what it was asked to publish.
+type recorder struct {
+	mu      sync.Mutex
+	indexed []events.DocumentIndexed
+}
+
+func (r *recorder) Indexed(_ context.Context, d events.DocumentIndexed) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.indexed = append(r.indexed, d)
+	return nil
+}
+
+// TestRestartMidVersion hands a version's chunks to two service instances
+// on the same collection, as after a restart: the second has never seen
+// the first chunks, yet completes the version when the last one arrives,
+// and a replay of that last chunk announces nothing more.
+func TestRestartMidVersion(t *testing.T) {
+	h := start(t)
+	d := doc{tenant: "acme", id: "split", version: 1, texts: []string{"first part", "second part", "third part"}}
+	cs := d.chunks()
+	before := &recorder{}
+	first := NewService(h.index, before)
+	for _, c := range cs[:2] {
+		if res, err := first.IndexChunk(t.Context(), c); err != nil || res.Status != StatusPending {
+			t.Fatalf("IndexChunk(%d) = %+v, %v; want pending", c.Index, res, err)
+		}
+	}
+	after := &recorder{}
+	second := NewService(h.index, after)
+	for range 2 {
+		res, err := second.IndexChunk(t.Context(), cs[2])
+		if err != nil || res.Status != StatusIndexed {
+			t.Fatalf("IndexChunk(last) = %+v, %v; want indexed", res, err)
+		}
+	}
+	if len(before.indexed) != 0 || len(after.indexed) != 1 || after.indexed[0].Version != 1 || after.indexed[0].ChunkCount != 3 {
+		t.Errorf("announced before %+v, after %+v; want one announcement of v1 with 3 chunks", before.indexed, after.indexed)
 	}
 }

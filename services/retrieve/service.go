@@ -69,8 +69,10 @@ type Service interface {
 	// AcceptDocument completes a version that has no chunks at all;
 	// versions with chunks complete through IndexChunk.
 	AcceptDocument(ctx context.Context, d events.DocumentAccepted) (IndexResult, error)
-	// DeleteDocument deletes every point of the document and keeps its
-	// chunks of that version and older from coming back.
+	// DeleteDocument deletes the document's points of the deleted version
+	// and older (all of them when the event names no version) and keeps
+	// those versions from coming back; a newer version, ingested after the
+	// deletion, is left alone.
 	DeleteDocument(ctx context.Context, d events.DocumentDeleted) error
 	// Retrieve answers a query with the chunks of the asker's tenant and
 	// groups that match it best.
@@ -329,12 +331,12 @@ func (s *service) DeleteDocument(ctx context.Context, d events.DocumentDeleted) 
 			return err
 		}
 	}
-	if err := s.ix.DeleteDocument(ctx, d.TenantID, d.DocumentID); err != nil {
+	if err := s.ix.DeleteDocument(ctx, d.TenantID, d.DocumentID, d.Version); err != nil {
 		return err
 	}
 	s.mu.Lock()
 	for k := range s.progress {
-		if k.tenant == d.TenantID && k.document == d.DocumentID && k.version <= d.Version {
+		if k.tenant == d.TenantID && k.document == d.DocumentID && (d.Version == 0 || k.version <= d.Version) {
 			delete(s.progress, k)
 		}
 	}

@@ -45,7 +45,7 @@ type settings struct {
 	avgdl       float64
 	stem        bool
 	batch       time.Duration
-	validate    bool
+	schemas     bool
 	partitions  int
 	replication int
 	provision   bool
@@ -89,7 +89,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	fs.Float64Var(&s.avgdl, "bm25-avgdl", embed.DefaultAvgDL, "average chunk length in tokens for BM25 length normalization")
 	fs.BoolVar(&s.stem, "stem", true, "apply the English S-stemmer (plural → singular)")
 	fs.DurationVar(&s.batch, "publish-batch-timeout", embed.DefaultPublishBatchTimeout, "how long a produce waits for more messages to share its batch")
-	fs.BoolVar(&s.validate, "validate-schemas", true, "check every input event against its JSON Schema (dead-letter the ones that fail)")
+	fs.BoolVar(&s.schemas, "validate-schemas", true, "check every input event against its JSON Schema (dead-letter the ones that fail)")
 	fs.IntVar(&s.partitions, "topic-partitions", 3, "partitions of topics created at start")
 	fs.IntVar(&s.replication, "topic-replication", 1, "replication factor of topics created at start")
 	fs.BoolVar(&s.provision, "provision-topics", true, "create missing topics at start")
@@ -149,7 +149,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		kafkatransport.SubscriberLogger(logger),
 	}
 	var validator *events.Validator
-	if s.validate {
+	if s.schemas {
 		if validator, err = events.NewValidator(); err != nil {
 			return fmt.Errorf("event schemas: %w", err)
 		}
@@ -171,7 +171,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	g.Add("queries-approved", queries.Run)
 	logger.Info("embed starting", "http_addr", cfg.HTTPAddr, "kafka_brokers", cfg.KafkaBrokers,
 		"topic_prefix", topics.Prefix, "model", embedder.Model(), "bm25_k1", s.k1, "bm25_b", s.b,
-		"bm25_avgdl", s.avgdl, "stem", s.stem, "publish_batch_timeout", s.batch.String(), "validate_schemas", s.validate)
+		"bm25_avgdl", s.avgdl, "stem", s.stem, "publish_batch_timeout", s.batch.String(), "validate_schemas", s.schemas)
 	return g.Run(ctx, logger)
 }
 
