@@ -36,6 +36,9 @@ step "container tests"
 (cd services/edge && go test -count=1 -tags containers -run Container -timeout 20m ./...)
 (cd services/retrieve && go test -count=1 -tags containers -run Container -timeout 20m ./...)
 (cd services/embed && go test -count=1 -tags containers -run Container -timeout 20m ./...)
+(cd services/generate && go test -count=1 -tags containers -run Container -timeout 20m ./...)
+(cd services/audit && go test -count=1 -tags containers -run Container -timeout 20m ./...)
+(cd services/moderate && go test -count=1 -tags containers -run Container -timeout 20m ./...)
 
 if [ "$FUZZTIME" != "0" ]; then
   for dir in $mods; do

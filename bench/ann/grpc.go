@@ -96,7 +96,9 @@ func runGRPC(args []string, stdout io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("parse port: %w", err)
 	}
-	client, err := qdrant.NewClient(&qdrant.Config{Host: host, Port: port, PoolSize: 4})
+	// Keepalive off: on a starved machine a missed ping ACK would abort a long
+	// upsert batch.
+	client, err := qdrant.NewClient(&qdrant.Config{Host: host, Port: port, PoolSize: 4, KeepAliveTime: -1})
 	if err != nil {
 		return fmt.Errorf("client: %w", err)
 	}

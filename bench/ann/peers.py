@@ -207,6 +207,9 @@ def run_system(sysobj, base, queries, gts, filters, args):
             print(f"  filter {name} ({100 / mod:.0f}%) ef {args.ef_filter}: recall {fr['recall']:.4f}, all top-10 found in "
                   f"{100 * fr['full_match']:.1f}% of queries, p50 {p['p50']:.1f}µs p99 {p['p99']:.1f}µs ({fr['method']})", flush=True)
         result["runs"].append(rr)
+        # Written after every pass so a long run leaves usable results.
+        with open(os.path.join(args.dir, f"{sysobj.name}.json"), "w") as fh:
+            json.dump(result, fh, indent=1)
     sysobj.ix = None
     return result
 
@@ -233,9 +236,7 @@ def main():
     dim = base.shape[1]
     for name in args.systems.split(","):
         cls = {"hnswlib": HnswlibSystem, "faiss": FaissSystem}[name]
-        res = run_system(cls(dim, args.m, args.efc, args.build_threads), base, queries, gts, filters, args)
-        with open(os.path.join(args.dir, f"{name}.json"), "w") as fh:
-            json.dump(res, fh, indent=1)
+        run_system(cls(dim, args.m, args.efc, args.build_threads), base, queries, gts, filters, args)
 
 
 if __name__ == "__main__":

@@ -62,10 +62,11 @@ def main():
         bpv = b.get("bytes_per_vector")
         print(f"| {names[r['system']]} | {b['build_s']:.1f} | {b['build_rate']:.0f} | {b['build_cpu_s']:.1f} | "
               f"{b['build_rate_per_cpu_s']:.0f} | {f'{bpv:.0f}' if bpv else '—'} | {b['heap_bytes_per_vector']:.0f} |")
+    print()
     base = {r["system"]: r["build"]["build_rate_per_cpu_s"] for r in reps}
     if "go-hnsw" in base:
         parts = [f"{names[s]} {base['go-hnsw'] / v:.2f}×" for s, v in base.items() if s != "go-hnsw"]
-        print(f"\nBuild throughput per CPU-second, Go relative to: {', '.join(parts)} (above 1: Go builds faster).\n")
+        print(f"Build throughput per CPU-second, Go relative to: {', '.join(parts)} (above 1: Go builds faster).\n")
 
     print("### Recall and single-client latency (ef sweep)\n")
     print("CPU = CPU time of the querying thread (the work of one query, immune to waiting for a core on a "

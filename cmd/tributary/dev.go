@@ -82,6 +82,8 @@ type devOptions struct {
 	SkipSample bool
 	// Partitions of the topics created at start (default 3).
 	Partitions int
+	// MaxTokens bounds a generated answer (default 512).
+	MaxTokens int
 }
 
 // devStack is the whole suite in one process: start it with startDev, run
@@ -157,6 +159,9 @@ func startDev(ctx context.Context, opts devOptions) (_ *devStack, err error) {
 	}
 	if opts.Partitions <= 0 {
 		opts.Partitions = 3
+	}
+	if opts.MaxTokens <= 0 {
+		opts.MaxTokens = 512
 	}
 	if opts.Logs == nil {
 		opts.Logs = io.Discard
@@ -320,7 +325,7 @@ func startDev(ctx context.Context, opts devOptions) (_ *devStack, err error) {
 	// Generate.
 	{
 		l := svcLogger("generate")
-		bcfg := generate.BackendConfig{InferenceURL: opts.InferenceURL, ModelPath: opts.ModelPath, InferenceTimeout: time.Minute, MaxTokens: 512}
+		bcfg := generate.BackendConfig{InferenceURL: opts.InferenceURL, ModelPath: opts.ModelPath, InferenceTimeout: time.Minute, MaxTokens: opts.MaxTokens}
 		backend, err := generate.OpenBackend(bcfg)
 		if err != nil {
 			return nil, fmt.Errorf("dev: open generation backend: %w", err)
@@ -328,7 +333,7 @@ func startDev(ctx context.Context, opts devOptions) (_ *devStack, err error) {
 		d.closers = append(d.closers, backend.Close)
 		d.backend = backend.Description
 		scfg := generate.Config{
-			MaxTokens: 512,
+			MaxTokens: opts.MaxTokens,
 			Prompt:    generate.PromptOptions{MaxSources: 8, MaxSourceRunes: 2000, MaxContextRunes: 12000},
 		}
 		if backend.Mode() != generate.ModeExtractive {

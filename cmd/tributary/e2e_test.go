@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -59,13 +60,21 @@ type runningDev struct {
 
 // startTestDev starts the stack on dataDir and waits until it is ready.
 func startTestDev(t *testing.T, dataDir, model string, logs *syncBuffer) *runningDev {
+	return startTestDevOpts(t, devOptions{DataDir: dataDir, ModelPath: model, Logs: logs}, logs)
+}
+
+// startTestDevOpts starts the stack with opts (HTTPAddr, keys and log level
+// are set here) and waits until it is ready.
+func startTestDevOpts(t testing.TB, opts devOptions, logs *syncBuffer) *runningDev {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	d, err := startDev(ctx, devOptions{
-		HTTPAddr: "127.0.0.1:0", DataDir: dataDir, ModelPath: model,
-		APIKeys: keyA + ":acme:staff|compliance," + keyB + ":globex:staff",
-		Logs:    logs, LogLevel: 4, // warn
-	})
+	opts.HTTPAddr = "127.0.0.1:0"
+	opts.APIKeys = keyA + ":acme:staff|compliance," + keyB + ":globex:staff"
+	opts.LogLevel = slog.LevelWarn
+	if opts.MaxTokens == 0 {
+		opts.MaxTokens = 64 // the toy model's answers need not be long
+	}
+	d, err := startDev(ctx, opts)
 	if err != nil {
 		cancel()
 		t.Fatalf("startDev: %v", err)
@@ -107,7 +116,7 @@ func startTestDev(t *testing.T, dataDir, model string, logs *syncBuffer) *runnin
 }
 
 // waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, limit time.Duration, what string, cond func() (bool, string)) {
+func waitFor(t testing.TB, limit time.Duration, what string, cond func() (bool, string)) {
 	t.Helper()
 	deadline := time.Now().Add(limit)
 	delay := 20 * time.Millisecond

@@ -192,9 +192,9 @@ func SubscriberReaderConfig(fn func(*kafka.ReaderConfig)) SubscriberOption {
 // rules, so a poison message is dead-lettered alone and nothing is
 // committed before its outputs are acknowledged. max <= 1 turns batching
 // off (the default).
-func SubscriberBatch(max int, linger time.Duration) SubscriberOption {
+func SubscriberBatch(n int, linger time.Duration) SubscriberOption {
 	return func(s *Subscriber) {
-		s.batchMax = max
+		s.batchMax = n
 		s.batchLinger = max(linger, 0)
 	}
 }
@@ -354,10 +354,172 @@ func (s *Subscriber) work(ctx context.Context, stopping <-chan struct{}, q <-cha
 			continue // fetched but not started: leave it uncommitted
 		default:
 		}
+		if s.batchMax > 1 {
+			s.handleBatch(ctx, stopping, s.collect(stopping, q, msg), commits)
+			continue
+		}
 		if s.handle(ctx, stopping, msg) {
 			commits <- msg
 		}
 	}
+}
+
+// collect returns first and the messages queued behind it, up to the
+// batch size, waiting up to the linger time for more when the queue runs
+// dry.
+func (s *Subscriber) collect(stopping <-chan struct{}, q <-chan kafka.Message, first kafka.Message) []kafka.Message {
+	batch := make([]kafka.Message, 1, s.batchMax)
+	batch[0] = first
+	var linger <-chan time.Time
+	if s.batchLinger > 0 {
+		t := time.NewTimer(s.batchLinger)
+		defer t.Stop()
+		linger = t.C
+	}
+	for len(batch) < s.batchMax {
+		select {
+		case m, ok := <-q:
+			if !ok {
+				return batch
+			}
+			batch = append(batch, m)
+			continue
+		default:
+		}
+		if linger == nil {
+			return batch
+		}
+		select {
+		case m, ok := <-q:
+			if !ok {
+				return batch
+			}
+			batch = append(batch, m)
+		case <-linger:
+			return batch
+		case <-stopping:
+			return batch
+		}
+	}
+	return batch
+}
+
+// handleBatch handles one partition's batch in order and marks for commit
+// every message it finished; it stops at the first message it must leave
+// uncommitted (shutting down), so no later offset is committed past it.
+func (s *Subscriber) handleBatch(ctx context.Context, stopping <-chan struct{}, batch []kafka.Message, commits chan<- kafka.Message) {
+	for len(batch) > 0 {
+		start := time.Now()
+		n, whole := s.tryBatch(ctx, batch)
+		for _, m := range batch[:n] {
+			if s.metrics != nil {
+				s.metrics.HandlerSeconds.WithLabelValues(m.Topic, s.cfg.Group, "ok").Observe(time.Since(start).Seconds())
+			}
+			commits <- m
+		}
+		batch = batch[n:]
+		if len(batch) == 0 {
+			return
+		}
+		// batch[0] failed (or, when whole, the batch's write or its
+		// BatchEndpoint did): handle it alone, with retries and the DLQ.
+		rest := 1
+		if whole {
+			rest = len(batch)
+		}
+		for _, m := range batch[:rest] {
+			select {
+			case <-stopping:
+				return // not started: leave it and the rest uncommitted
+			default:
+			}
+			if !s.handle(ctx, stopping, m) {
+				return
+			}
+			commits <- m
+		}
+		batch = batch[rest:]
+		select {
+		case <-stopping:
+			return
+		default:
+		}
+	}
+}
+
+// messageContext is the context a message is handled in: its event's
+// tenant, correlation id and trace, then the Before functions.
+func (s *Subscriber) messageContext(ctx context.Context, msg kafka.Message) context.Context {
+	if env, err := events.ParseHeaders(msg.Headers); err == nil {
+		ctx = env.Context(ctx)
+	}
+	for _, f := range s.before {
+		ctx = f(ctx, msg)
+	}
+	return ctx
+}
+
+// tryBatch decodes and serves a batch's leading messages up to the first
+// failure, produces all their outputs in one write and returns how many
+// are done (their outputs acknowledged). whole reports that nothing of the
+// batch may be trusted (the write or the BatchEndpoint failed); otherwise
+// batch[n], if any, is the message that failed.
+func (s *Subscriber) tryBatch(ctx context.Context, batch []kafka.Message) (n int, whole bool) {
+	reqs := make([]BatchRequest, 0, len(batch))
+	for _, m := range batch {
+		mctx := s.messageContext(ctx, m)
+		req, err := s.dec(mctx, m)
+		if err != nil {
+			break
+		}
+		reqs = append(reqs, BatchRequest{Ctx: mctx, Request: req})
+	}
+	if len(reqs) == 0 {
+		return 0, false
+	}
+	var resps []any
+	if s.batchE != nil {
+		var err error
+		resps, err = s.batchE(ctx, reqs)
+		if err == nil && len(resps) != len(reqs) {
+			err = fmt.Errorf("batch endpoint returned %d responses for %d requests", len(resps), len(reqs))
+		}
+		if err != nil {
+			s.reportError(ctx, fmt.Errorf("handle batch %s/%d@%d..%d: %w", batch[0].Topic, batch[0].Partition, batch[0].Offset, batch[len(reqs)-1].Offset, err))
+			return 0, true
+		}
+	} else {
+		resps = make([]any, 0, len(reqs))
+		for _, r := range reqs {
+			resp, err := s.e(r.Ctx, r.Request)
+			if err != nil {
+				break
+			}
+			resps = append(resps, resp)
+		}
+	}
+	var out []kafka.Message
+	done := 0
+	for i, resp := range resps {
+		if f, ok := resp.(endpoint.Failer); ok && f.Failed() != nil {
+			break
+		}
+		if s.enc != nil {
+			msgs, err := s.enc(reqs[i].Ctx, resp)
+			if err != nil {
+				break
+			}
+			out = append(out, msgs...)
+		}
+		done++
+	}
+	if len(out) > 0 {
+		if err := s.cfg.Producer.WriteMessages(ctx, out...); err != nil {
+			s.reportError(ctx, fmt.Errorf("produce outputs of batch %s/%d@%d..%d: %w", batch[0].Topic, batch[0].Partition, batch[0].Offset, batch[done-1].Offset, err))
+			return 0, true
+		}
+	}
+	return done, false
 }
 
 // handle serves one message and reports whether it may be committed.
@@ -369,12 +531,7 @@ func (s *Subscriber) handle(ctx context.Context, stopping <-chan struct{}, msg k
 			s.metrics.HandlerSeconds.WithLabelValues(msg.Topic, s.cfg.Group, outcome).Observe(time.Since(start).Seconds())
 		}
 	}()
-	if env, err := events.ParseHeaders(msg.Headers); err == nil {
-		ctx = env.Context(ctx)
-	}
-	for _, f := range s.before {
-		ctx = f(ctx, msg)
-	}
+	ctx = s.messageContext(ctx, msg)
 	req, err := s.dec(ctx, msg)
 	if err != nil {
 		outcome = "dead_letter"
@@ -491,7 +648,9 @@ const maxCommitFailures = 5
 // is retried with the next batch or after a short pause.
 func (s *Subscriber) commitLoop(ctx context.Context, r *kafka.Reader, commits <-chan kafka.Message) {
 	pending := map[int]kafka.Message{}
+	finished := 0 // messages behind the pending offsets
 	add := func(m kafka.Message) {
+		finished++
 		if p, seen := pending[m.Partition]; !seen || m.Offset > p.Offset {
 			pending[m.Partition] = m
 		}
@@ -547,13 +706,15 @@ func (s *Subscriber) commitLoop(ctx context.Context, r *kafka.Reader, commits <-
 			// rebalance): their messages are delivered again, which
 			// at-least-once allows; later commits carry newer offsets.
 			clear(pending)
+			finished = 0
 			failures = 0
 			continue
 		}
 		failures = 0
 		if s.metrics != nil {
-			s.metrics.Committed.WithLabelValues(s.cfg.Topic, s.cfg.Group).Add(float64(len(msgs)))
+			s.metrics.Committed.WithLabelValues(s.cfg.Topic, s.cfg.Group).Add(float64(finished))
 		}
+		finished = 0
 		clear(pending)
 	}
 }

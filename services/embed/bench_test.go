@@ -107,25 +107,29 @@ func BenchmarkSparseQuery(b *testing.B) {
 // runes) are produced up front, then the clock runs from starting the
 // subscriber until every chunk.embedded event is on the output topic. The
 // sub-benchmarks vary the partitions of the topics (the subscriber handles
-// partitions concurrently, each one message at a time) and the
-// publisher's batch timeout (each message's produce waits up to it).
+// partitions concurrently), the publisher's batch timeout (each produce
+// waits up to it) and the subscriber's batch size (chunks=1: one message
+// and one produce at a time, as before batching).
 func BenchmarkKafkaPipeline(b *testing.B) {
 	for _, tt := range []struct {
 		partitions int
 		batch      time.Duration
+		chunks     int // chunk messages per subscriber batch; 1 = one at a time
 	}{
-		{3, kafkatransport.DefaultBatchTimeout},
-		{3, DefaultPublishBatchTimeout},
-		{12, kafkatransport.DefaultBatchTimeout},
-		{12, DefaultPublishBatchTimeout},
+		{3, kafkatransport.DefaultBatchTimeout, 1},
+		{3, DefaultPublishBatchTimeout, 1},
+		{12, kafkatransport.DefaultBatchTimeout, 1},
+		{12, DefaultPublishBatchTimeout, 1},
+		{3, DefaultPublishBatchTimeout, DefaultChunkBatch},
+		{12, DefaultPublishBatchTimeout, DefaultChunkBatch},
 	} {
-		b.Run(fmt.Sprintf("partitions=%d/batch=%v", tt.partitions, tt.batch), func(b *testing.B) {
-			benchPipeline(b, tt.partitions, tt.batch)
+		b.Run(fmt.Sprintf("partitions=%d/batch=%v/chunks=%d", tt.partitions, tt.batch, tt.chunks), func(b *testing.B) {
+			benchPipeline(b, tt.partitions, tt.batch, tt.chunks)
 		})
 	}
 }
 
-func benchPipeline(b *testing.B, partitions int, batch time.Duration) {
+func benchPipeline(b *testing.B, partitions int, batch time.Duration, chunks int) {
 	n := max(b.N, 1)
 	topics := cluster.CreatePrefixTopics(b, cluster.Prefix(b), partitions)
 	texts := benchChunks("en", 256, 500)
@@ -153,7 +157,7 @@ func benchPipeline(b *testing.B, partitions int, batch time.Duration) {
 		b.Fatal(err)
 	}
 	eps := MakeEndpoints(NewService(newSparse(b)))
-	sub := NewChunkSubscriber(cluster.Brokers(), topics, pub, eps, v,
+	sub := NewChunkSubscriber(cluster.Brokers(), topics, pub, eps, v, kafkatransport.SubscriberBatch(chunks, 0),
 		kafkatransport.SubscriberReaderConfig(func(c *kafka.ReaderConfig) { c.StartOffset = kafka.FirstOffset }))
 	b.ResetTimer()
 	start, cpu := time.Now(), processCPU()

@@ -20,11 +20,19 @@ const KafkaGroup = "embed"
 const EventSource = "tributary/embed"
 
 // DefaultPublishBatchTimeout is the embed service's produce batch timeout.
-// The Subscriber handles each partition one message at a time and waits
-// for each message's produce, so the whole timeout is added to every
-// message; 200µs instead of the transport's 2ms doubled chunks/s through
-// the service in BenchmarkKafkaPipeline (see docs/embed.md).
+// Each produce (one per batch of chunks, or per query) waits up to it for
+// more messages; 200µs instead of the transport's 2ms doubled chunks/s
+// through the service in BenchmarkKafkaPipeline when every chunk had its
+// own produce (see docs/embed.md).
 const DefaultPublishBatchTimeout = 200 * time.Microsecond
+
+// DefaultChunkBatch is how many queued chunk messages of a partition the
+// chunk subscriber handles together: each is embedded in order, their
+// chunk.embedded events are produced in one write, then all are committed
+// (kafkatransport.SubscriberBatch, without linger). Pass
+// kafkatransport.SubscriberBatch(1, 0) to NewChunkSubscriber to handle one
+// message at a time.
+const DefaultChunkBatch = 64
 
 // NewChunkSubscriber returns the Subscriber that embeds the chunks of
 // topics.Chunks and produces them on topics.ChunksEmbedded, keyed by
@@ -32,7 +40,11 @@ const DefaultPublishBatchTimeout = 200 * time.Microsecond
 // event, or whose payload names another tenant than its header or lacks
 // an id, or (when v is not nil) fails its JSON Schema, goes to the
 // dead-letter topic at once; a failed produce is retried with backoff.
+// Queued chunks are handled in batches of up to DefaultChunkBatch (one
+// produce per batch); a failure falls back to one message at a time, so
+// the rules above hold per message.
 func NewChunkSubscriber(brokers []string, topics events.Topics, producer kafkatransport.Producer, e Endpoints, v *events.Validator, opts ...kafkatransport.SubscriberOption) *kafkatransport.Subscriber {
+	opts = append([]kafkatransport.SubscriberOption{kafkatransport.SubscriberBatch(DefaultChunkBatch, 0)}, opts...)
 	return kafkatransport.NewSubscriber(kafkatransport.SubscriberConfig{
 		Brokers:  brokers,
 		Group:    KafkaGroup,

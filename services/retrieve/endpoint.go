@@ -2,10 +2,12 @@ package retrieve
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/go-kit/kit/endpoint"
 
 	"github.com/tributary-rag/tributary/pkg/events"
+	"github.com/tributary-rag/tributary/pkg/kafkatransport"
 )
 
 // Endpoints collects the service's endpoints; transports call them.
@@ -14,6 +16,9 @@ type Endpoints struct {
 	AcceptDocument endpoint.Endpoint
 	DeleteDocument endpoint.Endpoint
 	Retrieve       endpoint.Endpoint
+	// IndexChunks serves a batch of IndexChunkRequests with one store
+	// write; nil makes the chunks subscriber call IndexChunk per message.
+	IndexChunks kafkatransport.BatchEndpoint
 }
 
 // MakeEndpoints returns the endpoints of s.
@@ -23,6 +28,42 @@ func MakeEndpoints(s Service) Endpoints {
 		AcceptDocument: MakeAcceptDocumentEndpoint(s),
 		DeleteDocument: MakeDeleteDocumentEndpoint(s),
 		Retrieve:       MakeRetrieveEndpoint(s),
+		IndexChunks:    MakeIndexChunksEndpoint(s),
+	}
+}
+
+// MakeIndexChunksEndpoint returns a batch endpoint that indexes a batch of
+// IndexChunkRequests through IndexChunks (one upsert when s is a
+// BatchIndexer). Each response is an IndexResponse; an invalid chunk's
+// carries its error (permanent), so it alone is dead-lettered. A store or
+// publish failure fails the batch, which the subscriber then handles one
+// message at a time.
+func MakeIndexChunksEndpoint(s Service) kafkatransport.BatchEndpoint {
+	return func(ctx context.Context, batch []kafkatransport.BatchRequest) ([]any, error) {
+		chunks := make([]ContextChunk, len(batch))
+		for i, r := range batch {
+			req, ok := r.Request.(IndexChunkRequest)
+			if !ok {
+				return nil, fmt.Errorf("index chunks: request %d is %T", i, r.Request)
+			}
+			chunks[i] = ContextChunk{Ctx: r.Ctx, Chunk: req.Chunk}
+		}
+		results, errs, err := IndexChunks(ctx, s, chunks)
+		if err != nil {
+			return nil, err
+		}
+		resps := make([]any, len(batch))
+		for i := range batch {
+			var ferr error
+			if errs[i] != nil {
+				ferr = kafkatransport.Permanent(errs[i])
+				if Retryable(errs[i]) {
+					ferr = errs[i]
+				}
+			}
+			resps[i] = IndexResponse{IndexResult: results[i], Err: ferr}
+		}
+		return resps, nil
 	}
 }
 

@@ -186,6 +186,44 @@ func (ix *Index) Upsert(ctx context.Context, c events.ChunkEmbedded) error {
 	return nil
 }
 
+// UpsertMany writes the points of several chunks (ids = chunk ids) in one
+// request and returns once all are durable (wait=true): one store write
+// for the lot.
+func (ix *Index) UpsertMany(ctx context.Context, cs []events.ChunkEmbedded) error {
+	if len(cs) == 0 {
+		return nil
+	}
+	pts := make([]*qdrant.PointStruct, 0, len(cs))
+	for _, c := range cs {
+		pts = append(pts, chunkPoint(c))
+	}
+	_, err := ix.client.Upsert(ctx, &qdrant.UpsertPoints{
+		CollectionName: ix.collection,
+		Wait:           qdrant.PtrOf(true),
+		Points:         pts,
+	})
+	if err != nil {
+		return storeError("upsert chunks", err)
+	}
+	return nil
+}
+
+// chunkPoint is a chunk's point.
+func chunkPoint(c events.ChunkEmbedded) *qdrant.PointStruct {
+	vecs := map[string]*qdrant.Vector{}
+	if len(c.Dense) > 0 {
+		vecs[DenseVector] = qdrant.NewVectorDense(c.Dense)
+	}
+	if c.Sparse != nil && len(c.Sparse.Indices) > 0 {
+		vecs[SparseVector] = qdrant.NewVectorSparse(c.Sparse.Indices, c.Sparse.Values)
+	}
+	return &qdrant.PointStruct{
+		Id:      qdrant.NewID(c.ChunkID),
+		Vectors: qdrant.NewVectorsMap(vecs),
+		Payload: chunkPayload(c),
+	}
+}
+
 // chunkPayload is the payload of a chunk's point.
 func chunkPayload(c events.ChunkEmbedded) map[string]*qdrant.Value {
 	groups := make([]*qdrant.Value, 0, len(c.Groups))

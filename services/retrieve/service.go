@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sync"
 
 	"github.com/tributary-rag/tributary/pkg/events"
@@ -77,6 +78,45 @@ type Service interface {
 	// Retrieve answers a query with the chunks of the asker's tenant and
 	// groups that match it best.
 	Retrieve(ctx context.Context, q events.QueryEmbedded) (events.QueryRetrieved, error)
+}
+
+// ContextChunk is a chunk with the context of the event that carried it
+// (tenant, correlation id and trace), which a document.indexed it
+// completes continues.
+type ContextChunk struct {
+	Ctx   context.Context
+	Chunk events.ChunkEmbedded
+}
+
+// BatchIndexer indexes several chunks with one store write. The Service of
+// NewService and the package's middlewares implement it.
+type BatchIndexer interface {
+	// IndexChunks does for each chunk, in order, what IndexChunk does,
+	// with one wait=true upsert for all their points and one read of each
+	// touched document's state. It returns one result and one error per
+	// chunk (an invalid chunk fails alone and writes nothing); err fails
+	// the whole batch (a store or publish failure): some chunks may be
+	// indexed already, and handling them again is harmless.
+	IndexChunks(ctx context.Context, chunks []ContextChunk) (results []IndexResult, errs []error, err error)
+}
+
+// IndexChunks indexes chunks through s: in one batch when s is a
+// BatchIndexer, else one IndexChunk at a time (stopping at the first
+// retryable failure, which fails the whole call).
+func IndexChunks(ctx context.Context, s Service, chunks []ContextChunk) ([]IndexResult, []error, error) {
+	if b, ok := s.(BatchIndexer); ok {
+		return b.IndexChunks(ctx, chunks)
+	}
+	results := make([]IndexResult, len(chunks))
+	errs := make([]error, len(chunks))
+	for i, c := range chunks {
+		res, err := s.IndexChunk(c.Ctx, c.Chunk)
+		if err != nil && Retryable(err) {
+			return nil, nil, err
+		}
+		results[i], errs[i] = res, err
+	}
+	return results, errs, nil
 }
 
 // Emitter publishes the service's own events.
@@ -230,6 +270,77 @@ func (s *service) IndexChunk(ctx context.Context, c events.ChunkEmbedded) (Index
 	return s.complete(ctx, c.TenantID, c.DocumentID, c.Version, c.ChunkCount, st)
 }
 
+func (s *service) IndexChunks(ctx context.Context, chunks []ContextChunk) ([]IndexResult, []error, error) {
+	results := make([]IndexResult, len(chunks))
+	errs := make([]error, len(chunks))
+	valid := make([]int, 0, len(chunks))
+	points := make([]events.ChunkEmbedded, 0, len(chunks))
+	var keys []string
+	for i, c := range chunks {
+		if err := s.validateChunk(c.Chunk); err != nil {
+			errs[i] = err
+			continue
+		}
+		valid = append(valid, i)
+		points = append(points, c.Chunk)
+		keys = append(keys, docKey(c.Chunk.TenantID, c.Chunk.DocumentID))
+	}
+	if len(valid) == 0 {
+		return results, errs, nil
+	}
+	// Lock every touched document, in one order, so two batches cannot
+	// deadlock; single-document callers take one lock.
+	slices.Sort(keys)
+	for _, k := range slices.Compact(keys) {
+		unlock := s.locks.Lock(k)
+		defer unlock()
+	}
+
+	// As in IndexChunk: write first, then read each document's state. Every
+	// point of the batch is written before any state is read, so one read
+	// per document serves all its chunks.
+	if err := s.ix.UpsertMany(ctx, points); err != nil {
+		return nil, nil, err
+	}
+	states := map[string]DocState{}
+	dropped := map[versionKey]bool{}
+	for _, i := range valid {
+		c := chunks[i].Chunk
+		key := docKey(c.TenantID, c.DocumentID)
+		st, ok := states[key]
+		if !ok {
+			var err error
+			if st, err = s.ix.State(ctx, c.TenantID, c.DocumentID); err != nil {
+				return nil, nil, err
+			}
+			states[key] = st
+		}
+		vk := versionKey{c.TenantID, c.DocumentID, c.Version}
+		if st.Supersedes(c.Version) {
+			if !dropped[vk] {
+				if err := s.ix.DeleteVersion(ctx, c.TenantID, c.DocumentID, c.Version); err != nil {
+					return nil, nil, err
+				}
+				dropped[vk] = true
+			}
+			s.forget(vk)
+			results[i] = IndexResult{Status: StatusStale, Version: c.Version}
+			continue
+		}
+		if !s.track(vk, c.Index, c.ChunkCount) {
+			results[i] = IndexResult{Status: StatusPending, Version: c.Version}
+			continue
+		}
+		res, next, err := s.completeState(chunks[i].Ctx, c.TenantID, c.DocumentID, c.Version, c.ChunkCount, st)
+		if err != nil {
+			return nil, nil, err
+		}
+		states[key] = next
+		results[i] = res
+	}
+	return results, errs, nil
+}
+
 // track records a chunk and reports whether its version may be complete:
 // every index was seen by this process, or this is the last index (chunks
 // of a document arrive in index order on one partition, and after a restart
@@ -259,21 +370,28 @@ func (s *service) forget(k versionKey) {
 // version as indexed, deletes older versions and announces it once.
 // Caller holds the document's lock.
 func (s *service) complete(ctx context.Context, tenant, documentID string, version, count int, st DocState) (IndexResult, error) {
+	res, _, err := s.completeState(ctx, tenant, documentID, version, count, st)
+	return res, err
+}
+
+// completeState is complete that also returns the document's state after
+// it.
+func (s *service) completeState(ctx context.Context, tenant, documentID string, version, count int, st DocState) (IndexResult, DocState, error) {
 	n, err := s.ix.CountVersion(ctx, tenant, documentID, version)
 	if err != nil {
-		return IndexResult{}, err
+		return IndexResult{}, st, err
 	}
 	if n < count {
-		return IndexResult{Status: StatusPending, Version: version}, nil
+		return IndexResult{Status: StatusPending, Version: version}, st, nil
 	}
 	if st.Indexed < version {
 		st.Indexed = version
 		if err := s.ix.SetState(ctx, tenant, documentID, st); err != nil {
-			return IndexResult{}, err
+			return IndexResult{}, st, err
 		}
 	}
 	if err := s.ix.DeleteVersions(ctx, tenant, documentID, version); err != nil {
-		return IndexResult{}, err
+		return IndexResult{}, st, err
 	}
 	if st.Announced < version {
 		err := s.emit.Indexed(ctx, events.DocumentIndexed{
@@ -284,15 +402,15 @@ func (s *service) complete(ctx context.Context, tenant, documentID string, versi
 			Collection: s.ix.Collection(),
 		})
 		if err != nil {
-			return IndexResult{}, fmt.Errorf("%w: document.indexed: %w", ErrPublish, err)
+			return IndexResult{}, st, fmt.Errorf("%w: document.indexed: %w", ErrPublish, err)
 		}
 		st.Announced = version
 		if err := s.ix.SetState(ctx, tenant, documentID, st); err != nil {
-			return IndexResult{}, err
+			return IndexResult{}, st, err
 		}
 	}
 	s.forget(versionKey{tenant, documentID, version})
-	return IndexResult{Status: StatusIndexed, Version: version}, nil
+	return IndexResult{Status: StatusIndexed, Version: version}, st, nil
 }
 
 func (s *service) AcceptDocument(ctx context.Context, d events.DocumentAccepted) (IndexResult, error) {

@@ -32,10 +32,26 @@ type Producer interface {
 	WriteMessages(ctx context.Context, msgs ...kafka.Message) error
 }
 
+// DefaultChunkBatch is how many queued chunk messages of a partition the
+// chunks subscriber indexes with one upsert when Endpoints.IndexChunks is
+// set.
+const DefaultChunkBatch = 64
+
 // NewChunksSubscriber consumes tributary.chunks.embedded.v1 into
 // IndexChunk. The point is written with wait=true inside the endpoint, so
-// the offset is committed only after the point is durable.
+// the offset is committed only after the point is durable. When
+// e.IndexChunks is set, the messages queued on a partition (up to
+// DefaultChunkBatch) are indexed together with one wait=true upsert; a
+// failed batch falls back to IndexChunk one message at a time, and an
+// invalid chunk is dead-lettered alone. kafkatransport.SubscriberBatch(1,
+// 0) in opts turns batching off.
 func NewChunksSubscriber(brokers []string, topic string, producer Producer, e Endpoints, opts ...kafkatransport.SubscriberOption) *kafkatransport.Subscriber {
+	if e.IndexChunks != nil {
+		opts = append([]kafkatransport.SubscriberOption{
+			kafkatransport.SubscriberBatch(DefaultChunkBatch, 0),
+			kafkatransport.SubscriberBatchEndpoint(e.IndexChunks),
+		}, opts...)
+	}
 	return kafkatransport.NewSubscriber(kafkatransport.SubscriberConfig{
 		Brokers: brokers, Group: GroupChunks, Topic: topic, Producer: producer,
 	}, permanentFailures(e.IndexChunk), DecodeChunkEmbedded, nil, opts...)

@@ -1,0 +1,224 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// Pipeline benchmarks on the whole dev stack (extractive answers, so model
+// time is about zero and ask-to-first-token is the pipeline's own
+// overhead: WebSocket, edge, five Kafka hops, moderation, embedding,
+// retrieval). Run:
+//
+//	cd cmd/tributary && go test -run '^$' -bench Pipeline -benchtime 1x .
+//
+// Results go to bench/sections/pipeline.md.
+
+// benchCorpus ingests docs documents of about chunksPerDoc chunks each as
+// tenant A and waits until all are indexed; it returns the chunks indexed
+// and the time from the first upload to the last document indexed.
+func benchCorpus(b *testing.B, url string, docs, chunksPerDoc int) (int, time.Duration) {
+	b.Helper()
+	ctx := context.Background()
+	type doc struct {
+		id      string
+		version int
+		chunks  int
+	}
+	out := make([]doc, docs)
+	start := time.Now()
+	var wg sync.WaitGroup
+	errs := make(chan error, docs)
+	sem := make(chan struct{}, 8)
+	for i := range docs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			var text strings.Builder
+			fmt.Fprintf(&text, "# Benchmark document %d\n\n", i)
+			for c := range chunksPerDoc {
+				// About one chunk (500 runes) per paragraph.
+				for s := range 8 {
+					fmt.Fprintf(&text, "Paragraph %d of document %d says that widget %d-%d-%d weighs %d grams. ", c, i, i, c, s, (i*31+c*7+s)%997)
+				}
+				text.WriteString("\n\n")
+			}
+			body, _ := json.Marshal(map[string]any{"document_id": fmt.Sprintf("bench-%d", i), "title": fmt.Sprintf("Benchmark %d", i),
+				"content_type": "text/markdown", "content": text.String()})
+			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url+"/v1/documents", bytes.NewReader(body))
+			req.Header.Set("Authorization", "Bearer "+keyA)
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				errs <- err
+				return
+			}
+			var res ingestResult
+			err = decodeAPIResponse(resp, &res)
+			resp.Body.Close()
+			if err != nil {
+				errs <- err
+				return
+			}
+			out[i] = doc{id: res.DocumentID, version: res.Version}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		b.Fatalf("upload: %v", err)
+	}
+	up := uploader{base: url, key: keyA, client: http.DefaultClient}
+	pending := out
+	chunks := 0
+	deadline := time.Now().Add(5 * time.Minute)
+	for len(pending) > 0 {
+		var next []doc
+		for _, d := range pending {
+			info, err := up.document(ctx, d.id)
+			if err != nil {
+				b.Fatalf("document %s: %v", d.id, err)
+			}
+			if info.Status != statusIndexed {
+				next = append(next, d)
+			}
+		}
+		pending = next
+		if time.Now().After(deadline) {
+			b.Fatalf("%d documents not indexed after 5 minutes", len(pending))
+		}
+		if len(pending) > 0 {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	elapsed := time.Since(start)
+	for _, d := range out {
+		var info struct {
+			ChunkCount int `json:"chunk_count"`
+		}
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url+"/v1/documents/"+d.id, nil)
+		req.Header.Set("Authorization", "Bearer "+keyA)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		_ = decodeAPIResponse(resp, &info)
+		resp.Body.Close()
+		chunks += info.ChunkCount
+	}
+	return chunks, elapsed
+}
+
+// firstTokens runs clients connections, each asking n questions one after
+// another on its own connection, and returns every ask-to-first-token time.
+func firstTokens(b *testing.B, url string, clients, n int) []time.Duration {
+	b.Helper()
+	u, err := chatURL(url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var mu sync.Mutex
+	var all []time.Duration
+	var wg sync.WaitGroup
+	errs := make(chan error, clients)
+	for c := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			h := http.Header{}
+			h.Set("Authorization", "Bearer "+keyA)
+			conn, _, err := (&websocket.Dialer{Subprotocols: []string{chatSubprotocol}}).Dial(u, h)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer conn.Close()
+			_ = conn.SetReadDeadline(time.Now().Add(5 * time.Minute))
+			for i := range n {
+				id := fmt.Sprintf("c%d-%d", c, i)
+				q := fmt.Sprintf("How many grams does widget %d-%d-%d weigh?", i%20, i%5, c%8)
+				start := time.Now()
+				if err := conn.WriteJSON(map[string]any{"type": "ask", "id": id, "question": q}); err != nil {
+					errs <- err
+					return
+				}
+				var first time.Duration
+				for {
+					var m chatMessage
+					if err := conn.ReadJSON(&m); err != nil {
+						errs <- err
+						return
+					}
+					if m.Type == "token" && first == 0 {
+						first = time.Since(start)
+					}
+					if m.Type == "done" {
+						if first == 0 {
+							errs <- fmt.Errorf("%s: done (%s) without tokens", id, m.FinishReason)
+							return
+						}
+						break
+					}
+				}
+				mu.Lock()
+				all = append(all, first)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		b.Fatalf("client: %v", err)
+	}
+	return all
+}
+
+func percentile(ds []time.Duration, p float64) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	i := int(p * float64(len(s)-1))
+	return s[i]
+}
+
+func BenchmarkPipeline(b *testing.B) {
+	logs := &syncBuffer{}
+	dev := startTestDevOpts(b, devOptions{DataDir: b.TempDir(), Logs: logs, SkipSample: true}, logs)
+	defer dev.stop()
+
+	b.Run("ingest-to-indexed", func(b *testing.B) {
+		for range b.N {
+			chunks, elapsed := benchCorpus(b, dev.url, 200, 10)
+			b.ReportMetric(float64(chunks)/elapsed.Seconds(), "chunks/s")
+			b.ReportMetric(float64(chunks), "chunks")
+		}
+	})
+	// Warm up every consumer before measuring latency.
+	firstTokens(b, dev.url, 4, 5)
+	for _, clients := range []int{1, 32} {
+		b.Run(fmt.Sprintf("first-token/clients=%d", clients), func(b *testing.B) {
+			for range b.N {
+				perClient := 200 / clients
+				if perClient < 10 {
+					perClient = 10
+				}
+				ds := firstTokens(b, dev.url, clients, perClient)
+				b.ReportMetric(float64(percentile(ds, 0.5).Microseconds())/1000, "p50-ms")
+				b.ReportMetric(float64(percentile(ds, 0.99).Microseconds())/1000, "p99-ms")
+				b.ReportMetric(float64(len(ds)), "asks")
+			}
+		})
+	}
+}
