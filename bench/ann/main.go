@@ -239,6 +239,10 @@ type concurrentResult struct {
 	P50us   float64 `json:"p50_us"`
 	P99us   float64 `json:"p99_us"`
 	Recall  float64 `json:"recall"`
+	// CPUPerQueryUs is the process CPU time divided by the queries: the
+	// cost of a query under concurrency, independent of how large a share
+	// of a loaded machine the process got.
+	CPUPerQueryUs float64 `json:"cpu_per_query_us"`
 }
 
 type filteredResult struct {
@@ -421,7 +425,7 @@ func runBench(args []string, stdout io.Writer) error {
 			c := concurrent(*clients, nq, func(i int) float64 { return recallOf(ix.Search(q(i), 10, ef, nil), gts["all"][i]) })
 			c.Ef = ef
 			rr.Concurrent = append(rr.Concurrent, c)
-			fmt.Fprintf(stdout, "  %d clients ef %d: %.0f qps, p50 %.1fµs, p99 %.1fµs, recall %.4f\n", c.Clients, ef, c.QPS, c.P50us, c.P99us, c.Recall)
+			fmt.Fprintf(stdout, "  %d clients ef %d: %.0f qps, p50 %.1fµs, p99 %.1fµs, recall %.4f, %.1f CPU-µs per query\n", c.Clients, ef, c.QPS, c.P50us, c.P99us, c.Recall, c.CPUPerQueryUs)
 		}
 		runtime.LockOSThread()
 		for _, f := range filters {
@@ -503,7 +507,7 @@ func concurrent(clients, nq int, search func(i int) float64) concurrentResult {
 	recs := make([]float64, total)
 	var next atomic.Int64
 	var wg sync.WaitGroup
-	start := time.Now()
+	start, cpu0 := time.Now(), processCPU()
 	for range clients {
 		wg.Add(1)
 		go func() {
@@ -520,13 +524,14 @@ func concurrent(clients, nq int, search func(i int) float64) concurrentResult {
 		}()
 	}
 	wg.Wait()
-	el := time.Since(start)
+	el, cpu := time.Since(start), processCPU()-cpu0
 	p := summarize(lat)
 	var rec float64
 	for _, r := range recs {
 		rec += r
 	}
-	return concurrentResult{Clients: clients, QPS: float64(total) / el.Seconds(), P50us: p.p50, P99us: p.p99, Recall: rec / float64(total)}
+	return concurrentResult{Clients: clients, QPS: float64(total) / el.Seconds(), P50us: p.p50, P99us: p.p99, Recall: rec / float64(total),
+		CPUPerQueryUs: us(cpu) / float64(total)}
 }
 
 func resultIDs(rs []hnsw.Result) []uint32 {

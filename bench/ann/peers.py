@@ -173,14 +173,14 @@ def run_system(sysobj, base, queries, gts, filters, args):
                     lat[i] = (time.perf_counter_ns() - t0) / 1e3
                     recs[i] = recall_of(got, gts["all"][i % nq])
 
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             with concurrent.futures.ThreadPoolExecutor(args.clients) as ex:
                 for f in [ex.submit(client) for _ in range(args.clients)]:
                     f.result()
-            el = time.perf_counter() - t0
+            el, cpu = time.perf_counter() - t0, time.process_time() - c0
             p = pct(lat)
             c = {"ef": ef, "clients": args.clients, "qps": total / el, "p50_us": p["p50"], "p99_us": p["p99"],
-                 "recall": sum(recs) / total}
+                 "recall": sum(recs) / total, "cpu_per_query_us": cpu * 1e6 / total}
             rr["concurrent"].append(c)
             print(f"  {args.clients} clients ef {ef}: {c['qps']:.0f} qps, p50 {p['p50']:.1f}µs, p99 {p['p99']:.1f}µs, "
                   f"recall {c['recall']:.4f}", flush=True)

@@ -114,8 +114,8 @@ def main():
     print("\n### 16 concurrent clients\n")
     print("Wall-clock latency per query and total throughput with 16 clients sharing the machine's cores "
           "(Go: goroutines; Python: threads, the bindings release the GIL during search).\n")
-    print("| system | ef | recall@10 | QPS median (max) | p50 | p99 |")
-    print("|---|---|---|---|---|---|")
+    print("| system | ef | recall@10 | QPS median (max) | p50 | p99 | process CPU per query |")
+    print("|---|---|---|---|---|---|---|")
     conc = {}
     for r in reps:
         byef = {}
@@ -125,8 +125,9 @@ def main():
         for ef, cs in sorted(byef.items()):
             q = [c["qps"] for c in cs]
             conc[(r["system"], ef)] = med(q)
+            cpq = [c["cpu_per_query_us"] for c in cs if "cpu_per_query_us" in c]
             print(f"| {names[r['system']]} | {ef} | {med([c['recall'] for c in cs]):.4f} | {med(q):.0f} ({max(q):.0f}) | "
-                  f"{fmt_us([c['p50_us'] for c in cs])} | {fmt_us([c['p99_us'] for c in cs])} |")
+                  f"{fmt_us([c['p50_us'] for c in cs])} | {fmt_us([c['p99_us'] for c in cs])} | {fmt_us(cpq)} |")
     for (s, ef), q in sorted(conc.items()):
         if s != "go-hnsw" and ("go-hnsw", ef) in conc:
             print(f"\nQPS ratio Go / {names[s]} at ef {ef}: {conc[('go-hnsw', ef)] / q:.2f}", end="")

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"os"
@@ -196,6 +197,8 @@ type e2eState struct {
 	docA, docB string
 	requestIDs []string // every request of tenant A (acme) asked so far
 	otherIDs   []string // requests of tenant B (globex)
+	// auditRecords is the record count of the last audit verify.
+	auditRecords int
 }
 
 // checkAnswers asks the questions of the scenario and checks the answers.
@@ -293,10 +296,24 @@ func (s *e2eState) checkAudit(t *testing.T, ctx context.Context, url string) {
 	if resp.StatusCode != http.StatusForbidden {
 		t.Errorf("export without the compliance group: %d, want 403", resp.StatusCode)
 	}
+}
+
+// verifyAudit runs `tributary audit verify` on the stopped stack's data
+// directory (no writer racing the check) and returns the record count,
+// which must have grown since the last verify.
+func (s *e2eState) verifyAudit(t *testing.T, ctx context.Context) {
+	t.Helper()
 	out := cli(t, ctx, "audit", "verify", "--data-dir", s.dataDir)
-	if !strings.HasPrefix(out, "OK ") || !strings.Contains(out, "records authenticated") {
-		t.Errorf("audit verify: %q, want OK with authenticated records", out)
+	var dir string
+	var records int
+	if _, err := fmt.Sscanf(out, "OK %s %d records", &dir, &records); err != nil ||
+		!strings.Contains(out, "last segment sealed") || !strings.Contains(out, "records authenticated") {
+		t.Fatalf("audit verify: %q, want OK, sealed, authenticated records", out)
 	}
+	if records <= s.auditRecords {
+		t.Errorf("audit verify: %d records, want more than the %d of the last pass", records, s.auditRecords)
+	}
+	s.auditRecords = records
 }
 
 func TestDevEndToEnd(t *testing.T) {
@@ -345,6 +362,7 @@ func TestDevEndToEnd(t *testing.T) {
 	before := len(s.requestIDs)
 	dev.stop()
 	phase("pass 1: stopped")
+	s.verifyAudit(t, ctx)
 	if t.Failed() {
 		return
 	}
@@ -367,6 +385,7 @@ func TestDevEndToEnd(t *testing.T) {
 	phase("pass 2: answers and audit checked")
 	dev.stop()
 	phase("pass 2: stopped")
+	s.verifyAudit(t, ctx) // the chain spans the restart
 	if t.Failed() {
 		return
 	}
@@ -386,7 +405,22 @@ func TestDevEndToEnd(t *testing.T) {
 	if len(res.Seqs) == 0 || (res.FinishReason != "stop" && res.FinishReason != "length") {
 		t.Errorf("engine: %d tokens, finish %q; want tokens and stop or length", len(res.Seqs), res.FinishReason)
 	}
+	// The completed event in the audit stream says which backend answered
+	// (the extractive fallback would also stream tokens).
+	waitFor(t, 60*time.Second, "the engine's completed answer in the audit export", func() (bool, string) {
+		var out, errb bytes.Buffer
+		if err := run(ctx, []string{"audit", "export", "--server", dev.url, "--api-key", keyA, "--type", "tributary.answer.completed"}, &out, &errb); err != nil {
+			return false, err.Error() + ": " + errb.String()
+		}
+		for _, line := range strings.Split(out.String(), "\n") {
+			if strings.Contains(line, res.RequestID) && strings.Contains(line, `"answers.generated`) {
+				return strings.Contains(line, `"mode":"engine"`), line
+			}
+		}
+		return false, "no completed answer for " + res.RequestID
+	})
 	phase("pass 3: engine answer checked")
 	dev.stop()
 	phase("pass 3: stopped")
+	s.verifyAudit(t, ctx)
 }

@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -92,5 +93,20 @@ func TestPingPong(t *testing.T) {
 	}
 	if n := testutil.ToFloat64(metrics.disconnects.WithLabelValues("read_error")); n != 1 {
 		t.Errorf("read_error disconnects = %v, want 1", n)
+	}
+
+	// Shutdown closes the remaining connection with 1001 and refuses new
+	// ones.
+	h.Close()
+	_ = alive.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, _, err = alive.ReadMessage()
+	var ce *websocket.CloseError
+	if !errors.As(err, &ce) || ce.Code != websocket.CloseGoingAway {
+		t.Errorf("read after shutdown: %v, want close 1001", err)
+	}
+	late := dial()
+	_ = late.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, _, err := late.ReadMessage(); !errors.As(err, &ce) || ce.Code != websocket.CloseGoingAway {
+		t.Errorf("connection after shutdown: %v, want close 1001", err)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/tributary-rag/tributary/pkg/events"
+	"github.com/tributary-rag/tributary/pkg/kafkatransport"
 )
 
 // benchInt reads a positive integer from the environment, or def.
@@ -47,7 +48,10 @@ func benchText(i int) string {
 // is announced indexed, on topics of RETRIEVE_BENCH_PARTITIONS partitions
 // (default 3). Reported: chunks/s.
 func BenchmarkIndexThroughput(b *testing.B) {
-	h := startWith(b, benchInt("RETRIEVE_BENCH_PARTITIONS", 3))
+	// RETRIEVE_BENCH_CHUNK_BATCH=1 indexes one chunk per upsert, as before
+	// batching.
+	h := startWithOpts(b, benchInt("RETRIEVE_BENCH_PARTITIONS", 3),
+		kafkatransport.SubscriberBatch(benchInt("RETRIEVE_BENCH_CHUNK_BATCH", DefaultChunkBatch), 0))
 	chunks := benchInt("RETRIEVE_BENCH_CHUNKS", 2000)
 	const perDoc = 50
 	docs := (chunks + perDoc - 1) / perDoc

@@ -100,6 +100,12 @@ func start(t testing.TB) *harness {
 // startWith is start with topics of the given number of partitions.
 func startWith(t testing.TB, partitions int) *harness {
 	t.Helper()
+	return startWithOpts(t, partitions)
+}
+
+// startWithOpts is startWith with more options for the chunks subscriber.
+func startWithOpts(t testing.TB, partitions int, chunkOpts ...kafkatransport.SubscriberOption) *harness {
+	t.Helper()
 	prefix := cluster.Prefix(t)
 	topics := cluster.CreatePrefixTopics(t, prefix, partitions)
 	client, err := Dial(qdrantAddr)
@@ -123,7 +129,7 @@ func startWith(t testing.TB, partitions int) *harness {
 	e := MakeEndpoints(svc)
 	opts := []kafkatransport.SubscriberOption{kafkatransport.SubscriberRetry(3, 10*time.Millisecond, 50*time.Millisecond)}
 	subs := []*kafkatransport.Subscriber{
-		NewChunksSubscriber(cluster.Brokers(), topics.ChunksEmbedded, pub, e, opts...),
+		NewChunksSubscriber(cluster.Brokers(), topics.ChunksEmbedded, pub, e, append(opts, chunkOpts...)...),
 		NewDocumentsSubscriber(cluster.Brokers(), topics.Documents, pub, e, opts...),
 		NewQueriesSubscriber(cluster.Brokers(), topics.QueriesEmbedded, topics.QueriesRetrieved, pub, e, opts...),
 	}
