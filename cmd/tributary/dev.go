@@ -193,7 +193,7 @@ func startDev(ctx context.Context, opts devOptions) (_ *devStack, err error) {
 	}
 
 	// Broker and vector store on loopback ports.
-	b, err := broker.Start(broker.Config{Listen: "127.0.0.1:0", DataDir: filepath.Join(opts.DataDir, devBrokerDir), Partitions: opts.Partitions})
+	b, err := broker.Start(broker.Config{Listen: "127.0.0.1:0", Partitions: opts.Partitions})
 	if err != nil {
 		return nil, fmt.Errorf("dev: %w", err)
 	}

@@ -412,12 +412,16 @@ func TestDevEndToEnd(t *testing.T) {
 		if err := run(ctx, []string{"audit", "export", "--server", dev.url, "--api-key", keyA, "--type", "tributary.answer.completed"}, &out, &errb); err != nil {
 			return false, err.Error() + ": " + errb.String()
 		}
+		var mine []string
 		for _, line := range strings.Split(out.String(), "\n") {
-			if strings.Contains(line, res.RequestID) && strings.Contains(line, `"answers.generated`) {
-				return strings.Contains(line, `"mode":"engine"`), line
+			if strings.Contains(line, res.RequestID) {
+				if strings.Contains(line, `"mode":"engine"`) {
+					return true, ""
+				}
+				mine = append(mine, line)
 			}
 		}
-		return false, "no completed answer for " + res.RequestID
+		return false, fmt.Sprintf("completed answers of %s: %q", res.RequestID, mine)
 	})
 	phase("pass 3: engine answer checked")
 	dev.stop()

@@ -13,6 +13,13 @@
 // wrapped with Permanent) is dead-lettered at once. Either way the
 // partition moves on: a poison message never stalls it.
 //
+// SubscriberBatch turns on batching: the messages queued on a partition
+// are served in order and their outputs produced in one write before all
+// are committed; SubscriberBatchEndpoint serves them with one BatchEndpoint
+// call (one effect for N messages). A failure falls back to the
+// per-message rules above, so a poison message is still dead-lettered
+// alone and nothing is committed before its outputs are acknowledged.
+//
 // A Publisher writes messages with RequireAll acks, hash balancing by key
 // and a small batch timeout, and returns every error to its caller.
 // EnsureTopics creates topics and their dead-letter topics idempotently at
