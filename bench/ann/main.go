@@ -296,6 +296,9 @@ type report struct {
 
 func parseInts(s string) ([]int, error) {
 	var out []int
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
 	for _, f := range strings.Split(s, ",") {
 		v, err := strconv.Atoi(strings.TrimSpace(f))
 		if err != nil {
@@ -319,8 +322,22 @@ func runBench(args []string, stdout io.Writer) error {
 	threads := fs.Int("build-threads", 2, "goroutines inserting during the build")
 	selSweep := fs.Bool("selectivity-sweep", true, "measure filtered HNSW vs exact at several selectivities")
 	out := fs.String("out", "", "JSON output (default DIR/go.json)")
+	phasesFlag := fs.String("phases", "sweep,concurrent,filtered", "phases to run after the build")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	phases := map[string]bool{}
+	for _, p := range strings.Split(*phasesFlag, ",") {
+		phases[strings.TrimSpace(p)] = true
+	}
+	if !phases["sweep"] {
+		*efsFlag = ""
+	}
+	if !phases["concurrent"] {
+		*efConc = ""
+	}
+	if !phases["filtered"] {
+		*selSweep = false
 	}
 	efs, err := parseInts(*efsFlag)
 	if err != nil {
@@ -429,6 +446,9 @@ func runBench(args []string, stdout io.Writer) error {
 		}
 		runtime.LockOSThread()
 		for _, f := range filters {
+			if !phases["filtered"] {
+				break
+			}
 			mod := f.mod
 			allow := func(id uint32) bool { return id%mod == 0 }
 			lat := make([]time.Duration, nq)
@@ -512,14 +532,23 @@ func concurrent(clients, nq int, search func(i int) float64) concurrentResult {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			// Latency is measured per client from its previous answer to
+			// this one (a closed loop), so time spent queued behind the
+			// other clients counts, as it does for a thread blocked on a
+			// busy core in the Python peers.
+			last := time.Now()
 			for {
 				i := int(next.Add(1) - 1)
 				if i >= total {
 					return
 				}
-				t0 := time.Now()
 				recs[i] = search(i % nq)
-				lat[i] = time.Since(t0)
+				now := time.Now()
+				lat[i], last = now.Sub(last), now
+				// A real client waits on the network between requests;
+				// yielding keeps one goroutine from running query after
+				// query for a whole scheduler slice while the others queue.
+				runtime.Gosched()
 			}
 		}()
 	}

@@ -84,6 +84,10 @@ type devOptions struct {
 	Partitions int
 	// MaxTokens bounds a generated answer (default 512).
 	MaxTokens int
+	// MemoryBroker keeps the broker's log in memory only (no fsync per
+	// write); benchmarks use it to show the cost of durability. Nothing
+	// survives a restart.
+	MemoryBroker bool
 }
 
 // devStack is the whole suite in one process: start it with startDev, run
@@ -193,7 +197,11 @@ func startDev(ctx context.Context, opts devOptions) (_ *devStack, err error) {
 	}
 
 	// Broker and vector store on loopback ports.
-	b, err := broker.Start(broker.Config{Listen: "127.0.0.1:0", Partitions: opts.Partitions})
+	bcfg := broker.Config{Listen: "127.0.0.1:0", DataDir: filepath.Join(opts.DataDir, devBrokerDir), Partitions: opts.Partitions}
+	if opts.MemoryBroker {
+		bcfg.DataDir = ""
+	}
+	b, err := broker.Start(bcfg)
 	if err != nil {
 		return nil, fmt.Errorf("dev: %w", err)
 	}
@@ -428,7 +436,7 @@ func startDev(ctx context.Context, opts devOptions) (_ *devStack, err error) {
 	var ws *edge.WSHandler
 	{
 		l := svcLogger("edge")
-		pub := publisher(edge.EventSource)
+		pub := publisher(edge.EventSource, kafkatransport.PublisherBatchTimeout(edge.PublishBatchTimeout))
 		m, err := edge.NewMetrics(reg)
 		if err != nil {
 			return nil, fmt.Errorf("dev: edge metrics: %w", err)

@@ -20,7 +20,7 @@ import (
 // overhead: WebSocket, edge, five Kafka hops, moderation, embedding,
 // retrieval). Run:
 //
-//	cd cmd/tributary && go test -run '^$' -bench Pipeline -benchtime 1x .
+//	cd cmd/tributary && go test -run '^$' -bench Pipeline -benchtime 1x -count 3 .
 //
 // Results go to bench/sections/pipeline.md.
 
@@ -193,9 +193,22 @@ func percentile(ds []time.Duration, p float64) time.Duration {
 	return s[i]
 }
 
+// BenchmarkPipeline runs the stack as `tributary dev` does: the broker
+// fsyncs every write.
 func BenchmarkPipeline(b *testing.B) {
+	benchPipeline(b, devOptions{DataDir: b.TempDir(), SkipSample: true})
+}
+
+// BenchmarkPipelineMemoryBroker is the same with the broker's log in
+// memory, to show what the per-write fsync costs.
+func BenchmarkPipelineMemoryBroker(b *testing.B) {
+	benchPipeline(b, devOptions{DataDir: b.TempDir(), SkipSample: true, MemoryBroker: true})
+}
+
+func benchPipeline(b *testing.B, opts devOptions) {
 	logs := &syncBuffer{}
-	dev := startTestDevOpts(b, devOptions{DataDir: b.TempDir(), Logs: logs, SkipSample: true}, logs)
+	opts.Logs = logs
+	dev := startTestDevOpts(b, opts, logs)
 	defer dev.stop()
 
 	// Warm up every consumer (group joins) before measuring.
