@@ -56,6 +56,13 @@ const (
 	devTenant = "default"
 	// devReplica names the in-process edge replica (its consumer groups).
 	devReplica = "dev"
+	// devPublishBatchTimeout is the batch timeout of the retrieve, generate
+	// and moderate publishers in dev (the edge's and embed's own defaults
+	// are the same). The transport's 2 ms default is paid once per answer
+	// delta, and moderation releases nothing before a whole sentence: with
+	// 2 ms, one client's ask-to-first-token p50 was about 45 ms, with
+	// 200 µs about 10-15 ms (bench/sections/pipeline.md).
+	devPublishBatchTimeout = 200 * time.Microsecond
 )
 
 // devOptions configure the dev stack.
@@ -144,6 +151,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	fmt.Fprintf(stdout, "tributary dev: serving on http://%s (generation: %s, data: %s)\n", d.Addr(), d.backend, *dataDir)
+	fmt.Fprintf(stdout, "  Kafka broker %s, Qdrant gRPC %s (loopback only)\n", d.brokerAdr, d.qdrantAdr)
 	if d.key != "" {
 		fmt.Fprintf(stdout, "API key (tenant %q, groups staff, compliance): %s\n", devTenant, d.key)
 		fmt.Fprintf(stdout, "  export TRIBUTARY_API_KEY=%s TRIBUTARY_SERVER=http://%s\n", d.key, d.Addr())
@@ -253,7 +261,7 @@ func startDev(ctx context.Context, opts devOptions) (_ *devStack, err error) {
 	}
 	{
 		l := svcLogger("retrieve")
-		pub := publisher(retrieve.EventSource)
+		pub := publisher(retrieve.EventSource, kafkatransport.PublisherBatchTimeout(devPublishBatchTimeout))
 		m, err := retrieve.NewMetrics(reg)
 		if err != nil {
 			return nil, fmt.Errorf("dev: retrieve metrics: %w", err)
@@ -347,7 +355,7 @@ func startDev(ctx context.Context, opts devOptions) (_ *devStack, err error) {
 		if backend.Mode() != generate.ModeExtractive {
 			scfg.Fallback = generate.Extractive{}
 		}
-		pub := publisher(generate.EventSource)
+		pub := publisher(generate.EventSource, kafkatransport.PublisherBatchTimeout(devPublishBatchTimeout))
 		m, err := generate.NewMetrics(reg)
 		if err != nil {
 			return nil, fmt.Errorf("dev: generate metrics: %w", err)
@@ -387,7 +395,7 @@ func startDev(ctx context.Context, opts devOptions) (_ *devStack, err error) {
 		if err != nil {
 			return nil, fmt.Errorf("dev: policy: %w", err)
 		}
-		pub := publisher(moderate.EventSource)
+		pub := publisher(moderate.EventSource, kafkatransport.PublisherBatchTimeout(devPublishBatchTimeout))
 		m, err := moderate.NewMetrics(reg)
 		if err != nil {
 			return nil, fmt.Errorf("dev: moderate metrics: %w", err)

@@ -355,6 +355,13 @@ func TestDevEndToEnd(t *testing.T) {
 	}
 	s.docB = ids[0]
 	phase("pass 1: ingested and indexed")
+	// The operator's view: `tributary ask` streams the answer, then the
+	// sources and the finish reason.
+	out := cli(t, ctx, "ask", "When does the Aurora project ship?", "--server", dev.url, "--api-key", keyA)
+	if !strings.Contains(out, "12 March 2027") || !strings.Contains(out, "Sources:") ||
+		!strings.Contains(out, "document "+s.docA) || !strings.Contains(out, "[stop · request ") {
+		t.Errorf("tributary ask output:\n%s\nwant the fact, its source %s and the finish reason", out, s.docA)
+	}
 	s.checkAnswers(t, ctx, dev.url)
 	phase("pass 1: answers checked")
 	s.checkAudit(t, ctx, dev.url)
