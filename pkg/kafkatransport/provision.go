@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sort"
 	"strings"
 	"time"
@@ -113,4 +114,28 @@ func CheckTopics(ctx context.Context, brokers []string, topics ...string) error 
 func newClient(brokers []string) (*kafka.Client, *kafka.Transport) {
 	t := &kafka.Transport{MetadataTTL: time.Second, DialTimeout: 5 * time.Second}
 	return &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second, Transport: t}, t
+}
+
+// Provision calls EnsureTopics until it succeeds, for up to wait, so that a
+// service and its broker may start together. Each failed attempt is logged
+// as a warning; ctx cancellation stops it at once.
+func Provision(ctx context.Context, logger *slog.Logger, wait time.Duration, brokers []string, specs ...TopicSpec) error {
+	deadline := time.Now().Add(wait)
+	for attempt := 1; ; attempt++ {
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := EnsureTopics(cctx, brokers, specs...)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil || time.Now().After(deadline) {
+			return fmt.Errorf("provision topics: %w", err)
+		}
+		logger.Warn("provision topics: broker not ready, retrying", "attempt", attempt, "error", err.Error())
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
 }

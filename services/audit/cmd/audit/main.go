@@ -13,7 +13,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"os"
 	"os/signal"
@@ -98,7 +97,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	topics := audit.Topics(cfg.TopicPrefix)
 
 	if s.provision {
-		if err := provision(ctx, logger, cfg.KafkaBrokers, kafkatransport.TopicSpecs(s.partitions, s.replication, topics...)); err != nil {
+		if err := kafkatransport.Provision(ctx, logger, time.Minute, cfg.KafkaBrokers, kafkatransport.TopicSpecs(s.partitions, s.replication, topics...)...); err != nil {
 			return err
 		}
 	}
@@ -158,27 +157,4 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 
 func principal(p apikey.Principal) audit.Principal {
 	return audit.Principal{Tenant: p.Tenant, Groups: p.Groups, Name: p.Name}
-}
-
-// provision creates the topics, waiting up to a minute for the broker so
-// that the service and its broker may start together.
-func provision(ctx context.Context, logger *slog.Logger, brokers []string, specs []kafkatransport.TopicSpec) error {
-	deadline := time.Now().Add(time.Minute)
-	for attempt := 1; ; attempt++ {
-		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		err := kafkatransport.EnsureTopics(cctx, brokers, specs...)
-		cancel()
-		if err == nil {
-			return nil
-		}
-		if ctx.Err() != nil || time.Now().After(deadline) {
-			return fmt.Errorf("provision topics: %w", err)
-		}
-		logger.Warn("provision topics: broker not ready, retrying", "attempt", attempt, "error", err.Error())
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(time.Second):
-		}
-	}
 }

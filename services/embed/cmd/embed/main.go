@@ -13,7 +13,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"os"
 	"os/signal"
@@ -111,7 +110,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 			kafkatransport.TopicSpec{Name: topics.ChunksEmbedded, Partitions: s.partitions, ReplicationFactor: s.replication},
 			kafkatransport.TopicSpec{Name: topics.QueriesEmbedded, Partitions: s.partitions, ReplicationFactor: s.replication},
 		)
-		if err := provision(ctx, logger, cfg.KafkaBrokers, specs); err != nil {
+		if err := kafkatransport.Provision(ctx, logger, time.Minute, cfg.KafkaBrokers, specs...); err != nil {
 			return err
 		}
 	}
@@ -173,28 +172,4 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		"topic_prefix", topics.Prefix, "model", embedder.Model(), "bm25_k1", s.k1, "bm25_b", s.b,
 		"bm25_avgdl", s.avgdl, "stem", s.stem, "publish_batch_timeout", s.batch.String(), "validate_schemas", s.schemas)
 	return g.Run(ctx, logger)
-}
-
-// provision creates the service's topics, waiting for the broker to come
-// up (for up to a minute) so that the service and its broker may start
-// together.
-func provision(ctx context.Context, logger *slog.Logger, brokers []string, specs []kafkatransport.TopicSpec) error {
-	deadline := time.Now().Add(time.Minute)
-	for attempt := 1; ; attempt++ {
-		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		err := kafkatransport.EnsureTopics(cctx, brokers, specs...)
-		cancel()
-		if err == nil {
-			return nil
-		}
-		if ctx.Err() != nil || time.Now().After(deadline) {
-			return fmt.Errorf("provision topics: %w", err)
-		}
-		logger.Warn("provision topics: broker not ready, retrying", "attempt", attempt, "error", err.Error())
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(time.Second):
-		}
-	}
 }

@@ -14,7 +14,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"os"
 	"os/signal"
@@ -116,7 +115,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if s.provision {
 		specs := kafkatransport.TopicSpecs(s.partitions, s.replica, topics.QueriesReceived, topics.QueriesApproved,
 			topics.QueriesRejected, topics.AnswersGenerated, topics.AnswersModerated, topics.AuditEvents)
-		if err := provision(ctx, logger, cfg.KafkaBrokers, specs); err != nil {
+		if err := kafkatransport.Provision(ctx, logger, time.Minute, cfg.KafkaBrokers, specs...); err != nil {
 			return err
 		}
 	}
@@ -166,28 +165,4 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		"topic_prefix", topics.Prefix, "policy", policy.Revision(),
 		"max_question_runes", s.limits.MaxQuestionRunes, "max_redactions", s.limits.MaxRedactions)
 	return g.Run(ctx, logger)
-}
-
-// provision creates the service's topics, waiting for the broker to come
-// up (for up to a minute) so that the service and its broker may start
-// together.
-func provision(ctx context.Context, logger *slog.Logger, brokers []string, specs []kafkatransport.TopicSpec) error {
-	deadline := time.Now().Add(time.Minute)
-	for attempt := 1; ; attempt++ {
-		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		err := kafkatransport.EnsureTopics(cctx, brokers, specs...)
-		cancel()
-		if err == nil {
-			return nil
-		}
-		if ctx.Err() != nil || time.Now().After(deadline) {
-			return fmt.Errorf("provision topics: %w", err)
-		}
-		logger.Warn("provision topics: broker not ready, retrying", "attempt", attempt, "error", err.Error())
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(time.Second):
-		}
-	}
 }
