@@ -17,13 +17,14 @@ func runBroker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs := flag.NewFlagSet("broker", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: tributary broker --listen ADDR [--advertise HOST[:PORT]] [--data-dir DIR] [--partitions N]")
+		fmt.Fprintln(stderr, "usage: tributary broker --listen ADDR [--advertise HOST[:PORT]] [--data-dir DIR [--fsync]] [--partitions N]")
 		fs.PrintDefaults()
 	}
 	var cfg broker.Config
 	fs.StringVar(&cfg.Listen, "listen", "127.0.0.1:9092", "TCP address to listen on (\"0.0.0.0:9092\" for every interface, port 0 for a free one)")
 	fs.StringVar(&cfg.Advertise, "advertise", "", "address clients are told to connect to, e.g. broker:9092 in a Docker network (default: the listen host, or 127.0.0.1)")
-	fs.StringVar(&cfg.DataDir, "data-dir", "", "directory for durable state (fsync per write); empty keeps everything in memory")
+	fs.StringVar(&cfg.DataDir, "data-dir", "", "directory for durable state; empty keeps everything in memory")
+	fs.BoolVar(&cfg.Fsync, "fsync", false, "with --data-dir: fsync every write before acknowledging it (default: like Kafka, rely on the page cache; a killed broker loses nothing, a machine crash may)")
 	fs.IntVar(&cfg.Partitions, "partitions", 3, "partitions of auto-created topics")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -43,6 +44,9 @@ func runBroker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		durability := "in memory"
 		if cfg.DataDir != "" {
 			durability = "durable in " + cfg.DataDir
+			if cfg.Fsync {
+				durability += ", fsync per write"
+			}
 		}
 		fmt.Fprintf(stderr, "broker: listening on %s, advertised as %s, %s\n", b.ListenAddr(), b.Addr(), durability)
 		fmt.Fprintln(stdout, b.Addr())

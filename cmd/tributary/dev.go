@@ -56,13 +56,6 @@ const (
 	devTenant = "default"
 	// devReplica names the in-process edge replica (its consumer groups).
 	devReplica = "dev"
-	// devPublishBatchTimeout is the batch timeout of the retrieve, generate
-	// and moderate publishers in dev (the edge's and embed's own defaults
-	// are the same). The transport's 2 ms default is paid once per answer
-	// delta, and moderation releases nothing before a whole sentence: with
-	// 2 ms, one client's ask-to-first-token p50 was about 45 ms, with
-	// 200 µs about 10-15 ms (bench/sections/pipeline.md).
-	devPublishBatchTimeout = 200 * time.Microsecond
 )
 
 // devOptions configure the dev stack.
@@ -91,10 +84,9 @@ type devOptions struct {
 	Partitions int
 	// MaxTokens bounds a generated answer (default 512).
 	MaxTokens int
-	// MemoryBroker keeps the broker's log in memory only (no fsync per
-	// write); benchmarks use it to show the cost of durability. Nothing
-	// survives a restart.
-	MemoryBroker bool
+	// BrokerFsync makes the broker fsync every write before acknowledging
+	// it (see broker.Config.Fsync).
+	BrokerFsync bool
 }
 
 // devStack is the whole suite in one process: start it with startDev, run
@@ -128,6 +120,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	prefix := fset.String("topic-prefix", envOr("TRIBUTARY_TOPIC_PREFIX", events.DefaultPrefix), "prefix of every topic name")
 	logLevel := fset.String("log-level", envOr("TRIBUTARY_LOG_LEVEL", "warn"), "log level of the services: debug, info, warn or error")
 	noSample := fset.Bool("no-sample", false, "do not load the sample corpus on first start")
+	brokerFsync := fset.Bool("broker-fsync", false, "make the embedded broker fsync every write (default: like Kafka, the page cache; a killed process loses nothing, a machine crash may)")
 	if err := fset.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -145,7 +138,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	d, err := startDev(ctx, devOptions{
 		HTTPAddr: *httpAddr, DataDir: *dataDir, ModelPath: *model, InferenceURL: *inferenceURL,
-		APIKeys: *keys, TopicPrefix: *prefix, LogLevel: lvl, Logs: stderr, SkipSample: *noSample,
+		APIKeys: *keys, TopicPrefix: *prefix, LogLevel: lvl, Logs: stderr, SkipSample: *noSample, BrokerFsync: *brokerFsync,
 	})
 	if err != nil {
 		return err
@@ -205,10 +198,7 @@ func startDev(ctx context.Context, opts devOptions) (_ *devStack, err error) {
 	}
 
 	// Broker and vector store on loopback ports.
-	bcfg := broker.Config{Listen: "127.0.0.1:0", DataDir: filepath.Join(opts.DataDir, devBrokerDir), Partitions: opts.Partitions}
-	if opts.MemoryBroker {
-		bcfg.DataDir = ""
-	}
+	bcfg := broker.Config{Listen: "127.0.0.1:0", DataDir: filepath.Join(opts.DataDir, devBrokerDir), Partitions: opts.Partitions, Fsync: opts.BrokerFsync}
 	b, err := broker.Start(bcfg)
 	if err != nil {
 		return nil, fmt.Errorf("dev: %w", err)
@@ -261,7 +251,7 @@ func startDev(ctx context.Context, opts devOptions) (_ *devStack, err error) {
 	}
 	{
 		l := svcLogger("retrieve")
-		pub := publisher(retrieve.EventSource, kafkatransport.PublisherBatchTimeout(devPublishBatchTimeout))
+		pub := publisher(retrieve.EventSource)
 		m, err := retrieve.NewMetrics(reg)
 		if err != nil {
 			return nil, fmt.Errorf("dev: retrieve metrics: %w", err)
@@ -324,7 +314,7 @@ func startDev(ctx context.Context, opts devOptions) (_ *devStack, err error) {
 		if err != nil {
 			return nil, fmt.Errorf("dev: embed metrics: %w", err)
 		}
-		pub := publisher(embed.EventSource, kafkatransport.PublisherBatchTimeout(embed.DefaultPublishBatchTimeout))
+		pub := publisher(embed.EventSource)
 		var svc embed.Service
 		svc = embed.NewService(embedder)
 		svc = embed.LoggingMiddleware(l)(svc)
@@ -355,7 +345,7 @@ func startDev(ctx context.Context, opts devOptions) (_ *devStack, err error) {
 		if backend.Mode() != generate.ModeExtractive {
 			scfg.Fallback = generate.Extractive{}
 		}
-		pub := publisher(generate.EventSource, kafkatransport.PublisherBatchTimeout(devPublishBatchTimeout))
+		pub := publisher(generate.EventSource)
 		m, err := generate.NewMetrics(reg)
 		if err != nil {
 			return nil, fmt.Errorf("dev: generate metrics: %w", err)
@@ -395,7 +385,7 @@ func startDev(ctx context.Context, opts devOptions) (_ *devStack, err error) {
 		if err != nil {
 			return nil, fmt.Errorf("dev: policy: %w", err)
 		}
-		pub := publisher(moderate.EventSource, kafkatransport.PublisherBatchTimeout(devPublishBatchTimeout))
+		pub := publisher(moderate.EventSource)
 		m, err := moderate.NewMetrics(reg)
 		if err != nil {
 			return nil, fmt.Errorf("dev: moderate metrics: %w", err)
@@ -444,7 +434,7 @@ func startDev(ctx context.Context, opts devOptions) (_ *devStack, err error) {
 	var ws *edge.WSHandler
 	{
 		l := svcLogger("edge")
-		pub := publisher(edge.EventSource, kafkatransport.PublisherBatchTimeout(edge.PublishBatchTimeout))
+		pub := publisher(edge.EventSource)
 		m, err := edge.NewMetrics(reg)
 		if err != nil {
 			return nil, fmt.Errorf("dev: edge metrics: %w", err)

@@ -9,7 +9,12 @@
 //	fmt.Println(b.Addr()) // "broker:9092"
 //
 // With a DataDir, topics, messages and committed group offsets are written
-// to disk with an fsync per batch and survive a restart.
+// to disk and survive a restart. Like Kafka's default
+// (log.flush.interval.messages unset) a produce is acknowledged once it is
+// written to the file, in the OS page cache: a killed broker process loses
+// nothing, a machine crash may lose the last moments. Fsync makes every
+// batch reach the disk before its acknowledgement, at several times the
+// produce latency.
 package broker
 
 import (
@@ -34,8 +39,11 @@ type Config struct {
 	// Listen has no host or an unspecified one (0.0.0.0, ::).
 	Advertise string
 	// DataDir makes the broker durable: state is loaded from and written
-	// to it, with fsync per write. Empty keeps everything in memory.
+	// to it. Empty keeps everything in memory.
 	DataDir string
+	// Fsync syncs every written batch to disk before acknowledging it
+	// (with DataDir). Off, writes are synced on segment roll and shutdown.
+	Fsync bool
 	// Partitions is the partition count of auto-created topics (default 3).
 	Partitions int
 }
@@ -87,7 +95,10 @@ func Start(cfg Config) (*Broker, error) {
 		}),
 	}
 	if cfg.DataDir != "" {
-		opts = append(opts, kfake.DataDir(cfg.DataDir), kfake.SyncWrites())
+		opts = append(opts, kfake.DataDir(cfg.DataDir))
+		if cfg.Fsync {
+			opts = append(opts, kfake.SyncWrites())
+		}
 	}
 	c, err := kfake.NewCluster(opts...)
 	if err != nil {

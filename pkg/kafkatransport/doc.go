@@ -13,6 +13,11 @@
 // wrapped with Permanent) is dead-lettered at once. Either way the
 // partition moves on: a poison message never stalls it.
 //
+// SubscriberKeyConcurrency lets messages with different keys of one
+// partition be handled at once (a key's messages stay in order, offsets
+// are still committed in partition order), for consumers whose work per
+// message is long, such as streaming an answer.
+//
 // SubscriberBatch turns on batching: the messages queued on a partition
 // are served in order and their outputs produced in one write before all
 // are committed; SubscriberBatchEndpoint serves them with one BatchEndpoint

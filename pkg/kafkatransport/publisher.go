@@ -18,8 +18,13 @@ type Producer interface {
 }
 
 // DefaultBatchTimeout is the Publisher's default batch timeout: how long a
-// write waits for more messages to share its batch.
-const DefaultBatchTimeout = 2 * time.Millisecond
+// write waits for more messages to share its batch. Writes are synchronous
+// and every hop of a question waits for one, so it is kept short; under
+// load writes still share batches while one is in flight, and a write of
+// many messages fills whole batches without waiting. kafka-go's own default
+// (1 s) suits asynchronous writers only; 2 ms cost about 30 ms of
+// ask-to-first-token (bench/sections/pipeline.md).
+const DefaultBatchTimeout = 200 * time.Microsecond
 
 // metadataTTL is how long a Publisher trusts cached cluster metadata.
 const metadataTTL = time.Second

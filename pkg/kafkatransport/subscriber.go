@@ -83,6 +83,8 @@ type Subscriber struct {
 	dlqTopic     string
 	readerOpts   []func(*kafka.ReaderConfig)
 
+	keyLanes int // > 1: messages with different keys of one partition overlap
+
 	batchMax    int           // > 1: handle up to batchMax queued messages together
 	batchLinger time.Duration // how long a batch waits for more messages
 	batchE      BatchEndpoint // nil: the endpoint is called per message
@@ -168,6 +170,27 @@ func SubscriberQueueSize(n int) SubscriberOption {
 	}
 }
 
+// RequestLanes is the key concurrency the services give their consumers
+// of request-keyed topics (queries and answers): with a few partitions,
+// tens of questions in flight would otherwise queue behind one another's
+// answers.
+const RequestLanes = 16
+
+// SubscriberKeyConcurrency lets up to n messages of one partition be
+// handled at once, as long as their keys differ: each message goes to one
+// of n lanes chosen by a hash of its key, so messages with one key (one
+// request, one document) keep their order while different keys overlap.
+// Offsets are still committed in partition order: a message is committed
+// once it and every earlier message of its partition are finished, so a
+// crash redelivers whatever was not. Use it where ordering is only needed
+// per key (the contract keys events by request or document id) and one
+// message can take long, such as streaming an answer. n <= 1 keeps one
+// message at a time per partition (the default). It cannot be combined
+// with batching.
+func SubscriberKeyConcurrency(n int) SubscriberOption {
+	return func(s *Subscriber) { s.keyLanes = n }
+}
+
 // SubscriberDLQTopic overrides the dead-letter topic (default
 // "<topic>.dlq").
 func SubscriberDLQTopic(topic string) SubscriberOption {
@@ -247,6 +270,8 @@ func (s *Subscriber) validate() error {
 		return errors.New("subscriber: no producer")
 	case s.e == nil || s.dec == nil:
 		return errors.New("subscriber: no endpoint or decoder")
+	case s.keyLanes > 1 && s.batchMax > 1:
+		return errors.New("subscriber: key concurrency and batching are exclusive")
 	}
 	return nil
 }
@@ -318,6 +343,10 @@ func (s *Subscriber) Run(ctx context.Context) error {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
+				if s.keyLanes > 1 {
+					s.workKeyed(hctx, stopping, q, commits)
+					return
+				}
 				s.work(hctx, stopping, q, commits)
 			}()
 		}
@@ -362,6 +391,75 @@ func (s *Subscriber) work(ctx context.Context, stopping <-chan struct{}, q <-cha
 			commits <- msg
 		}
 	}
+}
+
+// workKeyed handles one partition's messages on s.keyLanes goroutines, a
+// message's lane chosen by its key, and marks them for commit in offset
+// order: a sequencer waits for each message's outcome in fetch order, so
+// no offset is committed past an unfinished message. Once a message must
+// stay uncommitted (shutting down), nothing after it is committed either.
+func (s *Subscriber) workKeyed(ctx context.Context, stopping <-chan struct{}, q <-chan kafka.Message, commits chan<- kafka.Message) {
+	type job struct {
+		msg  kafka.Message
+		done chan bool // the outcome: may it be committed
+	}
+	// order bounds the partition's messages in flight to the queue size.
+	order := make(chan job, s.queueSize)
+	lanes := make([]chan job, s.keyLanes)
+	var wg sync.WaitGroup
+	for i := range lanes {
+		lanes[i] = make(chan job, s.queueSize)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range lanes[i] {
+				select {
+				case <-stopping:
+					j.done <- false // fetched but not started
+					continue
+				default:
+				}
+				j.done <- s.handle(ctx, stopping, j.msg)
+			}
+		}()
+	}
+	sequenced := make(chan struct{})
+	go func() {
+		defer close(sequenced)
+		blocked := false
+		for j := range order {
+			ok := <-j.done
+			blocked = blocked || !ok
+			if !blocked {
+				commits <- j.msg
+			}
+		}
+	}()
+	for msg := range q {
+		j := job{msg: msg, done: make(chan bool, 1)}
+		order <- j
+		lanes[lane(msg.Key, len(lanes))] <- j
+	}
+	for _, l := range lanes {
+		close(l)
+	}
+	close(order)
+	wg.Wait()
+	<-sequenced
+}
+
+// lane maps a key to one of n lanes (FNV-1a); messages without a key share
+// lane 0 and so keep their order.
+func lane(key []byte, n int) int {
+	if len(key) == 0 {
+		return 0
+	}
+	h := uint32(2166136261)
+	for _, b := range key {
+		h ^= uint32(b)
+		h *= 16777619
+	}
+	return int(h % uint32(n))
 }
 
 // collect returns first and the messages queued behind it, up to the

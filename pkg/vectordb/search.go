@@ -307,7 +307,15 @@ func (c *collection) searchSparse(s *sparseSpace, q *sparseVec, r searchRequest)
 	if r.limit <= 0 {
 		return nil
 	}
-	acc := map[uint32]float32{}
+	// Scores accumulate in a dense scratch array indexed by slot; touched
+	// lists the slots to read back and reset.
+	sc := sparseScratchPool.Get().(*sparseScratch)
+	defer sparseScratchPool.Put(sc)
+	if len(sc.acc) < len(c.points) {
+		sc.acc = make([]float32, len(c.points))
+		sc.seen = make([]bool, len(c.points))
+	}
+	touched := sc.touched[:0]
 	for i, dim := range q.idx {
 		post := s.post[dim]
 		if len(post) == 0 {
@@ -318,7 +326,11 @@ func (c *collection) searchSparse(s *sparseSpace, q *sparseVec, r searchRequest)
 			w *= idf(c.live, len(post))
 		}
 		for slot, v := range post {
-			acc[slot] += w * v
+			if !sc.seen[slot] {
+				sc.seen[slot] = true
+				touched = append(touched, slot)
+			}
+			sc.acc[slot] += w * v
 		}
 	}
 	var allowed map[uint32]bool
@@ -328,19 +340,57 @@ func (c *collection) searchSparse(s *sparseSpace, q *sparseVec, r searchRequest)
 			allowed[sl] = true
 		}
 	}
-	better := c.betterFunc(false)
-	accept := c.acceptFunc(func(sl uint32) bool { return s.vecs[sl] != nil }, &r)
-	t := &topK{k: r.limit, better: better}
-	for slot, sc := range acc {
-		if allowed != nil && !allowed[slot] {
+	cands := candHeap{s: make([]scored, 0, len(touched))}
+	for _, slot := range touched {
+		score := sc.acc[slot]
+		sc.acc[slot], sc.seen[slot] = 0, false
+		if allowed != nil && !allowed[slot] || !passes(score, r.threshold, false) {
 			continue
 		}
-		if !accept(slot) || !passes(sc, r.threshold, false) {
-			continue
-		}
-		t.offer(scored{slot, sc})
+		cands.s = append(cands.s, scored{slot, score})
 	}
-	return t.sorted()
+	sc.touched = touched[:0]
+	// The filter is the expensive part (payload lookups), so it is checked
+	// lazily, best candidate first, until the limit is reached: a broad
+	// filter costs about limit checks instead of one per matching point.
+	cands.better = c.betterFunc(false)
+	accept := c.acceptFunc(func(sl uint32) bool { return s.vecs[sl] != nil }, &r)
+	h := &cands
+	heap.Init(h)
+	out := make([]scored, 0, min(r.limit, len(cands.s)))
+	for len(out) < r.limit && h.Len() > 0 {
+		best := heap.Pop(h).(scored)
+		if accept(best.slot) {
+			out = append(out, best)
+		}
+	}
+	return out
+}
+
+// sparseScratch is the per-search accumulator of searchSparse, pooled so a
+// search allocates nothing proportional to the collection.
+type sparseScratch struct {
+	acc     []float32
+	seen    []bool
+	touched []uint32
+}
+
+var sparseScratchPool = sync.Pool{New: func() any { return new(sparseScratch) }}
+
+// candHeap is a max-heap of hits, best first by better.
+type candHeap struct {
+	s      []scored
+	better func(a, b scored) bool
+}
+
+func (h *candHeap) Len() int           { return len(h.s) }
+func (h *candHeap) Less(i, j int) bool { return h.better(h.s[i], h.s[j]) }
+func (h *candHeap) Swap(i, j int)      { h.s[i], h.s[j] = h.s[j], h.s[i] }
+func (h *candHeap) Push(x any)         { h.s = append(h.s, x.(scored)) }
+func (h *candHeap) Pop() any {
+	x := h.s[len(h.s)-1]
+	h.s = h.s[:len(h.s)-1]
+	return x
 }
 
 // indexCandidates returns the slots that can match filter according to a

@@ -118,7 +118,7 @@ func benchAsk(b *testing.B, kafkaOn bool, clients int) {
 		topic := "q"
 		if kafkaOn {
 			topic = cluster.Topic(b, 3)
-			kp := kafkatransport.NewPublisher(cluster.Brokers(), kafkatransport.PublisherSource(EventSource), kafkatransport.PublisherBatchTimeout(PublishBatchTimeout))
+			kp := kafkatransport.NewPublisher(cluster.Brokers(), kafkatransport.PublisherSource(EventSource))
 			b.Cleanup(func() { _ = kp.Close() })
 			pub = kp
 		}

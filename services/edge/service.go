@@ -25,12 +25,6 @@ import (
 // EventSource is the ce_source of the events the edge produces.
 const EventSource = "tributary/edge"
 
-// PublishBatchTimeout is the batch timeout of the edge's publisher. A
-// question is one message written synchronously while its client waits for
-// accepted, so waiting for company only adds latency; under load, writes
-// still share batches while one is in flight.
-const PublishBatchTimeout = 200 * time.Microsecond
-
 // ErrUnavailable reports a question that could not be published.
 var ErrUnavailable = errors.New("question could not be published")
 

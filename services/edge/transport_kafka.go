@@ -65,6 +65,7 @@ func skipErrors(error, int, int) kafkatransport.Decision { return kafkatransport
 func NewReplySubscriber(brokers []string, group, topic string, pub kafkatransport.Producer, e Endpoints, logger *slog.Logger, opts ...kafkatransport.SubscriberOption) *kafkatransport.Subscriber {
 	all := append([]kafkatransport.SubscriberOption{
 		kafkatransport.SubscriberErrorPolicy(skipErrors),
+		kafkatransport.SubscriberKeyConcurrency(kafkatransport.RequestLanes),
 		kafkatransport.SubscriberLogger(logger),
 		kafkatransport.SubscriberErrorHandler(errorLogger{logger: logger, topic: topic}),
 		kafkatransport.SubscriberReaderConfig(func(rc *kafka.ReaderConfig) {

@@ -116,12 +116,12 @@ func BenchmarkKafkaPipeline(b *testing.B) {
 		batch      time.Duration
 		chunks     int // chunk messages per subscriber batch; 1 = one at a time
 	}{
+		{3, 2 * time.Millisecond, 1},
 		{3, kafkatransport.DefaultBatchTimeout, 1},
-		{3, DefaultPublishBatchTimeout, 1},
+		{12, 2 * time.Millisecond, 1},
 		{12, kafkatransport.DefaultBatchTimeout, 1},
-		{12, DefaultPublishBatchTimeout, 1},
-		{3, DefaultPublishBatchTimeout, DefaultChunkBatch},
-		{12, DefaultPublishBatchTimeout, DefaultChunkBatch},
+		{3, kafkatransport.DefaultBatchTimeout, DefaultChunkBatch},
+		{12, kafkatransport.DefaultBatchTimeout, DefaultChunkBatch},
 	} {
 		b.Run(fmt.Sprintf("partitions=%d/batch=%v/chunks=%d", tt.partitions, tt.batch, tt.chunks), func(b *testing.B) {
 			benchPipeline(b, tt.partitions, tt.batch, tt.chunks)

@@ -19,13 +19,6 @@ const KafkaGroup = "embed"
 // EventSource is the ce_source of every event the service produces.
 const EventSource = "tributary/embed"
 
-// DefaultPublishBatchTimeout is the embed service's produce batch timeout.
-// Each produce (one per batch of chunks, or per query) waits up to it for
-// more messages; 200µs instead of the transport's 2ms doubled chunks/s
-// through the service in BenchmarkKafkaPipeline when every chunk had its
-// own produce (see docs/embed.md).
-const DefaultPublishBatchTimeout = 200 * time.Microsecond
-
 // DefaultChunkBatch is how many queued chunk messages of a partition the
 // chunk subscriber handles together: each is embedded in order, their
 // chunk.embedded events are produced in one write, then all are committed
@@ -62,7 +55,7 @@ func NewQuerySubscriber(brokers []string, topics events.Topics, producer kafkatr
 		Group:    KafkaGroup,
 		Topic:    topics.QueriesApproved,
 		Producer: producer,
-	}, permanentFailures(e.EmbedQuery), validating(v, DecodeQueryApproved), EncodeQueryEmbedded(topics.QueriesEmbedded, time.Now), opts...)
+	}, permanentFailures(e.EmbedQuery), validating(v, DecodeQueryApproved), EncodeQueryEmbedded(topics.QueriesEmbedded, time.Now), append([]kafkatransport.SubscriberOption{kafkatransport.SubscriberKeyConcurrency(kafkatransport.RequestLanes)}, opts...)...)
 }
 
 // permanentFailures marks the service's business errors (ErrInvalid) as

@@ -214,7 +214,7 @@ func NewAnswerSubscriber(brokers []string, group, topic string, producer kafkatr
 		Group:    group,
 		Topic:    topic,
 		Producer: producer,
-	}, permanentFailures(e.Answer), DecodeQueryRetrieved, nil, opts...)
+	}, permanentFailures(e.Answer), DecodeQueryRetrieved, nil, append([]kafkatransport.SubscriberOption{kafkatransport.SubscriberKeyConcurrency(kafkatransport.RequestLanes)}, opts...)...)
 }
 
 // permanentFailures turns the endpoint's business errors into subscriber

@@ -31,7 +31,7 @@ func NewQuerySubscriber(brokers []string, group string, topics events.Topics, pr
 		Group:    group,
 		Topic:    topics.QueriesReceived,
 		Producer: producer,
-	}, permanentFailures(e.Query), DecodeQueryReceived, EncodeEmissions(topics), opts...)
+	}, permanentFailures(e.Query), DecodeQueryReceived, EncodeEmissions(topics), append([]kafkatransport.SubscriberOption{kafkatransport.SubscriberKeyConcurrency(kafkatransport.RequestLanes)}, opts...)...)
 }
 
 // NewAnswerSubscriber returns the Subscriber that moderates every answer
@@ -47,7 +47,7 @@ func NewAnswerSubscriber(brokers []string, group string, topics events.Topics, p
 		Group:    group,
 		Topic:    topics.AnswersGenerated,
 		Producer: producer,
-	}, permanentFailures(e.Answer), DecodeAnswerEvent, EncodeEmissions(topics), opts...)
+	}, permanentFailures(e.Answer), DecodeAnswerEvent, EncodeEmissions(topics), append([]kafkatransport.SubscriberOption{kafkatransport.SubscriberKeyConcurrency(kafkatransport.RequestLanes)}, opts...)...)
 }
 
 // permanentFailures turns ErrInvalid into a permanent subscriber error;

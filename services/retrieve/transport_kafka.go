@@ -81,7 +81,7 @@ func NewDocumentsSubscriber(brokers []string, topic string, producer Producer, e
 func NewQueriesSubscriber(brokers []string, topic, out string, producer Producer, e Endpoints, opts ...kafkatransport.SubscriberOption) *kafkatransport.Subscriber {
 	return kafkatransport.NewSubscriber(kafkatransport.SubscriberConfig{
 		Brokers: brokers, Group: GroupQueries, Topic: topic, Producer: producer,
-	}, permanentFailures(e.Retrieve), DecodeQueryEmbedded, EncodeQueryRetrieved(out, time.Now), opts...)
+	}, permanentFailures(e.Retrieve), DecodeQueryEmbedded, EncodeQueryRetrieved(out, time.Now), append([]kafkatransport.SubscriberOption{kafkatransport.SubscriberKeyConcurrency(kafkatransport.RequestLanes)}, opts...)...)
 }
 
 // permanentFailures turns the endpoints' business errors into subscriber

@@ -224,6 +224,7 @@ func TestSparseAndHybrid(t *testing.T) {
 				"text":  qdrant.NewVectorSparse(sp.idx, sp.val),
 				"plain": qdrant.NewVectorSparse(sp.idx, sp.val),
 			}),
+			Payload: qdrant.NewValueMap(map[string]any{"third": int64(i % 3)}),
 		})
 	}
 	if _, err := c.Upsert(ctx, &qdrant.UpsertPoints{CollectionName: name, Wait: wait(), Points: pts}); err != nil {
@@ -267,6 +268,20 @@ func TestSparseAndHybrid(t *testing.T) {
 		t.Fatalf("sparse query: %v", err)
 	}
 	checkHitsTies(t, "sparse plain query", got, plainHits[:min(10, len(plainHits))])
+	// Filtered: only points whose id-1 is a multiple of 3; the best
+	// unfiltered hits are mostly rejected, so the search must look past them.
+	var thirdHits []hit
+	for _, h := range idfHits {
+		if (h.id-1)%3 == 0 {
+			thirdHits = append(thirdHits, h)
+		}
+	}
+	got, err = c.Query(ctx, &qdrant.QueryPoints{CollectionName: name, Query: qdrant.NewQuerySparse(qIdx, qVal), Using: qdrant.PtrOf("text"),
+		Filter: &qdrant.Filter{Must: []*qdrant.Condition{qdrant.NewMatchInt("third", 0)}}, Limit: qdrant.PtrOf(uint64(5))})
+	if err != nil {
+		t.Fatalf("filtered sparse query: %v", err)
+	}
+	checkHitsTies(t, "filtered sparse query", got, thirdHits[:min(5, len(thirdHits))])
 	sr, err := c.GetPointsClient().Search(ctx, &qdrant.SearchPoints{CollectionName: name, Vector: qVal, SparseIndices: &qdrant.SparseIndices{Data: qIdx}, VectorName: qdrant.PtrOf("text"), Limit: 10})
 	if err != nil {
 		t.Fatalf("sparse Search: %v", err)

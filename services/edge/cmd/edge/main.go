@@ -151,7 +151,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	pub := kafkatransport.NewPublisher(cfg.KafkaBrokers,
 		kafkatransport.PublisherSource(edge.EventSource),
-		kafkatransport.PublisherBatchTimeout(edge.PublishBatchTimeout),
 		kafkatransport.PublisherMetrics(kmetrics))
 	defer func() {
 		if err := pub.Close(); err != nil {

@@ -87,7 +87,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	fs.Float64Var(&s.b, "bm25-b", embed.DefaultB, "BM25 length normalization b (0 to 1)")
 	fs.Float64Var(&s.avgdl, "bm25-avgdl", embed.DefaultAvgDL, "average chunk length in tokens for BM25 length normalization")
 	fs.BoolVar(&s.stem, "stem", true, "apply the English S-stemmer (plural → singular)")
-	fs.DurationVar(&s.batch, "publish-batch-timeout", embed.DefaultPublishBatchTimeout, "how long a produce waits for more messages to share its batch")
+	fs.DurationVar(&s.batch, "publish-batch-timeout", kafkatransport.DefaultBatchTimeout, "how long a produce waits for more messages to share its batch")
 	fs.BoolVar(&s.schemas, "validate-schemas", true, "check every input event against its JSON Schema (dead-letter the ones that fail)")
 	fs.IntVar(&s.partitions, "topic-partitions", 3, "partitions of topics created at start")
 	fs.IntVar(&s.replication, "topic-replication", 1, "replication factor of topics created at start")
