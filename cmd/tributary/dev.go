@@ -236,7 +236,7 @@ func startDev(ctx context.Context, opts devOptions) (_ *devStack, err error) {
 		return []kafkatransport.SubscriberOption{kafkatransport.SubscriberMetrics(kmetrics), kafkatransport.SubscriberLogger(l)}
 	}
 
-	// Retrieve (first: ingest's status reads its index).
+	// Retrieve.
 	qc, err := retrieve.Dial(d.qdrantAdr)
 	if err != nil {
 		return nil, fmt.Errorf("dev: %w", err)
@@ -288,7 +288,6 @@ func startDev(ctx context.Context, opts devOptions) (_ *devStack, err error) {
 		}
 		var svc ingest.Service
 		svc = ingest.NewService(store, chunker, ingest.NewKafkaEmitter(pub, opts.TopicPrefix))
-		svc = indexedStatus{Service: svc, index: index, logger: l}
 		svc = ingest.LoggingMiddleware(l)(svc)
 		svc = ingest.InstrumentingMiddleware(m)(svc)
 		d.ingestSvc = svc
@@ -301,6 +300,8 @@ func startDev(ctx context.Context, opts devOptions) (_ *devStack, err error) {
 		mux.Handle("/v1/documents", h)
 		mux.Handle("/v1/documents/", h)
 		d.group.Add("ingest-requests", ingest.NewIngestSubscriber(brokers, topics.IngestRequests, pub, ep, subOpts(l)...).Run)
+		// GET reports "indexed" from retrieve's document.indexed events.
+		d.group.Add("ingest-documents", ingest.NewDocumentsSubscriber(brokers, "", topics.Documents, pub, ep, subOpts(l)...).Run)
 	}
 
 	// Embed.
@@ -616,31 +617,4 @@ func writeFileSync(name string, b []byte, perm os.FileMode) error {
 
 // statusIndexed is the status GET /v1/documents/{id} reports once every
 // chunk of the current version is in the vector store.
-const statusIndexed = "indexed"
-
-// indexedStatus is an ingest.Service middleware: Get reports "indexed" once
-// the retrieve service has recorded the current version as fully indexed
-// in the vector store (its document state point), and the ingest status
-// ("active") before that.
-type indexedStatus struct {
-	ingest.Service
-	index  *retrieve.Index
-	logger *slog.Logger
-}
-
-// Get implements ingest.Service.
-func (s indexedStatus) Get(ctx context.Context, p ingest.Principal, id string) (ingest.Info, error) {
-	info, err := s.Service.Get(ctx, p, id)
-	if err != nil || info.Status != ingest.StatusActive {
-		return info, err
-	}
-	st, err := s.index.State(ctx, p.Tenant, id)
-	if err != nil {
-		s.logger.WarnContext(ctx, "read index state", "document_id", id, "error", err.Error())
-		return info, nil
-	}
-	if st.Indexed >= info.Version && st.Deleted < info.Version {
-		info.Status = statusIndexed
-	}
-	return info, nil
-}
+const statusIndexed = ingest.StatusIndexed

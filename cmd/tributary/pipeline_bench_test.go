@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"slices"
 	"strings"
@@ -123,7 +124,9 @@ func benchCorpus(b testing.TB, url, prefix string, docs, chunksPerDoc int) (int,
 
 // firstTokens runs clients connections, each asking n questions one after
 // another on its own connection, and returns every ask-to-first-token time.
-func firstTokens(b testing.TB, url string, clients, n int) []time.Duration {
+// After each answer a client waits a random think time, uniform in
+// [0, think) (0: asks again at once).
+func firstTokens(b testing.TB, url string, clients, n int, think time.Duration) []time.Duration {
 	b.Helper()
 	u, err := chatURL(url)
 	if err != nil {
@@ -175,6 +178,9 @@ func firstTokens(b testing.TB, url string, clients, n int) []time.Duration {
 				mu.Lock()
 				all = append(all, first)
 				mu.Unlock()
+				if think > 0 {
+					time.Sleep(rand.N(think))
+				}
 			}
 		}()
 	}
@@ -213,7 +219,7 @@ func benchPipeline(b *testing.B, opts devOptions) {
 
 	// Warm up every consumer (group joins) before measuring.
 	benchCorpus(b, dev.url, "warmup", 2, 2)
-	firstTokens(b, dev.url, 4, 5)
+	firstTokens(b, dev.url, 4, 5, 0)
 	runs := 0
 	b.Run("ingest-to-indexed", func(b *testing.B) {
 		for range b.N {
@@ -223,14 +229,26 @@ func benchPipeline(b *testing.B, opts devOptions) {
 			b.ReportMetric(float64(chunks), "chunks")
 		}
 	})
-	for _, clients := range []int{1, 32} {
-		b.Run(fmt.Sprintf("first-token/clients=%d", clients), func(b *testing.B) {
+	// Back to back (think 0) is a saturation test: every client asks again
+	// the moment its answer is done, so 32 clients keep 32 questions and
+	// their streaming answers in the pipeline at all times. With a think
+	// time (uniform 0-1 s, about 55 questions/s from 32 clients — far more
+	// than 32 people type) it is the latency a busy deployment sees.
+	for _, load := range []struct {
+		clients int
+		think   time.Duration
+	}{{1, 0}, {32, 0}, {32, time.Second}} {
+		name := fmt.Sprintf("first-token/clients=%d", load.clients)
+		if load.think > 0 {
+			name += fmt.Sprintf("/think=0-%v", load.think)
+		}
+		b.Run(name, func(b *testing.B) {
 			for range b.N {
-				perClient := 200 / clients
+				perClient := 200 / load.clients
 				if perClient < 10 {
 					perClient = 10
 				}
-				ds := firstTokens(b, dev.url, clients, perClient)
+				ds := firstTokens(b, dev.url, load.clients, perClient, load.think)
 				b.ReportMetric(float64(percentile(ds, 0.5).Microseconds())/1000, "p50-ms")
 				b.ReportMetric(float64(percentile(ds, 0.99).Microseconds())/1000, "p99-ms")
 				b.ReportMetric(float64(len(ds)), "asks")

@@ -8,17 +8,19 @@ import (
 
 // Endpoints collects the service's endpoints; transports call them.
 type Endpoints struct {
-	Ingest endpoint.Endpoint
-	Get    endpoint.Endpoint
-	Delete endpoint.Endpoint
+	Ingest      endpoint.Endpoint
+	Get         endpoint.Endpoint
+	Delete      endpoint.Endpoint
+	MarkIndexed endpoint.Endpoint
 }
 
 // MakeEndpoints returns the endpoints of s.
 func MakeEndpoints(s Service) Endpoints {
 	return Endpoints{
-		Ingest: MakeIngestEndpoint(s),
-		Get:    MakeGetEndpoint(s),
-		Delete: MakeDeleteEndpoint(s),
+		Ingest:      MakeIngestEndpoint(s),
+		Get:         MakeGetEndpoint(s),
+		Delete:      MakeDeleteEndpoint(s),
+		MarkIndexed: MakeMarkIndexedEndpoint(s),
 	}
 }
 
@@ -91,5 +93,31 @@ func MakeDeleteEndpoint(s Service) endpoint.Endpoint {
 		req := request.(DeleteRequest)
 		res, err := s.Delete(ctx, req.Principal, req.DocumentID)
 		return DeleteResponse{Result: res, Err: err}, nil
+	}
+}
+
+// MarkIndexedRequest is the request of the MarkIndexed endpoint: a
+// tributary.document.indexed event's tenant, document and version.
+type MarkIndexedRequest struct {
+	Tenant     string
+	DocumentID string
+	Version    int
+}
+
+// MarkIndexedResponse is the response of the MarkIndexed endpoint.
+type MarkIndexedResponse struct {
+	Result
+	Err error `json:"-"`
+}
+
+// Failed implements endpoint.Failer.
+func (r MarkIndexedResponse) Failed() error { return r.Err }
+
+// MakeMarkIndexedEndpoint returns an endpoint that calls s.MarkIndexed.
+func MakeMarkIndexedEndpoint(s Service) endpoint.Endpoint {
+	return func(ctx context.Context, request any) (any, error) {
+		req := request.(MarkIndexedRequest)
+		res, err := s.MarkIndexed(ctx, req.Tenant, req.DocumentID, req.Version)
+		return MarkIndexedResponse{Result: res, Err: err}, nil
 	}
 }

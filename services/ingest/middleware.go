@@ -27,7 +27,12 @@ type loggingMiddleware struct {
 }
 
 func (mw loggingMiddleware) log(ctx context.Context, method string, err error, begin time.Time, attrs ...any) {
-	level := slog.LevelInfo
+	mw.logAt(ctx, slog.LevelInfo, method, err, begin, attrs...)
+}
+
+// logAt logs a call at level when it succeeded, at warn or error when it
+// failed.
+func (mw loggingMiddleware) logAt(ctx context.Context, level slog.Level, method string, err error, begin time.Time, attrs ...any) {
 	attrs = append(attrs,
 		"method", method,
 		"correlation_id", correlationFrom(ctx),
@@ -72,6 +77,20 @@ func (mw loggingMiddleware) Delete(ctx context.Context, p Principal, id string) 
 	return mw.next.Delete(ctx, p, id)
 }
 
+// MarkIndexed logs a recorded announcement at info level; duplicates,
+// stale and unknown ones (replays, another instance's documents) at debug.
+func (mw loggingMiddleware) MarkIndexed(ctx context.Context, tenant, id string, version int) (res Result, err error) {
+	defer func(begin time.Time) {
+		level := slog.LevelInfo
+		if res.Status != ResultIndexed {
+			level = slog.LevelDebug
+		}
+		mw.logAt(ctx, level, "mark_indexed", err, begin,
+			"tenant", tenant, "document_id", id, "version", version, "status", res.Status)
+	}(time.Now())
+	return mw.next.MarkIndexed(ctx, tenant, id, version)
+}
+
 // Metrics are the service's Prometheus instruments.
 type Metrics struct {
 	requests *prometheus.CounterVec
@@ -84,7 +103,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	m := &Metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "tributary", Subsystem: "ingest", Name: "requests_total",
-			Help: "Service calls by method and outcome (accepted, unchanged, deleted, found, or an error code).",
+			Help: "Service calls by method and outcome (accepted, unchanged, deleted, found; for mark_indexed indexed, duplicate, stale, unknown; or an error code).",
 		}, []string{"method", "outcome"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: "tributary", Subsystem: "ingest", Name: "request_duration_seconds",
@@ -148,4 +167,11 @@ func (mw instrumentingMiddleware) Delete(ctx context.Context, p Principal, id st
 		mw.observe("delete", res.Status, err, begin)
 	}(time.Now())
 	return mw.next.Delete(ctx, p, id)
+}
+
+func (mw instrumentingMiddleware) MarkIndexed(ctx context.Context, tenant, id string, version int) (res Result, err error) {
+	defer func(begin time.Time) {
+		mw.observe("mark_indexed", res.Status, err, begin)
+	}(time.Now())
+	return mw.next.MarkIndexed(ctx, tenant, id, version)
 }

@@ -49,6 +49,25 @@ const (
 	ResultDeleted   = "deleted"
 )
 
+// Statuses returned by MarkIndexed: what a document.indexed event changed.
+const (
+	// ResultIndexed: the version is recorded as the newest indexed one.
+	ResultIndexed = "indexed"
+	// ResultDuplicate: that version was already recorded (a replay).
+	ResultDuplicate = "duplicate"
+	// ResultStale: a newer indexed version is already recorded; the
+	// event changes nothing.
+	ResultStale = "stale"
+	// ResultUnknown: this instance has no record of the document (or of
+	// a version that far); nothing is recorded.
+	ResultUnknown = "unknown"
+)
+
+// StatusIndexed is the status Get reports for a document whose current
+// version the retrieve service has announced as fully indexed; before
+// that, Get reports StatusActive.
+const StatusIndexed = "indexed"
+
 // Limits on request fields.
 const (
 	maxIDLen        = 256
@@ -104,8 +123,10 @@ type Result struct {
 
 // Info describes the current version of a document.
 type Info struct {
-	DocumentID  string            `json:"document_id"`
-	Version     int               `json:"version"`
+	DocumentID string `json:"document_id"`
+	Version    int    `json:"version"`
+	// Status is StatusIndexed once the retrieve service has announced
+	// Version as fully indexed, StatusActive before.
 	Status      string            `json:"status"`
 	Title       string            `json:"title,omitempty"`
 	ContentType string            `json:"content_type,omitempty"`
@@ -117,14 +138,28 @@ type Info struct {
 	Size        int64             `json:"size"`
 	CreatedAt   time.Time         `json:"created_at"`
 	UpdatedAt   time.Time         `json:"updated_at"`
+	// IndexedVersion is the newest version announced as indexed (omitted
+	// while none is). Below Version, it is the older version whose chunks
+	// searches find until Version is indexed.
+	IndexedVersion int `json:"indexed_version,omitempty"`
+	// IndexedAt is when IndexedVersion was recorded (omitted while none is).
+	IndexedAt time.Time `json:"indexed_at,omitzero"`
 }
 
 // Service ingests, describes and deletes documents. Every method acts
 // within the principal's tenant only.
+//
+// MarkIndexed records that the retrieve service has indexed a version of
+// a document (a tributary.document.indexed event); it acts for the tenant
+// the event names, as write access to the documents topic is the
+// credential. It is idempotent: a replayed or older announcement changes
+// nothing, and an announcement for a document or version this instance
+// never published is ignored (ResultUnknown), never turned into a record.
 type Service interface {
 	Ingest(ctx context.Context, p Principal, d Document) (Result, error)
 	Get(ctx context.Context, p Principal, id string) (Info, error)
 	Delete(ctx context.Context, p Principal, id string) (Result, error)
+	MarkIndexed(ctx context.Context, tenant, id string, version int) (Result, error)
 }
 
 // Piece is one chunk of a parsed document.
@@ -355,20 +390,26 @@ func (s *service) Get(ctx context.Context, p Principal, id string) (Info, error)
 	if !ok || rec.Status != StatusActive || !maySee(p, rec.Groups) {
 		return Info{}, ErrNotFound
 	}
+	status := rec.Status
+	if rec.Version > 0 && rec.IndexedVersion == rec.Version {
+		status = StatusIndexed
+	}
 	return Info{
-		DocumentID:  rec.DocumentID,
-		Version:     rec.Version,
-		Status:      rec.Status,
-		Title:       rec.Title,
-		ContentType: rec.ContentType,
-		Source:      rec.Source,
-		Groups:      rec.Groups,
-		Metadata:    rec.Metadata,
-		ContentHash: rec.ContentHash,
-		ChunkCount:  rec.ChunkCount,
-		Size:        rec.Size,
-		CreatedAt:   rec.CreatedAt,
-		UpdatedAt:   rec.UpdatedAt,
+		DocumentID:     rec.DocumentID,
+		Version:        rec.Version,
+		Status:         status,
+		IndexedVersion: rec.IndexedVersion,
+		IndexedAt:      rec.IndexedAt,
+		Title:          rec.Title,
+		ContentType:    rec.ContentType,
+		Source:         rec.Source,
+		Groups:         rec.Groups,
+		Metadata:       rec.Metadata,
+		ContentHash:    rec.ContentHash,
+		ChunkCount:     rec.ChunkCount,
+		Size:           rec.Size,
+		CreatedAt:      rec.CreatedAt,
+		UpdatedAt:      rec.UpdatedAt,
 	}, nil
 }
 
@@ -397,6 +438,59 @@ func (s *service) Delete(ctx context.Context, p Principal, id string) (Result, e
 		return Result{}, fmt.Errorf("record deletion: %w", err)
 	}
 	return Result{DocumentID: id, Version: rec.Version, Status: ResultDeleted}, nil
+}
+
+// MarkIndexed records version as indexed when it is newer than the indexed
+// version on record and not newer than the newest version this instance
+// published or is publishing (the record's version or its pending one).
+//
+// It takes the document's lock, like Ingest and Delete: their
+// read-modify-write of the record cannot lose the mark, and an
+// announcement that overtakes its own Ingest call (retrieve can index a
+// small version before Ingest records it) waits until that call has
+// recorded the version or failed. A version that is still pending after
+// that (a crash or broker error between publishing and recording) counts
+// as known: if the same content is sent again, Ingest records that very
+// version, and the retrieve service does not announce it twice.
+func (s *service) MarkIndexed(ctx context.Context, tenant, id string, version int) (Result, error) {
+	if tenant == "" {
+		return Result{}, fmt.Errorf("%w: empty tenant", ErrInvalid)
+	}
+	if err := ValidateID(id); err != nil {
+		return Result{}, err
+	}
+	if version < 1 {
+		return Result{}, fmt.Errorf("%w: version %d", ErrInvalid, version)
+	}
+	unlock := s.locks.lock(tenant + "\x00" + id)
+	defer unlock()
+
+	rec, ok := s.store.Get(tenant, id)
+	known := rec.Version
+	if rec.Pending != nil {
+		known = max(known, rec.Pending.Version)
+	}
+	res := Result{DocumentID: id, Version: version}
+	switch {
+	case !ok || version > known:
+		res.Status = ResultUnknown
+		return res, nil
+	case version == rec.IndexedVersion:
+		res.Status = ResultDuplicate
+		return res, nil
+	case version < rec.IndexedVersion:
+		res.Status = ResultStale
+		return res, nil
+	}
+	// Status, version and UpdatedAt stay as they are: being indexed does
+	// not change the document, only what GET reports about it.
+	rec.IndexedVersion = version
+	rec.IndexedAt = s.now().UTC()
+	if err := s.store.Put(rec); err != nil {
+		return Result{}, fmt.Errorf("record indexed version: %w", err)
+	}
+	res.Status = ResultIndexed
+	return res, nil
 }
 
 // DeriveID returns the document id used when a request names none: a hash

@@ -48,6 +48,16 @@ type Record struct {
 	// recorded, so a version number that may have reached the topics is
 	// never handed to different content after a crash.
 	Pending *Pending `json:"pending,omitempty"`
+	// IndexedVersion is the newest version the retrieve service has
+	// announced as fully indexed (tributary.document.indexed), 0 for none.
+	// It only grows. The current version is indexed when it equals
+	// Version; it may also name a pending version (the announcement can
+	// arrive before the version is recorded, or for a version whose
+	// recording a crash interrupted) or an older one (while the current
+	// version is still being indexed, the older one is what searches find).
+	IndexedVersion int `json:"indexed_version,omitempty"`
+	// IndexedAt is when IndexedVersion was recorded.
+	IndexedAt time.Time `json:"indexed_at,omitzero"`
 }
 
 // Pending is a version that was reserved but not yet recorded as durable.

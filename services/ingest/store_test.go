@@ -18,7 +18,8 @@ func TestStorePutGetReopen(t *testing.T) {
 	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	recs := []Record{
 		{Tenant: "acme", DocumentID: "a", Version: 3, Status: StatusActive, ContentHash: "sha256:1", Fingerprint: "f1",
-			Groups: []string{"hr"}, Metadata: map[string]string{"k": "v"}, ChunkCount: 7, CreatedAt: now, UpdatedAt: now},
+			Groups: []string{"hr"}, Metadata: map[string]string{"k": "v"}, ChunkCount: 7, CreatedAt: now, UpdatedAt: now,
+			IndexedVersion: 3, IndexedAt: now.Add(time.Second)},
 		{Tenant: "globex", DocumentID: "a", Version: 1, Status: StatusDeleted, CreatedAt: now, UpdatedAt: now},
 		{Tenant: "acme", DocumentID: "../../etc/passwd", Version: 1, Status: StatusActive,
 			Pending: &Pending{Version: 2, Fingerprint: "f2"}, CreatedAt: now, UpdatedAt: now},

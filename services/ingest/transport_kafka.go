@@ -16,8 +16,31 @@ import (
 	"github.com/tributary-rag/tributary/pkg/kafkatransport"
 )
 
-// KafkaGroup is the consumer group of the service.
-const KafkaGroup = "ingest"
+// Consumer groups, one per topic as in the retrieve service: each
+// subscriber has its own kafka-go reader, and separate groups keep a
+// rebalance of one from pausing the other.
+const (
+	// KafkaGroup consumes tributary.ingest.requests.v1. It keeps the
+	// service's name from before there was a second group: under a new
+	// name the group would start over and replay every request.
+	KafkaGroup = "ingest"
+	// KafkaGroupDocuments consumes tributary.documents.v1 for
+	// document.indexed (see DocumentsGroup).
+	KafkaGroupDocuments = "ingest.documents"
+)
+
+// DocumentsGroup returns the consumer group of the documents subscriber
+// of an instance: KafkaGroupDocuments, followed by "." and instanceID when
+// that is not empty. Document state is per instance, so every instance
+// must read every document.indexed event (and ignore those of documents
+// it does not hold): instances side by side need distinct ids, or each
+// would see only the events of its share of the partitions.
+func DocumentsGroup(instanceID string) string {
+	if instanceID == "" {
+		return KafkaGroupDocuments
+	}
+	return KafkaGroupDocuments + "." + instanceID
+}
 
 // NewIngestSubscriber returns the Subscriber that serves
 // tributary.ingest.requests.v1: every request takes the same path as
@@ -37,6 +60,73 @@ func NewIngestSubscriber(brokers []string, topic string, producer Producer, e En
 		Topic:    topic,
 		Producer: producer,
 	}, permanentFailures(e.Ingest), DecodeIngestRequested, nil, opts...)
+}
+
+// NewDocumentsSubscriber returns the Subscriber that serves
+// tributary.documents.v1 in group (empty means KafkaGroupDocuments; see
+// DocumentsGroup): tributary.document.indexed goes to MarkIndexed, so GET
+// reports the version as indexed; every other event type on the topic
+// (the service's own accepted, rejected and deleted events, and types
+// added later) is committed untouched. A malformed document.indexed event is dead-lettered
+// at once to "<topic>.dlq"; a failed store write is retried with backoff.
+// Nothing is produced.
+func NewDocumentsSubscriber(brokers []string, group, topic string, producer Producer, e Endpoints, opts ...kafkatransport.SubscriberOption) *kafkatransport.Subscriber {
+	if group == "" {
+		group = KafkaGroupDocuments
+	}
+	route := func(ctx context.Context, request any) (any, error) {
+		if req, ok := request.(MarkIndexedRequest); ok {
+			return e.MarkIndexed(ctx, req)
+		}
+		return request, nil
+	}
+	return kafkatransport.NewSubscriber(kafkatransport.SubscriberConfig{
+		Brokers:  brokers,
+		Group:    group,
+		Topic:    topic,
+		Producer: producer,
+	}, permanentFailures(route), DecodeDocumentEvent, nil, opts...)
+}
+
+// IgnoredEvent is what DecodeDocumentEvent returns for an event type the
+// service does not act on.
+type IgnoredEvent struct {
+	// Type is the event's ce_type.
+	Type string
+}
+
+// DecodeDocumentEvent decodes an event of the documents topic: a
+// tributary.document.indexed event into a MarkIndexedRequest, any message
+// whose ce_type names another type into an IgnoredEvent, without looking
+// further (other consumers of the topic judge those). A document.indexed
+// event that is not a valid event (envelope, JSON, payload tenant other
+// than the tenantid header), and a message without ce_type, is a permanent
+// error. The service checks the document id and version.
+func DecodeDocumentEvent(_ context.Context, msg kafka.Message) (any, error) {
+	if typ := lastHeader(msg.Headers, events.HeaderType); typ != "" && typ != events.TypeDocumentIndexed {
+		return IgnoredEvent{Type: typ}, nil
+	}
+	var p events.DocumentIndexed
+	env, err := events.Unmarshal(msg, &p)
+	if err != nil {
+		return nil, kafkatransport.Permanent(fmt.Errorf("%w: %w", ErrInvalid, err))
+	}
+	if p.TenantID != env.TenantID {
+		return nil, kafkatransport.Permanent(fmt.Errorf("%w: payload tenant %q differs from header tenant %q", ErrInvalid, p.TenantID, env.TenantID))
+	}
+	return MarkIndexedRequest{Tenant: env.TenantID, DocumentID: p.DocumentID, Version: p.Version}, nil
+}
+
+// lastHeader returns the value of the last header named key, as
+// events.ParseHeaders reads it, or "".
+func lastHeader(hs []kafka.Header, key string) string {
+	v := ""
+	for _, h := range hs {
+		if h.Key == key {
+			v = string(h.Value)
+		}
+	}
+	return v
 }
 
 // permanentFailures marks the endpoint's non-retryable business errors as

@@ -1,6 +1,8 @@
 // Command ingest runs Tributary's document ingest service: the HTTP API
 // POST/GET/DELETE /v1/documents and the consumer of
-// tributary.ingest.requests.v1, publishing document and chunk events.
+// tributary.ingest.requests.v1, publishing document and chunk events, and
+// the consumer of tributary.documents.v1 that records which versions the
+// retrieve service has indexed.
 //
 // Configuration comes from TRIBUTARY_* environment variables, each
 // overridable by the flag of the same name (see docs/ingest.md).
@@ -15,6 +17,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"regexp"
 	"syscall"
 	"time"
 
@@ -49,7 +52,12 @@ type settings struct {
 	partitions   int
 	replication  int
 	provision    bool
+	// instanceID names this instance's documents consumer group (see
+	// ingest.DocumentsGroup); empty for a single instance.
+	instanceID string
 }
+
+var instancePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$`)
 
 func (s settings) validate() error {
 	var errs []error
@@ -77,6 +85,9 @@ func (s settings) validate() error {
 	if s.replication <= 0 {
 		bad("topic-replication", "must be positive")
 	}
+	if s.instanceID != "" && !instancePattern.MatchString(s.instanceID) {
+		bad("instance-id", fmt.Sprintf("%q must be 1-100 characters of [A-Za-z0-9._-]", s.instanceID))
+	}
 	if len(errs) > 0 {
 		return fmt.Errorf("invalid configuration: %w", errors.Join(errs...))
 	}
@@ -95,6 +106,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	fs.IntVar(&s.partitions, "topic-partitions", 3, "partitions of topics created at start")
 	fs.IntVar(&s.replication, "topic-replication", 1, "replication factor of topics created at start")
 	fs.BoolVar(&s.provision, "provision-topics", true, "create missing topics at start")
+	fs.StringVar(&s.instanceID, "instance-id", "", "this instance's id when several run side by side; its documents consumer group is ingest.documents.<id> (empty: ingest.documents)")
 	cfg, err := daemon.ParseConfig(fs, args, getenv, daemon.NeedKafka|daemon.NeedDataDir|daemon.NeedAPIKeys)
 	if err != nil {
 		return err
@@ -108,9 +120,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	topics := events.NewTopics(cfg.TopicPrefix)
 
 	if s.provision {
+		// The two topics the service consumes get their dead-letter
+		// topics too.
 		specs := append(
-			kafkatransport.TopicSpecs(s.partitions, s.replication, topics.IngestRequests),
-			kafkatransport.TopicSpec{Name: topics.Documents, Partitions: s.partitions, ReplicationFactor: s.replication},
+			kafkatransport.TopicSpecs(s.partitions, s.replication, topics.IngestRequests, topics.Documents),
 			kafkatransport.TopicSpec{Name: topics.Chunks, Partitions: s.partitions, ReplicationFactor: s.replication},
 		)
 		if err := kafkatransport.Provision(ctx, logger, time.Minute, cfg.KafkaBrokers, specs...); err != nil {
@@ -172,6 +185,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	sub := ingest.NewIngestSubscriber(cfg.KafkaBrokers, topics.IngestRequests, pub, endpoints,
 		kafkatransport.SubscriberMetrics(kmetrics),
 		kafkatransport.SubscriberLogger(logger))
+	documentsGroup := ingest.DocumentsGroup(s.instanceID)
+	indexed := ingest.NewDocumentsSubscriber(cfg.KafkaBrokers, documentsGroup, topics.Documents, pub, endpoints,
+		kafkatransport.SubscriberMetrics(kmetrics),
+		kafkatransport.SubscriberLogger(logger))
 
 	var g daemon.Group
 	g.AddHTTP(&http.Server{
@@ -183,8 +200,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		IdleTimeout: 2 * time.Minute,
 	}, nil, 30*time.Second)
 	g.Add("ingest-requests", sub.Run)
+	g.Add("ingest-documents", indexed.Run)
 	logger.Info("ingest starting", "http_addr", cfg.HTTPAddr, "kafka_brokers", cfg.KafkaBrokers,
-		"topic_prefix", topics.Prefix, "data_dir", cfg.DataDir, "documents", store.Len(), "api_keys", cfg.APIKeys.Len())
+		"topic_prefix", topics.Prefix, "groups", []string{ingest.KafkaGroup, documentsGroup}, "data_dir", cfg.DataDir, "documents", store.Len(), "api_keys", cfg.APIKeys.Len())
 	return g.Run(ctx, logger)
 }
 

@@ -58,6 +58,8 @@ func TestRunRejectsBadConfiguration(t *testing.T) {
 		{"overlap over size", nil, []string{"--chunk-size", "100", "--chunk-overlap", "100"}, "TRIBUTARY_CHUNK_OVERLAP"},
 		{"no upload slots", map[string]string{"TRIBUTARY_MAX_CONCURRENT_UPLOADS": "0"}, nil, "TRIBUTARY_MAX_CONCURRENT_UPLOADS"},
 		{"bad log level", map[string]string{"TRIBUTARY_LOG_LEVEL": "loud"}, nil, "TRIBUTARY_LOG_LEVEL"},
+		{"bad instance id", map[string]string{"TRIBUTARY_INSTANCE_ID": "a/b"}, nil, "TRIBUTARY_INSTANCE_ID"},
+		{"instance id flag", nil, []string{"--instance-id", "-x"}, "TRIBUTARY_INSTANCE_ID"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -145,14 +147,62 @@ func TestRunServesAndDrains(t *testing.T) {
 		t.Fatalf("%d chunk events, want 1", len(msgs))
 	}
 
+	// The retrieve service announces the version as indexed; the
+	// documents subscriber records it and GET reports it.
+	topics := events.NewTopics(prefix)
+	indexed, err := events.Marshal(events.WithTenant(ctx, "acme"), "tributary/retrieve",
+		events.DocumentIndexed{DocumentID: "d", TenantID: "acme", Version: 1, ChunkCount: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	indexed.Topic = topics.Documents
+	cluster.Produce(t, indexed)
+	var info struct {
+		Version        int    `json:"version"`
+		Status         string `json:"status"`
+		IndexedVersion int    `json:"indexed_version"`
+	}
+	deadline = time.Now().Add(30 * time.Second)
+	for info.Status != "indexed" {
+		if time.Now().After(deadline) {
+			t.Fatalf("GET still reports %+v 30s after document.indexed\n%s", info, stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+		req, _ := http.NewRequest("GET", base+"/v1/documents/d", nil)
+		req.Header.Set("Authorization", "Bearer key-12345")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("GET = %d %s", resp.StatusCode, body)
+		}
+		if err := json.Unmarshal(body, &info); err != nil {
+			t.Fatalf("GET body %q: %v", body, err)
+		}
+		if info.Status != "active" && info.Status != "indexed" {
+			t.Fatalf("GET status %q, want active, then indexed", info.Status)
+		}
+	}
+	if info.Version != 1 || info.IndexedVersion != 1 {
+		t.Fatalf("GET = %+v, want version 1 indexed", info)
+	}
+
 	resp, err = http.Get(base + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
 	metrics, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if !bytes.Contains(metrics, []byte(`tributary_ingest_requests_total{method="ingest",outcome="accepted"} 1`)) {
-		t.Errorf("metrics lack the accepted ingest:\n%s", metrics)
+	for _, want := range []string{
+		`tributary_ingest_requests_total{method="ingest",outcome="accepted"} 1`,
+		`tributary_ingest_requests_total{method="mark_indexed",outcome="indexed"} 1`,
+	} {
+		if !bytes.Contains(metrics, []byte(want)) {
+			t.Errorf("metrics lack %s:\n%s", want, metrics)
+		}
 	}
 
 	cancel()
