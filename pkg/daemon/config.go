@@ -5,18 +5,37 @@
 //
 // A service's main wires it up like this:
 //
-//	fs := flag.NewFlagSet("ingest", flag.ContinueOnError)
-//	maxBytes := fs.Int64("max-document-bytes", 50<<20, "largest accepted document") // env TRIBUTARY_MAX_DOCUMENT_BYTES
-//	cfg, err := daemon.ParseConfig(fs, os.Args[1:], os.Getenv, daemon.NeedKafka|daemon.NeedDataDir|daemon.NeedAPIKeys)
-//	if err != nil { ... }
-//	logger := daemon.NewLogger(os.Stderr, cfg.LogLevel, "ingest")
-//	reg := daemon.NewRegistry()
-//	topics := events.NewTopics(cfg.TopicPrefix)
-//	h := daemon.NewHTTPHandler(app, reg, daemon.KafkaCheck(cfg.KafkaBrokers, topics.Chunks))
-//	var g daemon.Group
-//	g.AddHTTP(&http.Server{Addr: cfg.HTTPAddr, Handler: h}, nil, 10*time.Second)
-//	g.Add("ingest-requests", sub.Run)
-//	return g.Run(ctx, logger)
+//	func main() { os.Exit(daemon.Main("ingest", run)) }
+//
+//	func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+//		fs := daemon.NewFlagSet("ingest", stderr)
+//		maxBytes := fs.Int64("max-document-bytes", 50<<20, "largest accepted document") // env TRIBUTARY_MAX_DOCUMENT_BYTES
+//		var provision daemon.TopicFlags
+//		provision.Register(fs)
+//		cfg, err := daemon.ParseConfig(fs, args, getenv, daemon.NeedKafka|daemon.NeedDataDir|daemon.NeedAPIKeys)
+//		if err != nil {
+//			return err
+//		}
+//		var p daemon.Problems
+//		if *maxBytes <= 0 {
+//			p.Addf("max-document-bytes", "must be positive")
+//		}
+//		provision.Check(&p)
+//		if err := p.Err(); err != nil {
+//			return err
+//		}
+//		logger := daemon.NewLogger(stderr, cfg.LogLevel, "ingest")
+//		reg := daemon.NewRegistry()
+//		topics := events.NewTopics(cfg.TopicPrefix)
+//		if err := provision.Provision(ctx, logger, cfg.KafkaBrokers, provision.Specs([]string{topics.IngestRequests}, topics.Chunks)...); err != nil {
+//			return err
+//		}
+//		h := daemon.NewHTTPHandler(app, reg, daemon.KafkaCheck(cfg.KafkaBrokers, topics.Chunks))
+//		var g daemon.Group
+//		g.AddHTTP(daemon.NewHTTPServer(cfg.HTTPAddr, h), nil, 10*time.Second)
+//		g.Add("ingest-requests", sub.Run)
+//		return g.Run(ctx, logger)
+//	}
 //
 // Every flag has an environment variable: "TRIBUTARY_" plus the flag name
 // upper-cased with '-' as '_' (--kafka-brokers and TRIBUTARY_KAFKA_BROKERS).
@@ -104,63 +123,91 @@ func ParseConfig(fs *flag.FlagSet, args []string, getenv func(string) string, ne
 		return Config{}, err
 	}
 	cfg := Config{TopicPrefix: *prefix, HTTPAddr: *httpAddr, DataDir: *dataDir, QdrantAddr: *qdrant}
-	var errs []error
-	bad := func(flagName string, err error) {
-		errs = append(errs, fmt.Errorf("%s (--%s): %w", EnvName(flagName), flagName, err))
-	}
+	var p Problems
 	for _, b := range strings.Split(brokers, ",") {
 		if b = strings.TrimSpace(b); b != "" {
 			cfg.KafkaBrokers = append(cfg.KafkaBrokers, b)
 		}
 	}
 	if need&NeedKafka != 0 && len(cfg.KafkaBrokers) == 0 {
-		bad("kafka-brokers", errors.New("required"))
+		p.Addf("kafka-brokers", "required")
 	}
 	for _, b := range cfg.KafkaBrokers {
 		if err := checkHostPort(b, true); err != nil {
-			bad("kafka-brokers", err)
+			p.Add("kafka-brokers", err)
 		}
 	}
 	if err := events.ValidatePrefix(cfg.TopicPrefix); err != nil {
-		bad("topic-prefix", err)
+		p.Add("topic-prefix", err)
 	}
 	if err := checkHostPort(cfg.HTTPAddr, false); err != nil {
-		bad("http-addr", err)
+		p.Add("http-addr", err)
 	}
 	if cfg.QdrantAddr != "" {
 		if err := checkHostPort(cfg.QdrantAddr, true); err != nil {
-			bad("qdrant-addr", err)
+			p.Add("qdrant-addr", err)
 		}
 	}
 	if need&NeedQdrant != 0 && cfg.QdrantAddr == "" {
-		bad("qdrant-addr", errors.New("required"))
+		p.Addf("qdrant-addr", "required")
 	}
 	switch {
 	case cfg.DataDir == "" && need&NeedDataDir != 0:
-		bad("data-dir", errors.New("required"))
+		p.Addf("data-dir", "required")
 	case cfg.DataDir != "":
 		if err := checkDataDir(cfg.DataDir); err != nil {
-			bad("data-dir", err)
+			p.Add("data-dir", err)
 		}
 	}
 	set, err := apikey.Parse(keys)
 	switch {
 	case err != nil:
-		bad("api-keys", err)
+		p.Add("api-keys", err)
 	case need&NeedAPIKeys != 0 && set.Len() == 0:
-		bad("api-keys", errors.New("required: at least one key:tenant:groups entry"))
+		p.Addf("api-keys", "required: at least one key:tenant:groups entry")
 	}
 	cfg.APIKeys = set
 	if cfg.APIKeys == nil {
 		cfg.APIKeys = &apikey.Set{}
 	}
 	if err := cfg.LogLevel.UnmarshalText([]byte(level)); err != nil || !validLevel(level) {
-		bad("log-level", fmt.Errorf("%q is not debug, info, warn or error", level))
+		p.Addf("log-level", "%q is not debug, info, warn or error", level)
 	}
-	if len(errs) > 0 {
-		return Config{}, fmt.Errorf("invalid configuration: %w", errors.Join(errs...))
+	if err := p.Err(); err != nil {
+		return Config{}, err
 	}
 	return cfg, nil
+}
+
+// Problems collects what is wrong with a service's settings, each problem
+// naming its environment variable and flag, so that an operator sees every
+// mistake in one start rather than one per restart. ParseConfig reports
+// the common settings this way; a service checks its own with a Problems
+// of its own after ParseConfig succeeds. The zero value is ready to use.
+type Problems struct {
+	errs []error
+}
+
+// Add records err as a problem with the flag flagName:
+// "TRIBUTARY_FLAG_NAME (--flag-name): err".
+func (p *Problems) Add(flagName string, err error) {
+	p.errs = append(p.errs, fmt.Errorf("%s (--%s): %w", EnvName(flagName), flagName, err))
+}
+
+// Addf records a problem with the flag flagName described by format and
+// args, as Add does.
+func (p *Problems) Addf(flagName, format string, args ...any) {
+	p.Add(flagName, fmt.Errorf(format, args...))
+}
+
+// Err returns nil when nothing was recorded, else one error that starts
+// "invalid configuration: " and lists every problem in the order recorded,
+// one a line.
+func (p *Problems) Err() error {
+	if len(p.errs) == 0 {
+		return nil
+	}
+	return fmt.Errorf("invalid configuration: %w", errors.Join(p.errs...))
 }
 
 func validLevel(s string) bool {

@@ -32,6 +32,20 @@ func NewRegistry() *prometheus.Registry {
 	return reg
 }
 
+// NewHTTPServer returns the server of a service's handler on addr. It
+// bounds the request header (ReadHeaderTimeout, against clients that open
+// connections and never finish a request) and idle keep-alive connections,
+// but sets no ReadTimeout or WriteTimeout: uploads on slow links, audit
+// exports and WebSocket connections rightly last as long as they need.
+func NewHTTPServer(addr string, handler http.Handler) *http.Server {
+	return &http.Server{
+		Addr:              addr,
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+	}
+}
+
 // Check is one readiness check; nil means ready.
 type Check struct {
 	Name string

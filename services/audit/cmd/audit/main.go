@@ -9,78 +9,46 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
-	"os/signal"
 	"path/filepath"
-	"syscall"
 	"time"
 
 	"github.com/tributary-rag/tributary/pkg/apikey"
 	"github.com/tributary-rag/tributary/pkg/daemon"
-	"github.com/tributary-rag/tributary/pkg/kafkatransport"
 	"github.com/tributary-rag/tributary/services/audit"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Getenv, os.Stderr)
-	stop()
-	switch {
-	case err == nil, errors.Is(err, flag.ErrHelp):
-	default:
-		fmt.Fprintln(os.Stderr, "audit:", err)
-		os.Exit(1)
-	}
-}
+func main() { os.Exit(daemon.Main("audit", run)) }
 
 // settings are the audit service's own settings, next to daemon.Config.
 type settings struct {
 	keyFile     string
 	segmentSize int64
 	maxBatch    int
-	partitions  int
-	replication int
-	provision   bool
+	topicFlags  daemon.TopicFlags
 }
 
 func (s settings) validate() error {
-	var errs []error
-	bad := func(flagName, msg string) {
-		errs = append(errs, fmt.Errorf("%s (--%s): %s", daemon.EnvName(flagName), flagName, msg))
-	}
+	var p daemon.Problems
 	if s.segmentSize < 4096 {
-		bad("audit-segment-bytes", "must be at least 4096")
+		p.Addf("audit-segment-bytes", "must be at least 4096")
 	}
 	if s.maxBatch <= 0 {
-		bad("audit-max-batch", "must be positive")
+		p.Addf("audit-max-batch", "must be positive")
 	}
-	if s.partitions <= 0 {
-		bad("topic-partitions", "must be positive")
-	}
-	if s.replication <= 0 {
-		bad("topic-replication", "must be positive")
-	}
-	if len(errs) > 0 {
-		return fmt.Errorf("invalid configuration: %w", errors.Join(errs...))
-	}
-	return nil
+	s.topicFlags.Check(&p)
+	return p.Err()
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
-	fs := flag.NewFlagSet("audit", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := daemon.NewFlagSet("audit", stderr)
 	var s settings
 	fs.StringVar(&s.keyFile, "audit-key-file", "", "key file of the key-encryption keys (default <data-dir>/audit.key; created 0600 if missing)")
 	fs.Int64Var(&s.segmentSize, "audit-segment-bytes", audit.DefaultSegmentSize, "size at which a segment is sealed and the next started")
 	fs.IntVar(&s.maxBatch, "audit-max-batch", 512, "most messages recorded with one fsync")
-	fs.IntVar(&s.partitions, "topic-partitions", 3, "partitions of topics created at start")
-	fs.IntVar(&s.replication, "topic-replication", 1, "replication factor of topics created at start")
-	fs.BoolVar(&s.provision, "provision-topics", true, "create missing topics at start")
+	s.topicFlags.Register(fs)
 	cfg, err := daemon.ParseConfig(fs, args, getenv, daemon.NeedKafka|daemon.NeedDataDir|daemon.NeedAPIKeys)
 	if err != nil {
 		return err
@@ -96,10 +64,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	reg := daemon.NewRegistry()
 	topics := audit.Topics(cfg.TopicPrefix)
 
-	if s.provision {
-		if err := kafkatransport.Provision(ctx, logger, time.Minute, cfg.KafkaBrokers, kafkatransport.TopicSpecs(s.partitions, s.replication, topics...)...); err != nil {
-			return err
-		}
+	if err := s.topicFlags.Provision(ctx, logger, cfg.KafkaBrokers, s.topicFlags.Specs(topics)...); err != nil {
+		return err
 	}
 
 	keys, err := audit.LoadKeyFile(s.keyFile)
@@ -110,11 +76,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err != nil {
 		return err
 	}
-	defer func() {
-		if err := log.Close(); err != nil {
-			logger.Error("close audit log", "error", err.Error())
-		}
-	}()
+	defer daemon.CloseOrLog(logger, "close audit log", log.Close)
 
 	metrics, err := audit.NewMetrics(reg)
 	if err != nil {
@@ -140,13 +102,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}, endpoints.Record, logger)
 
 	var g daemon.Group
-	g.AddHTTP(&http.Server{
-		Addr:              cfg.HTTPAddr,
-		Handler:           handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		// Exports stream for as long as the log is: no WriteTimeout.
-		IdleTimeout: 2 * time.Minute,
-	}, nil, 30*time.Second)
+	// Exports stream for as long as the log is: NewHTTPServer sets no
+	// WriteTimeout, and shutdown waits longer for them.
+	g.AddHTTP(daemon.NewHTTPServer(cfg.HTTPAddr, handler), nil, 30*time.Second)
 	g.Add("audit-consumer", consumer.Run)
 	lastSeq, segments := log.Stats()
 	logger.Info("audit starting", "http_addr", cfg.HTTPAddr, "kafka_brokers", cfg.KafkaBrokers,

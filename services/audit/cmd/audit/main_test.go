@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -15,32 +13,24 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/tributary-rag/tributary/pkg/daemon/daemontest"
 	"github.com/tributary-rag/tributary/pkg/events"
 	"github.com/tributary-rag/tributary/pkg/kafkatest"
 	"github.com/tributary-rag/tributary/services/audit"
 )
 
 func TestRunRejectsBadConfig(t *testing.T) {
-	env := map[string]string{
-		"TRIBUTARY_KAFKA_BROKERS":       "localhost:9092",
-		"TRIBUTARY_DATA_DIR":            t.TempDir(),
-		"TRIBUTARY_API_KEYS":            "k-compliance-1:acme:compliance",
-		"TRIBUTARY_AUDIT_SEGMENT_BYTES": "10",
+	base := map[string]string{
+		"TRIBUTARY_KAFKA_BROKERS": "localhost:9092",
+		"TRIBUTARY_DATA_DIR":      t.TempDir(),
+		"TRIBUTARY_API_KEYS":      "k-compliance-1:acme:compliance",
 	}
-	err := run(context.Background(), nil, func(k string) string { return env[k] }, io.Discard)
-	if err == nil || !strings.Contains(err.Error(), "TRIBUTARY_AUDIT_SEGMENT_BYTES") {
-		t.Errorf("run() = %v, want an error naming TRIBUTARY_AUDIT_SEGMENT_BYTES", err)
-	}
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
+	daemontest.RejectsConfig(t, run, base, []daemontest.BadConfig{
+		{Name: "segment size", Env: map[string]string{"TRIBUTARY_AUDIT_SEGMENT_BYTES": "10"}, Want: []string{"TRIBUTARY_AUDIT_SEGMENT_BYTES"}},
+		{Name: "batch", Args: []string{"--audit-max-batch", "0"}, Want: []string{"TRIBUTARY_AUDIT_MAX_BATCH"}},
+		{Name: "no data dir", Env: map[string]string{"TRIBUTARY_DATA_DIR": ""}, Want: []string{"TRIBUTARY_DATA_DIR"}},
+		{Name: "replication", Env: map[string]string{"TRIBUTARY_TOPIC_REPLICATION": "0"}, Want: []string{"TRIBUTARY_TOPIC_REPLICATION"}},
+	})
 }
 
 // TestRunEndToEnd runs the whole service against a broker: events go in
@@ -49,28 +39,17 @@ func TestRunEndToEnd(t *testing.T) {
 	cluster := kafkatest.Start(t)
 	prefix := cluster.Prefix(t)
 	dir := t.TempDir()
-	addr := freeAddr(t)
-	env := map[string]string{
+	addr := daemontest.FreeAddr(t)
+	svc := daemontest.Start(t, run, map[string]string{
 		"TRIBUTARY_KAFKA_BROKERS": strings.Join(cluster.Brokers(), ","),
 		"TRIBUTARY_TOPIC_PREFIX":  prefix,
 		"TRIBUTARY_DATA_DIR":      dir,
 		"TRIBUTARY_HTTP_ADDR":     addr,
 		"TRIBUTARY_API_KEYS":      "k-compliance-1:acme:compliance,k-user-0001:acme:staff",
 		"TRIBUTARY_LOG_LEVEL":     "error",
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, nil, func(k string) string { return env[k] }, io.Discard) }()
+	})
 	defer func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("run: %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Error("run did not stop")
-		}
+		svc.Stop(t, 30*time.Second)
 		rep, err := audit.Verify(context.Background(), dir, mustKeys(t, filepath.Join(dir, "audit.key")))
 		if err != nil || rep.Records != 3 || !rep.Sealed {
 			t.Errorf("Verify after stop = %+v, %v; want 3 records, sealed", rep, err)
@@ -89,14 +68,7 @@ func TestRunEndToEnd(t *testing.T) {
 			Value: []byte(fmt.Sprintf(`{"request_id":"r%d","tenant_id":%q}`, i, tc.tenant))})
 	}
 	// The service creates the topics at start; wait for them, then produce.
-	waitFor(t, func() bool {
-		resp, err := http.Get("http://" + addr + "/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
-	})
+	svc.WaitReady(t, addr, 30*time.Second)
 	cluster.Produce(t, msgs...)
 
 	get := func(key string) (int, []string) {
@@ -114,7 +86,7 @@ func TestRunEndToEnd(t *testing.T) {
 		}
 		return resp.StatusCode, lines
 	}
-	waitFor(t, func() bool { _, lines := get("k-compliance-1"); return len(lines) == 2 })
+	svc.WaitFor(t, "2 export lines", 30*time.Second, func() bool { _, lines := get("k-compliance-1"); return len(lines) == 2 })
 	_, lines := get("k-compliance-1")
 	for _, l := range lines {
 		if !strings.Contains(l, `"tenant":"acme"`) {
@@ -136,15 +108,4 @@ func mustKeys(t *testing.T, path string) audit.KeyProvider {
 		t.Fatal(err)
 	}
 	return k
-}
-
-func waitFor(t *testing.T, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 30s")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }

@@ -10,16 +10,11 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
-	"os/signal"
 	"regexp"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/tributary-rag/tributary/pkg/daemon"
@@ -28,17 +23,7 @@ import (
 	"github.com/tributary-rag/tributary/services/edge"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Getenv, os.Stderr)
-	stop()
-	switch {
-	case err == nil, errors.Is(err, flag.ErrHelp):
-	default:
-		fmt.Fprintln(os.Stderr, "edge:", err)
-		os.Exit(1)
-	}
-}
+func main() { os.Exit(daemon.Main("edge", run)) }
 
 // settings are the edge's own settings, next to daemon.Config.
 type settings struct {
@@ -46,9 +31,7 @@ type settings struct {
 	origins        string
 	ws             edge.WSConfig
 	svc            edge.Config
-	partitions     int
-	replication    int
-	provision      bool
+	topicFlags     daemon.TopicFlags
 	shutdownDrain  time.Duration
 	maxMessageSize int64
 }
@@ -56,44 +39,33 @@ type settings struct {
 var replicaPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$`)
 
 func (s settings) validate() error {
-	var errs []error
-	bad := func(flagName, msg string) {
-		errs = append(errs, fmt.Errorf("%s (--%s): %s", daemon.EnvName(flagName), flagName, msg))
-	}
+	var p daemon.Problems
 	if !replicaPattern.MatchString(s.replicaID) {
-		bad("replica-id", fmt.Sprintf("%q must be 1-100 characters of [A-Za-z0-9._-]", s.replicaID))
+		p.Addf("replica-id", "%q must be 1-100 characters of [A-Za-z0-9._-]", s.replicaID)
 	}
 	if s.maxMessageSize < 256 || s.maxMessageSize > 1<<20 {
-		bad("max-message-bytes", "must be between 256 and 1048576")
+		p.Addf("max-message-bytes", "must be between 256 and 1048576")
 	}
 	if s.ws.MaxInFlight <= 0 {
-		bad("max-in-flight", "must be positive")
+		p.Addf("max-in-flight", "must be positive")
 	}
 	if s.ws.SendBuffer <= 0 {
-		bad("send-buffer", "must be positive")
+		p.Addf("send-buffer", "must be positive")
 	}
 	if s.ws.WriteWait <= 0 {
-		bad("write-wait", "must be positive")
+		p.Addf("write-wait", "must be positive")
 	}
 	if s.ws.PongWait < time.Second {
-		bad("pong-wait", "must be at least 1s")
+		p.Addf("pong-wait", "must be at least 1s")
 	}
 	if s.svc.AnswerTimeout <= 0 {
-		bad("answer-timeout", "must be positive")
+		p.Addf("answer-timeout", "must be positive")
 	}
 	if s.svc.PublishTimeout <= 0 {
-		bad("publish-timeout", "must be positive")
+		p.Addf("publish-timeout", "must be positive")
 	}
-	if s.partitions <= 0 {
-		bad("topic-partitions", "must be positive")
-	}
-	if s.replication <= 0 {
-		bad("topic-replication", "must be positive")
-	}
-	if len(errs) > 0 {
-		return fmt.Errorf("invalid configuration: %w", errors.Join(errs...))
-	}
-	return nil
+	s.topicFlags.Check(&p)
+	return p.Err()
 }
 
 func defaultReplicaID() string {
@@ -105,8 +77,7 @@ func defaultReplicaID() string {
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
-	fs := flag.NewFlagSet("edge", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := daemon.NewFlagSet("edge", stderr)
 	var s settings
 	fs.StringVar(&s.replicaID, "replica-id", defaultReplicaID(), "this replica's id; its consumer groups are edge-<id>.answers and edge-<id>.rejected (default: the host name)")
 	fs.StringVar(&s.origins, "allowed-origins", "", "comma-separated Origin values accepted on /v1/chat (empty: any)")
@@ -117,9 +88,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	fs.DurationVar(&s.ws.PongWait, "pong-wait", 60*time.Second, "longest silence from a client; pings every 9/10 of it")
 	fs.DurationVar(&s.svc.AnswerTimeout, "answer-timeout", 60*time.Second, "longest wait for the next answer event of a request")
 	fs.DurationVar(&s.svc.PublishTimeout, "publish-timeout", 10*time.Second, "longest wait to publish a question")
-	fs.IntVar(&s.partitions, "topic-partitions", 3, "partitions of topics created at start")
-	fs.IntVar(&s.replication, "topic-replication", 1, "replication factor of topics created at start")
-	fs.BoolVar(&s.provision, "provision-topics", true, "create missing topics at start")
+	s.topicFlags.Register(fs)
 	fs.DurationVar(&s.shutdownDrain, "shutdown-drain", 10*time.Second, "how long shutdown waits for HTTP requests")
 	cfg, err := daemon.ParseConfig(fs, args, getenv, daemon.NeedKafka|daemon.NeedAPIKeys)
 	if err != nil {
@@ -138,11 +107,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	logger := daemon.NewLogger(stderr, cfg.LogLevel, "edge")
 	reg := daemon.NewRegistry()
 	topics := events.NewTopics(cfg.TopicPrefix)
-	if s.provision {
-		specs := kafkatransport.TopicSpecs(s.partitions, s.replication, topics.QueriesReceived, topics.QueriesRejected, topics.AnswersModerated)
-		if err := kafkatransport.Provision(ctx, logger, time.Minute, cfg.KafkaBrokers, specs...); err != nil {
-			return err
-		}
+	specs := s.topicFlags.Specs([]string{topics.QueriesReceived, topics.QueriesRejected, topics.AnswersModerated})
+	if err := s.topicFlags.Provision(ctx, logger, cfg.KafkaBrokers, specs...); err != nil {
+		return err
 	}
 
 	kmetrics, err := kafkatransport.NewMetrics(reg)
@@ -152,11 +119,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	pub := kafkatransport.NewPublisher(cfg.KafkaBrokers,
 		kafkatransport.PublisherSource(edge.EventSource),
 		kafkatransport.PublisherMetrics(kmetrics))
-	defer func() {
-		if err := pub.Close(); err != nil {
-			logger.Error("close publisher", "error", err.Error())
-		}
-	}()
+	defer daemon.CloseOrLog(logger, "close publisher", pub.Close)
 	metrics, err := edge.NewMetrics(reg)
 	if err != nil {
 		return fmt.Errorf("metrics: %w", err)
@@ -185,12 +148,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		daemon.Check{Name: "consumers", Run: func(ctx context.Context) error {
 			return edge.CheckGroups(ctx, cfg.KafkaBrokers, answersGroup, rejectedGroup)
 		}})
-	srv := &http.Server{
-		Addr:              cfg.HTTPAddr,
-		Handler:           handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-	}
+	srv := daemon.NewHTTPServer(cfg.HTTPAddr, handler)
 	// Shutdown does not close hijacked (WebSocket) connections.
 	srv.RegisterOnShutdown(ws.Close)
 	var g daemon.Group

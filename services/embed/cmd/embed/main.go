@@ -9,14 +9,10 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/tributary-rag/tributary/pkg/daemon"
@@ -25,63 +21,39 @@ import (
 	"github.com/tributary-rag/tributary/services/embed"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Getenv, os.Stderr)
-	stop()
-	switch {
-	case err == nil, errors.Is(err, flag.ErrHelp):
-	default:
-		fmt.Fprintln(os.Stderr, "embed:", err)
-		os.Exit(1)
-	}
-}
+func main() { os.Exit(daemon.Main("embed", run)) }
 
 // settings are the embed service's own settings, next to daemon.Config.
 type settings struct {
-	k1          float64
-	b           float64
-	avgdl       float64
-	stem        bool
-	batch       time.Duration
-	schemas     bool
-	partitions  int
-	replication int
-	provision   bool
+	k1         float64
+	b          float64
+	avgdl      float64
+	stem       bool
+	batch      time.Duration
+	schemas    bool
+	topicFlags daemon.TopicFlags
 }
 
 func (s settings) validate() error {
-	var errs []error
-	bad := func(flagName, msg string) {
-		errs = append(errs, fmt.Errorf("%s (--%s): %s", daemon.EnvName(flagName), flagName, msg))
-	}
+	var p daemon.Problems
 	if err := embed.ValidateBM25(s.k1, 0.5, 1); err != nil {
-		bad("bm25-k1", "must be a positive number")
+		p.Addf("bm25-k1", "must be a positive number")
 	}
 	if err := embed.ValidateBM25(1, s.b, 1); err != nil {
-		bad("bm25-b", "must be between 0 and 1")
+		p.Addf("bm25-b", "must be between 0 and 1")
 	}
 	if err := embed.ValidateBM25(1, 0.5, s.avgdl); err != nil {
-		bad("bm25-avgdl", "must be a positive number")
+		p.Addf("bm25-avgdl", "must be a positive number")
 	}
 	if s.batch <= 0 || s.batch > time.Second {
-		bad("publish-batch-timeout", "must be positive and at most 1s")
+		p.Addf("publish-batch-timeout", "must be positive and at most 1s")
 	}
-	if s.partitions <= 0 {
-		bad("topic-partitions", "must be positive")
-	}
-	if s.replication <= 0 {
-		bad("topic-replication", "must be positive")
-	}
-	if len(errs) > 0 {
-		return fmt.Errorf("invalid configuration: %w", errors.Join(errs...))
-	}
-	return nil
+	s.topicFlags.Check(&p)
+	return p.Err()
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
-	fs := flag.NewFlagSet("embed", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := daemon.NewFlagSet("embed", stderr)
 	var s settings
 	fs.Float64Var(&s.k1, "bm25-k1", embed.DefaultK1, "BM25 term-frequency saturation k1 (> 0)")
 	fs.Float64Var(&s.b, "bm25-b", embed.DefaultB, "BM25 length normalization b (0 to 1)")
@@ -89,9 +61,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	fs.BoolVar(&s.stem, "stem", true, "apply the English S-stemmer (plural → singular)")
 	fs.DurationVar(&s.batch, "publish-batch-timeout", kafkatransport.DefaultBatchTimeout, "how long a produce waits for more messages to share its batch")
 	fs.BoolVar(&s.schemas, "validate-schemas", true, "check every input event against its JSON Schema (dead-letter the ones that fail)")
-	fs.IntVar(&s.partitions, "topic-partitions", 3, "partitions of topics created at start")
-	fs.IntVar(&s.replication, "topic-replication", 1, "replication factor of topics created at start")
-	fs.BoolVar(&s.provision, "provision-topics", true, "create missing topics at start")
+	s.topicFlags.Register(fs)
 	cfg, err := daemon.ParseConfig(fs, args, getenv, daemon.NeedKafka)
 	if err != nil {
 		return err
@@ -104,15 +74,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	reg := daemon.NewRegistry()
 	topics := events.NewTopics(cfg.TopicPrefix)
 
-	if s.provision {
-		specs := kafkatransport.TopicSpecs(s.partitions, s.replication, topics.Chunks, topics.QueriesApproved)
-		specs = append(specs,
-			kafkatransport.TopicSpec{Name: topics.ChunksEmbedded, Partitions: s.partitions, ReplicationFactor: s.replication},
-			kafkatransport.TopicSpec{Name: topics.QueriesEmbedded, Partitions: s.partitions, ReplicationFactor: s.replication},
-		)
-		if err := kafkatransport.Provision(ctx, logger, time.Minute, cfg.KafkaBrokers, specs...); err != nil {
-			return err
-		}
+	specs := s.topicFlags.Specs([]string{topics.Chunks, topics.QueriesApproved}, topics.ChunksEmbedded, topics.QueriesEmbedded)
+	if err := s.topicFlags.Provision(ctx, logger, cfg.KafkaBrokers, specs...); err != nil {
+		return err
 	}
 
 	embedder, err := embed.NewSparse(embed.WithBM25(s.k1, s.b, s.avgdl), embed.WithStemming(s.stem))
@@ -131,11 +95,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		kafkatransport.PublisherSource(embed.EventSource),
 		kafkatransport.PublisherBatchTimeout(s.batch),
 		kafkatransport.PublisherMetrics(kmetrics))
-	defer func() {
-		if err := pub.Close(); err != nil {
-			logger.Error("close publisher", "error", err.Error())
-		}
-	}()
+	defer daemon.CloseOrLog(logger, "close publisher", pub.Close)
 
 	var svc embed.Service
 	svc = embed.NewService(embedder)
@@ -160,12 +120,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		daemon.KafkaCheck(cfg.KafkaBrokers, topics.Chunks, topics.QueriesApproved, topics.ChunksEmbedded, topics.QueriesEmbedded))
 
 	var g daemon.Group
-	g.AddHTTP(&http.Server{
-		Addr:              cfg.HTTPAddr,
-		Handler:           handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-	}, nil, 10*time.Second)
+	g.AddHTTP(daemon.NewHTTPServer(cfg.HTTPAddr, handler), nil, 10*time.Second)
 	g.Add("chunks", chunks.Run)
 	g.Add("queries-approved", queries.Run)
 	logger.Info("embed starting", "http_addr", cfg.HTTPAddr, "kafka_brokers", cfg.KafkaBrokers,

@@ -11,13 +11,10 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/tributary-rag/tributary/pkg/daemon"
@@ -26,80 +23,56 @@ import (
 	"github.com/tributary-rag/tributary/services/generate"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Getenv, os.Stderr)
-	stop()
-	switch {
-	case err == nil, errors.Is(err, flag.ErrHelp):
-	default:
-		fmt.Fprintln(os.Stderr, "generate:", err)
-		os.Exit(1)
-	}
-}
+func main() { os.Exit(daemon.Main("generate", run)) }
 
 // settings are the generate service's own settings, next to daemon.Config.
 type settings struct {
 	backend    generate.BackendConfig
 	svc        generate.Config
 	fallback   bool
-	partitions int
-	replica    int
-	provision  bool
+	topicFlags daemon.TopicFlags
 }
 
 func (s settings) validate() error {
-	var errs []error
-	bad := func(flagName, msg string) {
-		errs = append(errs, fmt.Errorf("%s (--%s): %s", daemon.EnvName(flagName), flagName, msg))
-	}
+	var p daemon.Problems
 	if _, err := s.backend.Resolve(); err != nil {
-		bad("generate-backend", err.Error())
+		p.Add("generate-backend", err)
 	}
 	if s.backend.InferenceURL != "" {
 		if _, err := generate.NewOpenAI(generate.OpenAIConfig{BaseURL: s.backend.InferenceURL}); err != nil {
-			bad("inference-url", err.Error())
+			p.Add("inference-url", err)
 		}
 	}
 	if s.backend.InferenceTimeout <= 0 {
-		bad("inference-timeout", "must be positive")
+		p.Addf("inference-timeout", "must be positive")
 	}
 	if s.svc.MaxTokens <= 0 {
-		bad("max-tokens", "must be positive")
+		p.Addf("max-tokens", "must be positive")
 	}
 	if s.svc.Temperature < 0 || s.svc.Temperature > 2 {
-		bad("temperature", "must be between 0 and 2")
+		p.Addf("temperature", "must be between 0 and 2")
 	}
 	if s.svc.Timeout <= 0 {
-		bad("generate-timeout", "must be positive")
+		p.Addf("generate-timeout", "must be positive")
 	}
 	if s.svc.Prompt.MaxSources <= 0 {
-		bad("max-sources", "must be positive")
+		p.Addf("max-sources", "must be positive")
 	}
 	if s.svc.Prompt.MaxSourceRunes <= 0 {
-		bad("max-source-runes", "must be positive")
+		p.Addf("max-source-runes", "must be positive")
 	}
 	if s.svc.Prompt.MaxContextRunes <= 0 {
-		bad("max-context-runes", "must be positive")
+		p.Addf("max-context-runes", "must be positive")
 	}
 	if s.backend.Threads < 0 || s.backend.MaxBatch < 0 || s.backend.ContextSize < 0 {
-		bad("threads", "threads, max-batch and context must not be negative")
+		p.Addf("threads", "threads, max-batch and context must not be negative")
 	}
-	if s.partitions <= 0 {
-		bad("topic-partitions", "must be positive")
-	}
-	if s.replica <= 0 {
-		bad("topic-replication", "must be positive")
-	}
-	if len(errs) > 0 {
-		return fmt.Errorf("invalid configuration: %w", errors.Join(errs...))
-	}
-	return nil
+	s.topicFlags.Check(&p)
+	return p.Err()
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
-	fs := flag.NewFlagSet("generate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := daemon.NewFlagSet("generate", stderr)
 	var s settings
 	var minScore float64
 	fs.StringVar(&s.backend.Backend, "generate-backend", generate.BackendAuto, "auto, openai, engine or extractive (auto: openai with an inference url, engine with a model, else extractive)")
@@ -119,9 +92,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	fs.IntVar(&s.svc.Prompt.MaxSourceRunes, "max-source-runes", 2000, "longest source text, in characters")
 	fs.IntVar(&s.svc.Prompt.MaxContextRunes, "max-context-runes", 12000, "all source texts together, in characters")
 	fs.BoolVar(&s.fallback, "fallback-extractive", true, "answer extractively when the model backend fails before its first token")
-	fs.IntVar(&s.partitions, "topic-partitions", 3, "partitions of topics created at start")
-	fs.IntVar(&s.replica, "topic-replication", 1, "replication factor of topics created at start")
-	fs.BoolVar(&s.provision, "provision-topics", true, "create missing topics at start")
+	s.topicFlags.Register(fs)
 	cfg, err := daemon.ParseConfig(fs, args, getenv, daemon.NeedKafka)
 	if err != nil {
 		return err
@@ -135,22 +106,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	logger := daemon.NewLogger(stderr, cfg.LogLevel, "generate")
 	reg := daemon.NewRegistry()
 	topics := events.NewTopics(cfg.TopicPrefix)
-	if s.provision {
-		specs := kafkatransport.TopicSpecs(s.partitions, s.replica, topics.QueriesRetrieved, topics.AnswersGenerated)
-		if err := kafkatransport.Provision(ctx, logger, time.Minute, cfg.KafkaBrokers, specs...); err != nil {
-			return err
-		}
+	specs := s.topicFlags.Specs([]string{topics.QueriesRetrieved, topics.AnswersGenerated})
+	if err := s.topicFlags.Provision(ctx, logger, cfg.KafkaBrokers, specs...); err != nil {
+		return err
 	}
 
 	backend, err := generate.OpenBackend(s.backend)
 	if err != nil {
 		return fmt.Errorf("open backend: %w", err)
 	}
-	defer func() {
-		if err := backend.Close(); err != nil {
-			logger.Error("close backend", "error", err.Error())
-		}
-	}()
+	defer daemon.CloseOrLog(logger, "close backend", backend.Close)
 	if s.fallback && backend.Mode() != generate.ModeExtractive {
 		s.svc.Fallback = generate.Extractive{}
 	}
@@ -162,11 +127,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	pub := kafkatransport.NewPublisher(cfg.KafkaBrokers,
 		kafkatransport.PublisherSource(generate.EventSource),
 		kafkatransport.PublisherMetrics(kmetrics))
-	defer func() {
-		if err := pub.Close(); err != nil {
-			logger.Error("close publisher", "error", err.Error())
-		}
-	}()
+	defer daemon.CloseOrLog(logger, "close publisher", pub.Close)
 	metrics, err := generate.NewMetrics(reg)
 	if err != nil {
 		return fmt.Errorf("metrics: %w", err)
@@ -188,12 +149,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	handler := daemon.NewHTTPHandler(http.NotFoundHandler(), reg,
 		daemon.KafkaCheck(cfg.KafkaBrokers, topics.QueriesRetrieved, topics.AnswersGenerated))
 	var g daemon.Group
-	g.AddHTTP(&http.Server{
-		Addr:              cfg.HTTPAddr,
-		Handler:           handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-	}, nil, 10*time.Second)
+	g.AddHTTP(daemon.NewHTTPServer(cfg.HTTPAddr, handler), nil, 10*time.Second)
 	g.Add("queries-retrieved", func(ctx context.Context) error {
 		if backend.Run == nil {
 			return sub.Run(ctx)

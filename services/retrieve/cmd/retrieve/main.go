@@ -9,16 +9,11 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"os"
-	"os/signal"
 	"regexp"
-	"syscall"
 	"time"
 
 	"github.com/tributary-rag/tributary/pkg/daemon"
@@ -27,71 +22,45 @@ import (
 	"github.com/tributary-rag/tributary/services/retrieve"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Getenv, os.Stderr)
-	stop()
-	switch {
-	case err == nil, errors.Is(err, flag.ErrHelp):
-	default:
-		fmt.Fprintln(os.Stderr, "retrieve:", err)
-		os.Exit(1)
-	}
-}
+func main() { os.Exit(daemon.Main("retrieve", run)) }
 
 // settings are the retrieve service's own settings, next to daemon.Config.
 type settings struct {
-	collection  string
-	denseSize   int
-	topK        int
-	maxTopK     int
-	partitions  int
-	replication int
-	provision   bool
+	collection string
+	denseSize  int
+	topK       int
+	maxTopK    int
+	topicFlags daemon.TopicFlags
 }
 
 var collectionRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,255}$`)
 
 func (s settings) validate() error {
-	var errs []error
-	bad := func(flagName, msg string) {
-		errs = append(errs, fmt.Errorf("%s (--%s): %s", daemon.EnvName(flagName), flagName, msg))
-	}
+	var p daemon.Problems
 	if !collectionRE.MatchString(s.collection) {
-		bad("collection", "must be 1-255 characters of [A-Za-z0-9_-]")
+		p.Addf("collection", "must be 1-255 characters of [A-Za-z0-9_-]")
 	}
 	if s.denseSize <= 0 || s.denseSize > 65536 {
-		bad("dense-size", "must be between 1 and 65536")
+		p.Addf("dense-size", "must be between 1 and 65536")
 	}
 	if s.maxTopK <= 0 || s.maxTopK > 1000 {
-		bad("max-top-k", "must be between 1 and 1000")
+		p.Addf("max-top-k", "must be between 1 and 1000")
 	}
 	if s.topK <= 0 || s.topK > s.maxTopK {
-		bad("top-k", "must be between 1 and the max-top-k")
+		p.Addf("top-k", "must be between 1 and the max-top-k")
 	}
-	if s.partitions <= 0 {
-		bad("topic-partitions", "must be positive")
-	}
-	if s.replication <= 0 {
-		bad("topic-replication", "must be positive")
-	}
-	if len(errs) > 0 {
-		return fmt.Errorf("invalid configuration: %w", errors.Join(errs...))
-	}
-	return nil
+	s.topicFlags.Check(&p)
+	return p.Err()
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
-	fs := flag.NewFlagSet("retrieve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := daemon.NewFlagSet("retrieve", stderr)
 	var s settings
 	fs.StringVar(&s.collection, "collection", retrieve.DefaultCollection, "Qdrant collection of the chunks")
 	fs.IntVar(&s.denseSize, "dense-size", retrieve.DefaultDenseSize, "size of the dense vectors (fixed when the collection is created)")
 	fs.IntVar(&s.topK, "top-k", retrieve.DefaultTopK, "results per query when the query names none")
 	fs.IntVar(&s.maxTopK, "max-top-k", retrieve.MaxTopK, "most results per query")
-	fs.IntVar(&s.partitions, "topic-partitions", 3, "partitions of topics created at start")
-	fs.IntVar(&s.replication, "topic-replication", 1, "replication factor of topics created at start")
-	fs.BoolVar(&s.provision, "provision-topics", true, "create missing topics at start")
+	s.topicFlags.Register(fs)
 	cfg, err := daemon.ParseConfig(fs, args, getenv, daemon.NeedKafka|daemon.NeedQdrant)
 	if err != nil {
 		return err
@@ -104,10 +73,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	reg := daemon.NewRegistry()
 	topics := events.NewTopics(cfg.TopicPrefix)
 
-	if s.provision {
-		specs := kafkatransport.TopicSpecs(s.partitions, s.replication,
-			topics.ChunksEmbedded, topics.Documents, topics.QueriesEmbedded)
-		specs = append(specs, kafkatransport.TopicSpec{Name: topics.QueriesRetrieved, Partitions: s.partitions, ReplicationFactor: s.replication})
+	// Provisioned through retry rather than TopicFlags.Provision: the
+	// same retry waits for Qdrant below, and both log alike.
+	if s.topicFlags.Enabled {
+		specs := s.topicFlags.Specs([]string{topics.ChunksEmbedded, topics.Documents, topics.QueriesEmbedded}, topics.QueriesRetrieved)
 		if err := retry(ctx, logger, "provision topics", func(ctx context.Context) error {
 			return kafkatransport.EnsureTopics(ctx, cfg.KafkaBrokers, specs...)
 		}); err != nil {
@@ -119,11 +88,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err != nil {
 		return err
 	}
-	defer func() {
-		if err := client.Close(); err != nil {
-			logger.Error("close qdrant client", "error", err.Error())
-		}
-	}()
+	defer daemon.CloseOrLog(logger, "close qdrant client", client.Close)
 	index := retrieve.NewIndex(client, s.collection, s.denseSize)
 	if err := retry(ctx, logger, "ensure collection", index.Ensure); err != nil {
 		return err
@@ -136,11 +101,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	pub := kafkatransport.NewPublisher(cfg.KafkaBrokers,
 		kafkatransport.PublisherSource(retrieve.EventSource),
 		kafkatransport.PublisherMetrics(kmetrics))
-	defer func() {
-		if err := pub.Close(); err != nil {
-			logger.Error("close publisher", "error", err.Error())
-		}
-	}()
+	defer daemon.CloseOrLog(logger, "close publisher", pub.Close)
 	metrics, err := retrieve.NewMetrics(reg)
 	if err != nil {
 		return fmt.Errorf("metrics: %w", err)
@@ -165,12 +126,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		daemon.Check{Name: "qdrant", Run: index.Health})
 
 	var g daemon.Group
-	g.AddHTTP(&http.Server{
-		Addr:              cfg.HTTPAddr,
-		Handler:           handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-	}, nil, 10*time.Second)
+	g.AddHTTP(daemon.NewHTTPServer(cfg.HTTPAddr, handler), nil, 10*time.Second)
 	g.Add("chunks-embedded", chunks.Run)
 	g.Add("documents", docs.Run)
 	g.Add("queries-embedded", queries.Run)
