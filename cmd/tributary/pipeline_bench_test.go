@@ -124,8 +124,8 @@ func benchCorpus(b testing.TB, url, prefix string, docs, chunksPerDoc int) (int,
 
 // firstTokens runs clients connections, each asking n questions one after
 // another on its own connection, and returns every ask-to-first-token time.
-// After each answer a client waits a random think time, uniform in
-// [0, think) (0: asks again at once).
+// Before its first question and after each answer a client waits a random
+// think time, uniform in [0, think) (0: asks again at once).
 func firstTokens(b testing.TB, url string, clients, n int, think time.Duration) []time.Duration {
 	b.Helper()
 	u, err := chatURL(url)
@@ -149,6 +149,10 @@ func firstTokens(b testing.TB, url string, clients, n int, think time.Duration) 
 			}
 			defer conn.Close()
 			_ = conn.SetReadDeadline(time.Now().Add(5 * time.Minute))
+			if think > 0 {
+				// Clients arrive at random, not all in the same instant.
+				time.Sleep(rand.N(think))
+			}
 			for i := range n {
 				id := fmt.Sprintf("c%d-%d", c, i)
 				q := fmt.Sprintf("How many grams does widget %d-%d-%d weigh?", i%20, i%5, c%8)

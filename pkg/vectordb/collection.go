@@ -578,15 +578,38 @@ func removePosting[K comparable](m map[K]map[uint32]struct{}, k K, slot uint32) 
 
 // matchingIDs returns the ids of live points that match pred, in id order.
 // Caller holds c.mu.
-func (c *collection) matchingIDs(pred predicate) []pointID {
+// A payload index on one of filter's must conditions narrows the scan to
+// its candidates. Caller holds c.mu.
+func (c *collection) matchingIDs(pred predicate, filter *qdrant.Filter) []pointID {
 	var ids []pointID
-	for _, p := range c.points {
-		if p.live && (pred == nil || pred(p.id, p.payload)) {
-			ids = append(ids, p.id)
-		}
-	}
+	c.eachMatch(pred, filter, func(slot uint32) {
+		ids = append(ids, c.points[slot].id)
+	})
 	sortIDs(ids)
 	return ids
+}
+
+// eachMatch calls fn for every live slot that matches pred (the compiled
+// filter; nil matches all), in no particular order. When a payload index
+// applies to filter only its candidates are checked, so deleting or
+// counting one document's points costs its points, not the collection.
+// Caller holds c.mu.
+func (c *collection) eachMatch(pred predicate, filter *qdrant.Filter, fn func(slot uint32)) {
+	if pred != nil {
+		if cands := c.indexCandidates(filter); cands != nil {
+			for slot := range cands {
+				if p := &c.points[slot]; p.live && pred(p.id, p.payload) {
+					fn(slot)
+				}
+			}
+			return
+		}
+	}
+	for slot := range c.points {
+		if p := &c.points[slot]; p.live && (pred == nil || pred(p.id, p.payload)) {
+			fn(uint32(slot))
+		}
+	}
 }
 
 func sortIDs(ids []pointID) {

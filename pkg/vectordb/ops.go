@@ -150,7 +150,7 @@ func (c *collection) resolveSelector(sel *qdrant.PointsSelector, pred predicate)
 	case *qdrant.PointsSelector_Points:
 		return parseIDs(v.Points.GetIds())
 	case *qdrant.PointsSelector_Filter:
-		return c.matchingIDs(pred), nil
+		return c.matchingIDs(pred, v.Filter), nil
 	default:
 		return nil, invalidf("points selector is empty")
 	}
@@ -373,7 +373,20 @@ func (s *Store) Scroll(ctx context.Context, req *qdrant.ScrollPoints) ([]*qdrant
 	defer c.mu.RUnlock()
 	var out []*qdrant.RetrievedPoint
 	var next *qdrant.PointId
-	slots := c.sortedSlots()
+	var slots []uint32
+	if cands := c.indexCandidates(req.GetFilter()); pred != nil && cands != nil {
+		// An indexed condition: sort its (few) candidates instead of
+		// walking the whole collection in id order.
+		slots = make([]uint32, 0, len(cands))
+		for slot := range cands {
+			if c.points[slot].live {
+				slots = append(slots, slot)
+			}
+		}
+		sort.Slice(slots, func(i, j int) bool { return c.points[slots[i]].id.less(c.points[slots[j]].id) })
+	} else {
+		slots = c.sortedSlots()
+	}
 	if offset != nil {
 		// Binary search to the first id at or after the offset.
 		slots = slots[sort.Search(len(slots), func(i int) bool { return !c.points[slots[i]].id.less(*offset) }):]
@@ -411,11 +424,7 @@ func (s *Store) Count(ctx context.Context, req *qdrant.CountPoints) (uint64, err
 		return uint64(c.live), nil
 	}
 	var n uint64
-	for _, p := range c.points {
-		if p.live && pred(p.id, p.payload) {
-			n++
-		}
-	}
+	c.eachMatch(pred, req.GetFilter(), func(uint32) { n++ })
 	return n, nil
 }
 
