@@ -286,15 +286,20 @@ func (s *Subscriber) Run(ctx context.Context) error {
 		return err
 	}
 	rc := kafka.ReaderConfig{
-		Brokers:        s.cfg.Brokers,
-		GroupID:        s.cfg.Group,
-		Topic:          s.cfg.Topic,
-		MinBytes:       1,
-		MaxBytes:       10 << 20,
-		MaxWait:        500 * time.Millisecond,
-		StartOffset:    kafka.FirstOffset,
-		ReadBackoffMin: 10 * time.Millisecond,
-		ReadBackoffMax: 500 * time.Millisecond,
+		Brokers:  s.cfg.Brokers,
+		GroupID:  s.cfg.Group,
+		Topic:    s.cfg.Topic,
+		MinBytes: 1,
+		MaxBytes: 10 << 20,
+		MaxWait:  500 * time.Millisecond,
+		// A member notices a rebalance at its next heartbeat, and the
+		// group waits for every member: with kafka-go's 3 s default a
+		// second subscriber joining a service's group stalled the first
+		// for up to 3 s.
+		HeartbeatInterval: time.Second,
+		StartOffset:       kafka.FirstOffset,
+		ReadBackoffMin:    10 * time.Millisecond,
+		ReadBackoffMax:    500 * time.Millisecond,
 		ErrorLogger: kafka.LoggerFunc(func(msg string, args ...any) {
 			s.logger.Warn("kafka reader: "+fmt.Sprintf(msg, args...), "topic", s.cfg.Topic, "group", s.cfg.Group)
 		}),
