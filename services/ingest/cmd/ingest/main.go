@@ -10,15 +10,10 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
-	"os/signal"
 	"regexp"
-	"syscall"
 	"time"
 
 	"github.com/tributary-rag/tributary/pkg/apikey"
@@ -30,17 +25,7 @@ import (
 	"github.com/tributary-rag/tributary/services/ingest"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Getenv, os.Stderr)
-	stop()
-	switch {
-	case err == nil, errors.Is(err, flag.ErrHelp):
-	default:
-		fmt.Fprintln(os.Stderr, "ingest:", err)
-		os.Exit(1)
-	}
-}
+func main() { os.Exit(daemon.Main("ingest", run)) }
 
 // settings are the ingest service's own settings, next to daemon.Config.
 type settings struct {
@@ -49,9 +34,7 @@ type settings struct {
 	chunkSize    int
 	chunkOverlap int
 	parseTimeout time.Duration
-	partitions   int
-	replication  int
-	provision    bool
+	topicFlags   daemon.TopicFlags
 	// instanceID names this instance's documents consumer group (see
 	// ingest.DocumentsGroup); empty for a single instance.
 	instanceID string
@@ -60,52 +43,40 @@ type settings struct {
 var instancePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$`)
 
 func (s settings) validate() error {
-	var errs []error
-	bad := func(flagName, msg string) {
-		errs = append(errs, fmt.Errorf("%s (--%s): %s", daemon.EnvName(flagName), flagName, msg))
-	}
+	var p daemon.Problems
 	if s.maxBytes <= 0 {
-		bad("max-document-bytes", "must be positive")
+		p.Addf("max-document-bytes", "must be positive")
 	}
 	if s.maxUploads <= 0 {
-		bad("max-concurrent-uploads", "must be positive")
+		p.Addf("max-concurrent-uploads", "must be positive")
 	}
 	if s.chunkSize <= 0 {
-		bad("chunk-size", "must be positive")
+		p.Addf("chunk-size", "must be positive")
 	}
 	if s.chunkOverlap < 0 || s.chunkOverlap >= s.chunkSize {
-		bad("chunk-overlap", "must be at least 0 and smaller than the chunk size")
+		p.Addf("chunk-overlap", "must be at least 0 and smaller than the chunk size")
 	}
 	if s.parseTimeout <= 0 {
-		bad("parse-timeout", "must be positive")
+		p.Addf("parse-timeout", "must be positive")
 	}
-	if s.partitions <= 0 {
-		bad("topic-partitions", "must be positive")
-	}
-	if s.replication <= 0 {
-		bad("topic-replication", "must be positive")
-	}
+	// The topic settings come before the instance id here, not last:
+	// ingest has always reported its problems in this order.
+	s.topicFlags.Check(&p)
 	if s.instanceID != "" && !instancePattern.MatchString(s.instanceID) {
-		bad("instance-id", fmt.Sprintf("%q must be 1-100 characters of [A-Za-z0-9._-]", s.instanceID))
+		p.Addf("instance-id", "%q must be 1-100 characters of [A-Za-z0-9._-]", s.instanceID)
 	}
-	if len(errs) > 0 {
-		return fmt.Errorf("invalid configuration: %w", errors.Join(errs...))
-	}
-	return nil
+	return p.Err()
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
-	fs := flag.NewFlagSet("ingest", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := daemon.NewFlagSet("ingest", stderr)
 	var s settings
 	fs.Int64Var(&s.maxBytes, "max-document-bytes", ingest.DefaultMaxDocumentSize, "largest accepted document, in bytes")
 	fs.IntVar(&s.maxUploads, "max-concurrent-uploads", ingest.DefaultMaxUploads, "POST requests read and processed at once; others wait")
 	fs.IntVar(&s.chunkSize, "chunk-size", chunk.DefaultSize, "largest chunk, in runes")
 	fs.IntVar(&s.chunkOverlap, "chunk-overlap", chunk.DefaultOverlap, "most runes a chunk repeats from the previous one (0: none)")
 	fs.DurationVar(&s.parseTimeout, "parse-timeout", docparse.DefaultTimeout, "time limit for parsing one document")
-	fs.IntVar(&s.partitions, "topic-partitions", 3, "partitions of topics created at start")
-	fs.IntVar(&s.replication, "topic-replication", 1, "replication factor of topics created at start")
-	fs.BoolVar(&s.provision, "provision-topics", true, "create missing topics at start")
+	s.topicFlags.Register(fs)
 	fs.StringVar(&s.instanceID, "instance-id", "", "this instance's id when several run side by side; its documents consumer group is ingest.documents.<id> (empty: ingest.documents)")
 	cfg, err := daemon.ParseConfig(fs, args, getenv, daemon.NeedKafka|daemon.NeedDataDir|daemon.NeedAPIKeys)
 	if err != nil {
@@ -119,27 +90,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	reg := daemon.NewRegistry()
 	topics := events.NewTopics(cfg.TopicPrefix)
 
-	if s.provision {
-		// The two topics the service consumes get their dead-letter
-		// topics too.
-		specs := append(
-			kafkatransport.TopicSpecs(s.partitions, s.replication, topics.IngestRequests, topics.Documents),
-			kafkatransport.TopicSpec{Name: topics.Chunks, Partitions: s.partitions, ReplicationFactor: s.replication},
-		)
-		if err := kafkatransport.Provision(ctx, logger, time.Minute, cfg.KafkaBrokers, specs...); err != nil {
-			return err
-		}
+	// The two topics the service consumes get their dead-letter topics
+	// too.
+	specs := s.topicFlags.Specs([]string{topics.IngestRequests, topics.Documents}, topics.Chunks)
+	if err := s.topicFlags.Provision(ctx, logger, cfg.KafkaBrokers, specs...); err != nil {
+		return err
 	}
 
 	store, err := ingest.OpenStore(cfg.DataDir)
 	if err != nil {
 		return err
 	}
-	defer func() {
-		if err := store.Close(); err != nil {
-			logger.Error("close store", "error", err.Error())
-		}
-	}()
+	defer daemon.CloseOrLog(logger, "close store", store.Close)
 
 	kmetrics, err := kafkatransport.NewMetrics(reg)
 	if err != nil {
@@ -148,11 +110,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	pub := kafkatransport.NewPublisher(cfg.KafkaBrokers,
 		kafkatransport.PublisherSource(ingest.EventSource),
 		kafkatransport.PublisherMetrics(kmetrics))
-	defer func() {
-		if err := pub.Close(); err != nil {
-			logger.Error("close publisher", "error", err.Error())
-		}
-	}()
+	defer daemon.CloseOrLog(logger, "close publisher", pub.Close)
 
 	overlap := s.chunkOverlap
 	if overlap == 0 {
@@ -191,14 +149,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		kafkatransport.SubscriberLogger(logger))
 
 	var g daemon.Group
-	g.AddHTTP(&http.Server{
-		Addr:              cfg.HTTPAddr,
-		Handler:           handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		// Uploads of up to the size limit on slow links: no ReadTimeout,
-		// but idle connections go.
-		IdleTimeout: 2 * time.Minute,
-	}, nil, 30*time.Second)
+	// Uploads of up to the size limit on slow links: NewHTTPServer sets no
+	// ReadTimeout, and shutdown waits longer for them.
+	g.AddHTTP(daemon.NewHTTPServer(cfg.HTTPAddr, handler), nil, 30*time.Second)
 	g.Add("ingest-requests", sub.Run)
 	g.Add("ingest-documents", indexed.Run)
 	logger.Info("ingest starting", "http_addr", cfg.HTTPAddr, "kafka_brokers", cfg.KafkaBrokers,

@@ -5,38 +5,15 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/tributary-rag/tributary/pkg/daemon/daemontest"
 	"github.com/tributary-rag/tributary/pkg/events"
 	"github.com/tributary-rag/tributary/pkg/kafkatest"
 )
-
-// syncBuffer is a bytes.Buffer safe for the logger and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func envFrom(m map[string]string) func(string) string {
-	return func(k string) string { return m[k] }
-}
 
 func TestRunRejectsBadConfiguration(t *testing.T) {
 	base := map[string]string{
@@ -44,50 +21,20 @@ func TestRunRejectsBadConfiguration(t *testing.T) {
 		"TRIBUTARY_DATA_DIR":      t.TempDir(),
 		"TRIBUTARY_API_KEYS":      "key-12345:acme:",
 	}
-	tests := []struct {
-		name string
-		env  map[string]string
-		args []string
-		want string
-	}{
-		{"no api keys", map[string]string{"TRIBUTARY_API_KEYS": ""}, nil, "TRIBUTARY_API_KEYS"},
-		{"no data dir", map[string]string{"TRIBUTARY_DATA_DIR": ""}, nil, "TRIBUTARY_DATA_DIR"},
-		{"bad broker", map[string]string{"TRIBUTARY_KAFKA_BROKERS": "nohostport"}, nil, "TRIBUTARY_KAFKA_BROKERS"},
-		{"bad size", map[string]string{"TRIBUTARY_MAX_DOCUMENT_BYTES": "-1"}, nil, "TRIBUTARY_MAX_DOCUMENT_BYTES"},
-		{"size not a number", map[string]string{"TRIBUTARY_MAX_DOCUMENT_BYTES": "big"}, nil, "TRIBUTARY_MAX_DOCUMENT_BYTES"},
-		{"overlap over size", nil, []string{"--chunk-size", "100", "--chunk-overlap", "100"}, "TRIBUTARY_CHUNK_OVERLAP"},
-		{"no upload slots", map[string]string{"TRIBUTARY_MAX_CONCURRENT_UPLOADS": "0"}, nil, "TRIBUTARY_MAX_CONCURRENT_UPLOADS"},
-		{"bad log level", map[string]string{"TRIBUTARY_LOG_LEVEL": "loud"}, nil, "TRIBUTARY_LOG_LEVEL"},
-		{"bad instance id", map[string]string{"TRIBUTARY_INSTANCE_ID": "a/b"}, nil, "TRIBUTARY_INSTANCE_ID"},
-		{"instance id flag", nil, []string{"--instance-id", "-x"}, "TRIBUTARY_INSTANCE_ID"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			env := map[string]string{}
-			for k, v := range base {
-				env[k] = v
-			}
-			for k, v := range tt.env {
-				env[k] = v
-			}
-			var stderr syncBuffer
-			err := run(context.Background(), tt.args, envFrom(env), &stderr)
-			if err == nil || !strings.Contains(err.Error(), tt.want) {
-				t.Fatalf("run() = %v, want an error naming %s", err, tt.want)
-			}
-		})
-	}
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
+	daemontest.RejectsConfig(t, run, base, []daemontest.BadConfig{
+		{Name: "no api keys", Env: map[string]string{"TRIBUTARY_API_KEYS": ""}, Want: []string{"TRIBUTARY_API_KEYS"}},
+		{Name: "no data dir", Env: map[string]string{"TRIBUTARY_DATA_DIR": ""}, Want: []string{"TRIBUTARY_DATA_DIR"}},
+		{Name: "bad broker", Env: map[string]string{"TRIBUTARY_KAFKA_BROKERS": "nohostport"}, Want: []string{"TRIBUTARY_KAFKA_BROKERS"}},
+		{Name: "bad size", Env: map[string]string{"TRIBUTARY_MAX_DOCUMENT_BYTES": "-1"}, Want: []string{"TRIBUTARY_MAX_DOCUMENT_BYTES"}},
+		{Name: "size not a number", Env: map[string]string{"TRIBUTARY_MAX_DOCUMENT_BYTES": "big"}, Want: []string{"TRIBUTARY_MAX_DOCUMENT_BYTES"}},
+		{Name: "overlap over size", Args: []string{"--chunk-size", "100", "--chunk-overlap", "100"}, Want: []string{"TRIBUTARY_CHUNK_OVERLAP"}},
+		{Name: "no upload slots", Env: map[string]string{"TRIBUTARY_MAX_CONCURRENT_UPLOADS": "0"}, Want: []string{"TRIBUTARY_MAX_CONCURRENT_UPLOADS"}},
+		{Name: "bad log level", Env: map[string]string{"TRIBUTARY_LOG_LEVEL": "loud"}, Want: []string{"TRIBUTARY_LOG_LEVEL"}},
+		{Name: "bad instance id", Env: map[string]string{"TRIBUTARY_INSTANCE_ID": "a/b"}, Want: []string{"TRIBUTARY_INSTANCE_ID"}},
+		{Name: "instance id flag", Args: []string{"--instance-id", "-x"}, Want: []string{"TRIBUTARY_INSTANCE_ID"}},
+		{Name: "topic settings and instance id", Env: map[string]string{"TRIBUTARY_TOPIC_PARTITIONS": "0", "TRIBUTARY_INSTANCE_ID": ".x"},
+			Want: []string{"TRIBUTARY_TOPIC_PARTITIONS (--topic-partitions): must be positive\nTRIBUTARY_INSTANCE_ID"}},
+	})
 }
 
 // TestRunServesAndDrains starts the whole binary's wiring against the test
@@ -95,40 +42,16 @@ func freeAddr(t *testing.T) string {
 func TestRunServesAndDrains(t *testing.T) {
 	cluster := kafkatest.Start(t)
 	prefix := cluster.Prefix(t)
-	addr := freeAddr(t)
-	env := map[string]string{
+	addr := daemontest.FreeAddr(t)
+	svc := daemontest.Start(t, run, map[string]string{
 		"TRIBUTARY_KAFKA_BROKERS": strings.Join(cluster.Brokers(), ","),
 		"TRIBUTARY_TOPIC_PREFIX":  prefix,
 		"TRIBUTARY_HTTP_ADDR":     addr,
 		"TRIBUTARY_DATA_DIR":      t.TempDir(),
 		"TRIBUTARY_API_KEYS":      "key-12345:acme:",
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var stderr syncBuffer
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, nil, envFrom(env), &stderr) }()
-
+	})
+	svc.WaitReady(t, addr, 30*time.Second)
 	base := "http://" + addr
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get(base + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				break
-			}
-		}
-		select {
-		case err := <-done:
-			t.Fatalf("run returned early: %v\n%s", err, stderr.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not ready after 30s\n%s", stderr.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 
 	req, _ := http.NewRequest("POST", base+"/v1/documents", strings.NewReader(`{"document_id":"d","content":"hello world"}`))
 	req.Header.Set("Authorization", "Bearer key-12345")
@@ -150,7 +73,7 @@ func TestRunServesAndDrains(t *testing.T) {
 	// The retrieve service announces the version as indexed; the
 	// documents subscriber records it and GET reports it.
 	topics := events.NewTopics(prefix)
-	indexed, err := events.Marshal(events.WithTenant(ctx, "acme"), "tributary/retrieve",
+	indexed, err := events.Marshal(events.WithTenant(context.Background(), "acme"), "tributary/retrieve",
 		events.DocumentIndexed{DocumentID: "d", TenantID: "acme", Version: 1, ChunkCount: 1})
 	if err != nil {
 		t.Fatal(err)
@@ -162,12 +85,7 @@ func TestRunServesAndDrains(t *testing.T) {
 		Status         string `json:"status"`
 		IndexedVersion int    `json:"indexed_version"`
 	}
-	deadline = time.Now().Add(30 * time.Second)
-	for info.Status != "indexed" {
-		if time.Now().After(deadline) {
-			t.Fatalf("GET still reports %+v 30s after document.indexed\n%s", info, stderr.String())
-		}
-		time.Sleep(20 * time.Millisecond)
+	svc.WaitFor(t, "status indexed after document.indexed", 30*time.Second, func() bool {
 		req, _ := http.NewRequest("GET", base+"/v1/documents/d", nil)
 		req.Header.Set("Authorization", "Bearer key-12345")
 		resp, err := http.DefaultClient.Do(req)
@@ -185,7 +103,8 @@ func TestRunServesAndDrains(t *testing.T) {
 		if info.Status != "active" && info.Status != "indexed" {
 			t.Fatalf("GET status %q, want active, then indexed", info.Status)
 		}
-	}
+		return info.Status == "indexed"
+	})
 	if info.Version != 1 || info.IndexedVersion != 1 {
 		t.Fatalf("GET = %+v, want version 1 indexed", info)
 	}
@@ -205,22 +124,9 @@ func TestRunServesAndDrains(t *testing.T) {
 		}
 	}
 
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("run after cancel: %v", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatalf("run did not drain within 30s")
-	}
-	// Logs are JSON lines naming the service.
-	var line map[string]any
-	first, _, _ := strings.Cut(stderr.String(), "\n")
-	if err := json.Unmarshal([]byte(first), &line); err != nil || line["service"] != "ingest" {
-		t.Errorf("first log line %q is not a JSON record of service ingest", first)
-	}
-	if strings.Contains(stderr.String(), "key-12345") {
+	svc.Stop(t, 30*time.Second)
+	daemontest.CheckLogs(t, svc.Logs.String(), "ingest")
+	if strings.Contains(svc.Logs.String(), "key-12345") {
 		t.Errorf("the API key appears in the logs")
 	}
 }
