@@ -30,6 +30,7 @@ type settings struct {
 	backend    generate.BackendConfig
 	svc        generate.Config
 	fallback   bool
+	lanes      int
 	topicFlags daemon.TopicFlags
 }
 
@@ -67,6 +68,9 @@ func (s settings) validate() error {
 	if s.backend.Threads < 0 || s.backend.MaxBatch < 0 || s.backend.ContextSize < 0 {
 		p.Addf("threads", "threads, max-batch and context must not be negative")
 	}
+	if s.lanes < 1 || s.lanes > 256 {
+		p.Addf("answers-per-partition", "must be between 1 and 256")
+	}
 	s.topicFlags.Check(&p)
 	return p.Err()
 }
@@ -92,6 +96,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	fs.IntVar(&s.svc.Prompt.MaxSourceRunes, "max-source-runes", 2000, "longest source text, in characters")
 	fs.IntVar(&s.svc.Prompt.MaxContextRunes, "max-context-runes", 12000, "all source texts together, in characters")
 	fs.BoolVar(&s.fallback, "fallback-extractive", true, "answer extractively when the model backend fails before its first token")
+	fs.IntVar(&s.lanes, "answers-per-partition", kafkatransport.RequestLanes, "questions answered at once per partition this instance owns (bounds the load on the model backend)")
 	s.topicFlags.Register(fs)
 	cfg, err := daemon.ParseConfig(fs, args, getenv, daemon.NeedKafka)
 	if err != nil {
@@ -144,7 +149,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		kafkatransport.SubscriberLogger(logger),
 		// Generations can take the whole generate timeout: let in-flight
 		// answers finish on shutdown for a while before cutting them.
-		kafkatransport.SubscriberDrainTimeout(30*time.Second))
+		kafkatransport.SubscriberDrainTimeout(30*time.Second),
+		kafkatransport.SubscriberKeyConcurrency(s.lanes))
 
 	handler := daemon.NewHTTPHandler(http.NotFoundHandler(), reg,
 		daemon.KafkaCheck(cfg.KafkaBrokers, topics.QueriesRetrieved, topics.AnswersGenerated))

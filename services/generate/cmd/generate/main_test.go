@@ -25,6 +25,7 @@ func TestRunRejectsBadConfiguration(t *testing.T) {
 		{Name: "zero max tokens", Env: map[string]string{"TRIBUTARY_MAX_TOKENS": "0"}, Want: []string{"TRIBUTARY_MAX_TOKENS"}},
 		{Name: "bad timeout", Env: map[string]string{"TRIBUTARY_GENERATE_TIMEOUT": "soon"}, Want: []string{"TRIBUTARY_GENERATE_TIMEOUT"}},
 		{Name: "bad broker", Env: map[string]string{"TRIBUTARY_KAFKA_BROKERS": "nohostport"}, Want: []string{"TRIBUTARY_KAFKA_BROKERS"}},
+		{Name: "no answer lanes", Env: map[string]string{"TRIBUTARY_ANSWERS_PER_PARTITION": "0"}, Want: []string{"TRIBUTARY_ANSWERS_PER_PARTITION"}},
 		{Name: "missing model file", Env: map[string]string{"TRIBUTARY_MODEL": filepath.Join(t.TempDir(), "none.gguf"), "TRIBUTARY_PROVISION_TOPICS": "false"},
 			Want: []string{"none.gguf"}},
 	})
