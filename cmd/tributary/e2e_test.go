@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tributary-rag/tributary/pkg/daemon/daemontest"
 )
 
 // The end-to-end test runs `tributary dev` in process (real broker over
@@ -31,28 +33,6 @@ const (
 	docBText = "星河项目说明\n\n星河项目的预算是三百万元。\n\n星河项目由上海团队负责，每周五开会。\n"
 )
 
-// syncBuffer collects the stack's logs for failure reports.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) tail(n int) string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	b := s.b.Bytes()
-	if len(b) > n {
-		b = b[len(b)-n:]
-	}
-	return string(b)
-}
-
 // runningDev is a dev stack started by a test.
 type runningDev struct {
 	url  string
@@ -60,13 +40,13 @@ type runningDev struct {
 }
 
 // startTestDev starts the stack on dataDir and waits until it is ready.
-func startTestDev(t *testing.T, dataDir, model string, logs *syncBuffer) *runningDev {
+func startTestDev(t *testing.T, dataDir, model string, logs *daemontest.Buffer) *runningDev {
 	return startTestDevOpts(t, devOptions{DataDir: dataDir, ModelPath: model, Logs: logs}, logs)
 }
 
 // startTestDevOpts starts the stack with opts (HTTPAddr, keys and log level
 // are set here) and waits until it is ready.
-func startTestDevOpts(t testing.TB, opts devOptions, logs *syncBuffer) *runningDev {
+func startTestDevOpts(t testing.TB, opts devOptions, logs *daemontest.Buffer) *runningDev {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	opts.HTTPAddr = "127.0.0.1:0"
@@ -101,7 +81,7 @@ func startTestDevOpts(t testing.TB, opts devOptions, logs *syncBuffer) *runningD
 	waitFor(t, 90*time.Second, "the stack to be ready", func() (bool, string) {
 		select {
 		case err := <-done:
-			t.Fatalf("dev stack exited early: %v\nlogs:\n%s", err, logs.tail(4000))
+			t.Fatalf("dev stack exited early: %v\nlogs:\n%s", err, logs.Tail(4000))
 		default:
 		}
 		resp, err := http.Get(rd.url + "/readyz")
@@ -321,10 +301,10 @@ func TestDevEndToEnd(t *testing.T) {
 		t.Skip("end-to-end test: starts the whole suite")
 	}
 	ctx := context.Background()
-	logs := &syncBuffer{}
+	logs := &daemontest.Buffer{}
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("dev stack logs (tail):\n%s", logs.tail(8000))
+			t.Logf("dev stack logs (tail):\n%s", logs.Tail(8000))
 		}
 	})
 	s := &e2eState{dataDir: t.TempDir()}

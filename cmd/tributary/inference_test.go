@@ -9,28 +9,11 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/tributary-rag/tributary/pkg/daemon/daemontest"
 )
-
-// lockedBuffer is an io.Writer that a test can read while the command runs.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestInferenceServe starts `tributary inference` on a free port, asks for
 // a completion over HTTP, and shuts it down by cancelling its context.
@@ -38,7 +21,7 @@ func TestInferenceServe(t *testing.T) {
 	model := filepath.Join("..", "..", "models", "stories260K.gguf")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var stderr lockedBuffer
+	var stderr daemontest.Buffer
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, []string{"inference", "--model", model, "--listen", "127.0.0.1:0", "--max-batch", "2", "--max-queue", "4", "--context", "256"}, io.Discard, &stderr)

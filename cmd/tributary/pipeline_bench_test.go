@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/tributary-rag/tributary/pkg/daemon/daemontest"
 )
 
 // Pipeline benchmarks on the whole dev stack (extractive answers, so model
@@ -216,7 +218,7 @@ func BenchmarkPipelineFsyncBroker(b *testing.B) {
 }
 
 func benchPipeline(b *testing.B, opts devOptions) {
-	logs := &syncBuffer{}
+	logs := &daemontest.Buffer{}
 	opts.Logs = logs
 	dev := startTestDevOpts(b, opts, logs)
 	defer dev.stop()

@@ -74,21 +74,31 @@ func (d *denseSpace) score(q, v []float32) float32 {
 	}
 }
 
+// hitHeap is a container/heap of hits whose root is the least by less.
+type hitHeap struct {
+	h    []scored
+	less func(a, b scored) bool
+}
+
+func (q *hitHeap) Len() int           { return len(q.h) }
+func (q *hitHeap) Less(i, j int) bool { return q.less(q.h[i], q.h[j]) }
+func (q *hitHeap) Swap(i, j int)      { q.h[i], q.h[j] = q.h[j], q.h[i] }
+func (q *hitHeap) Push(x any)         { q.h = append(q.h, x.(scored)) }
+func (q *hitHeap) Pop() any {
+	x := q.h[len(q.h)-1]
+	q.h = q.h[:len(q.h)-1]
+	return x
+}
+
 // topK keeps the k best hits; the worst kept hit is at the root.
 type topK struct {
 	k      int
 	better func(a, b scored) bool
-	h      []scored
+	hitHeap
 }
 
-func (t *topK) Len() int           { return len(t.h) }
-func (t *topK) Less(i, j int) bool { return t.better(t.h[j], t.h[i]) }
-func (t *topK) Swap(i, j int)      { t.h[i], t.h[j] = t.h[j], t.h[i] }
-func (t *topK) Push(x any)         { t.h = append(t.h, x.(scored)) }
-func (t *topK) Pop() any {
-	x := t.h[len(t.h)-1]
-	t.h = t.h[:len(t.h)-1]
-	return x
+func newTopK(k int, better func(a, b scored) bool) *topK {
+	return &topK{k: k, better: better, hitHeap: hitHeap{less: func(a, b scored) bool { return better(b, a) }}}
 }
 
 func (t *topK) offer(s scored) {
@@ -237,7 +247,7 @@ func (c *collection) searchDense(d *denseSpace, q []float32, r searchRequest) []
 }
 
 func sortScored(out []scored, better func(a, b scored) bool) {
-	t := &topK{k: len(out), better: better}
+	t := newTopK(len(out), better)
 	for _, s := range out {
 		t.offer(s)
 	}
@@ -260,7 +270,7 @@ func (c *collection) exactDense(d *denseSpace, q []float32, r searchRequest, can
 	chunk := (n + workers - 1) / workers
 	for w := 0; w < workers; w++ {
 		lo, hi := w*chunk, min((w+1)*chunk, n)
-		t := &topK{k: r.limit, better: better}
+		t := newTopK(r.limit, better)
 		parts[w] = t
 		run := func() {
 			for i := lo; i < hi; i++ {
@@ -291,7 +301,7 @@ func (c *collection) exactDense(d *denseSpace, q []float32, r searchRequest, can
 	if workers == 1 {
 		return parts[0].sorted()
 	}
-	all := &topK{k: r.limit, better: better}
+	all := newTopK(r.limit, better)
 	for _, p := range parts {
 		for _, s := range p.h {
 			all.offer(s)
@@ -340,24 +350,23 @@ func (c *collection) searchSparse(s *sparseSpace, q *sparseVec, r searchRequest)
 			allowed[sl] = true
 		}
 	}
-	cands := candHeap{s: make([]scored, 0, len(touched))}
+	cands := hitHeap{h: make([]scored, 0, len(touched)), less: c.betterFunc(false)}
 	for _, slot := range touched {
 		score := sc.acc[slot]
 		sc.acc[slot], sc.seen[slot] = 0, false
 		if allowed != nil && !allowed[slot] || !passes(score, r.threshold, false) {
 			continue
 		}
-		cands.s = append(cands.s, scored{slot, score})
+		cands.h = append(cands.h, scored{slot, score})
 	}
 	sc.touched = touched[:0]
 	// The filter is the expensive part (payload lookups), so it is checked
 	// lazily, best candidate first, until the limit is reached: a broad
 	// filter costs about limit checks instead of one per matching point.
-	cands.better = c.betterFunc(false)
 	accept := c.acceptFunc(func(sl uint32) bool { return s.vecs[sl] != nil }, &r)
 	h := &cands
 	heap.Init(h)
-	out := make([]scored, 0, min(r.limit, len(cands.s)))
+	out := make([]scored, 0, min(r.limit, len(cands.h)))
 	for len(out) < r.limit && h.Len() > 0 {
 		best := heap.Pop(h).(scored)
 		if accept(best.slot) {
@@ -376,22 +385,6 @@ type sparseScratch struct {
 }
 
 var sparseScratchPool = sync.Pool{New: func() any { return new(sparseScratch) }}
-
-// candHeap is a max-heap of hits, best first by better.
-type candHeap struct {
-	s      []scored
-	better func(a, b scored) bool
-}
-
-func (h *candHeap) Len() int           { return len(h.s) }
-func (h *candHeap) Less(i, j int) bool { return h.better(h.s[i], h.s[j]) }
-func (h *candHeap) Swap(i, j int)      { h.s[i], h.s[j] = h.s[j], h.s[i] }
-func (h *candHeap) Push(x any)         { h.s = append(h.s, x.(scored)) }
-func (h *candHeap) Pop() any {
-	x := h.s[len(h.s)-1]
-	h.s = h.s[:len(h.s)-1]
-	return x
-}
 
 // indexCandidates returns the slots that can match filter according to a
 // payload index on one of its top-level must conditions (the smallest such

@@ -52,6 +52,18 @@ func (b *Buffer) String() string {
 	return b.b.String()
 }
 
+// Tail returns the last n bytes written (all of them when fewer), for
+// failure reports that should not drown the test's output.
+func (b *Buffer) Tail(n int) string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s := b.b.Bytes()
+	if len(s) > n {
+		s = s[len(s)-n:]
+	}
+	return string(s)
+}
+
 // Env returns a getenv over the variables of layers, a later layer
 // replacing an earlier one's value. A layer that sets a variable to ""
 // unsets it, as an empty variable counts as unset for daemon.ParseFlags.

@@ -105,6 +105,13 @@ func TestBuffer(t *testing.T) {
 	if got := len(b.String()); got != 400 {
 		t.Errorf("len(String()) = %d, want 400", got)
 	}
+	fmt.Fprint(&b, "yz")
+	if got := b.Tail(3); got != "xyz" {
+		t.Errorf("Tail(3) = %q, want %q", got, "xyz")
+	}
+	if got := b.Tail(1000); len(got) != 402 {
+		t.Errorf("len(Tail(1000)) = %d, want 402", len(got))
+	}
 }
 
 func TestFreeAddr(t *testing.T) {
