@@ -319,6 +319,7 @@ func (l *Log) append(ctx context.Context, msgs []kafka.Message) (int, error) {
 			// its body: refusing it would stall the partition.
 			sum := sha256.Sum256(m.Value)
 			rec.Payload, _ = json.Marshal(map[string]any{"size": len(m.Value), "sha256": hex.EncodeToString(sum[:])})
+			rec.canonical = false
 			rec.PayloadEncoding = "omitted"
 			if pt, err = rec.Marshal(); err != nil {
 				return written, err

@@ -52,6 +52,9 @@ type Record struct {
 	Time time.Time `json:"time"`
 	// Topic is the full topic name.
 	Topic string `json:"topic"`
+	// canonical says Payload is already canonical JSON (NewRecord made it
+	// so), sparing Marshal a second parse.
+	canonical bool
 }
 
 // NewRecord builds the record of msg (without Seq). It accepts any
@@ -79,7 +82,7 @@ func NewRecord(msg kafka.Message) Record {
 		}
 	}
 	if p, err := canonicalJSON(msg.Value); err == nil && len(msg.Value) > 0 {
-		r.Payload = p
+		r.Payload, r.canonical = p, true
 		if r.Tenant == "" {
 			var t struct {
 				TenantID string `json:"tenant_id"`
@@ -101,15 +104,17 @@ func NewRecord(msg kafka.Message) Record {
 // give equal bytes.
 func (r Record) Marshal() ([]byte, error) {
 	r.Time = r.Time.UTC()
-	p := r.Payload
-	if len(p) == 0 {
-		p = json.RawMessage("null")
+	if !r.canonical || len(r.Payload) == 0 {
+		p := r.Payload
+		if len(p) == 0 {
+			p = json.RawMessage("null")
+		}
+		cp, err := canonicalJSON(p)
+		if err != nil {
+			return nil, fmt.Errorf("record payload: %w", err)
+		}
+		r.Payload = cp
 	}
-	cp, err := canonicalJSON(p)
-	if err != nil {
-		return nil, fmt.Errorf("record payload: %w", err)
-	}
-	r.Payload = cp
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
