@@ -6,7 +6,8 @@
 // produces them with acks from all in-sync replicas, and only then commits
 // the message's offset: delivery is at least once and an effect is never
 // committed before it is durable. Messages of one partition are handled in
-// order, one at a time; partitions are handled concurrently. A failing
+// order, one at a time (per key with SubscriberKeyConcurrency); partitions
+// are handled concurrently. A failing
 // message is retried with exponential backoff and jitter, then written to
 // the dead-letter topic "<topic>.dlq" with headers that say why (see the
 // DLQHeader* constants); a permanent error (a decode failure or an error
