@@ -191,20 +191,7 @@ func compileField(fc *qdrant.FieldCondition) (predicate, error) {
 	var checks []predicate
 	anyValue := func(vc valueCheck) predicate {
 		return func(_ pointID, payload map[string]*qdrant.Value) bool {
-			for _, v := range path.values(payload, nil) {
-				if l := v.GetListValue(); l != nil {
-					for _, e := range l.GetValues() {
-						if vc(e) {
-							return true
-						}
-					}
-					continue
-				}
-				if vc(v) {
-					return true
-				}
-			}
-			return false
+			return anyElement(path.values(payload, nil), vc)
 		}
 	}
 	if m := fc.GetMatch(); m != nil {
@@ -337,8 +324,8 @@ func compileField(fc *qdrant.FieldCondition) (predicate, error) {
 	}, nil
 }
 
-// exceptCheck matches when the field is absent or any of its values is
-// outside the excluded set.
+// exceptCheck matches when the field is absent (no values, or an empty
+// list) or any of its values is outside the excluded set.
 func exceptCheck(path keyPath, vc valueCheck) predicate {
 	return func(_ pointID, payload map[string]*qdrant.Value) bool {
 		vals := path.values(payload, nil)
@@ -346,23 +333,31 @@ func exceptCheck(path keyPath, vc valueCheck) predicate {
 			return true
 		}
 		for _, v := range vals {
-			if l := v.GetListValue(); l != nil {
-				if len(l.GetValues()) == 0 {
-					return true
-				}
-				for _, e := range l.GetValues() {
-					if vc(e) {
-						return true
-					}
-				}
-				continue
-			}
-			if vc(v) {
+			if l := v.GetListValue(); l != nil && len(l.GetValues()) == 0 {
 				return true
 			}
 		}
-		return false
+		return anyElement(vals, vc)
 	}
+}
+
+// anyElement reports whether vc holds for any of vals; a list value is
+// tested by its elements, not as a whole.
+func anyElement(vals []*qdrant.Value, vc valueCheck) bool {
+	for _, v := range vals {
+		if l := v.GetListValue(); l != nil {
+			for _, e := range l.GetValues() {
+				if vc(e) {
+					return true
+				}
+			}
+			continue
+		}
+		if vc(v) {
+			return true
+		}
+	}
+	return false
 }
 
 func inRange(x float64, r *qdrant.Range) bool {

@@ -164,9 +164,15 @@ func idsProto(ids []pointID) []*qdrant.PointId {
 	return out
 }
 
+// selectorPredicate validates a points selector without reading state and
+// returns the predicate of its filter, or nil for a list of ids.
 func selectorPredicate(sel *qdrant.PointsSelector) (predicate, error) {
-	if f, ok := sel.GetPointsSelectorOneOf().(*qdrant.PointsSelector_Filter); ok {
-		p, err := compileFilter(f.Filter)
+	switch v := sel.GetPointsSelectorOneOf().(type) {
+	case *qdrant.PointsSelector_Points:
+		_, err := parseIDs(v.Points.GetIds())
+		return nil, err
+	case *qdrant.PointsSelector_Filter:
+		p, err := compileFilter(v.Filter)
 		if err != nil {
 			return nil, err
 		}
@@ -174,8 +180,9 @@ func selectorPredicate(sel *qdrant.PointsSelector) (predicate, error) {
 			return func(pointID, map[string]*qdrant.Value) bool { return true }, nil
 		}
 		return p, nil
+	default:
+		return nil, invalidf("points selector is empty")
 	}
-	return nil, nil
 }
 
 // Delete removes points by id or filter.
@@ -186,9 +193,6 @@ func (s *Store) Delete(ctx context.Context, req *qdrant.DeletePoints) (*qdrant.U
 	}
 	pred, err := selectorPredicate(req.GetPoints())
 	if err != nil {
-		return nil, err
-	}
-	if _, err := c.resolveSelectorStatic(req.GetPoints()); err != nil {
 		return nil, err
 	}
 	return s.write(ctx, c, opDelete, req.GetWait(), func() ([]byte, func() func(), error) {
@@ -207,18 +211,6 @@ func (s *Store) Delete(ctx context.Context, req *qdrant.DeletePoints) (*qdrant.U
 	})
 }
 
-// resolveSelectorStatic validates a selector without reading state.
-func (c *collection) resolveSelectorStatic(sel *qdrant.PointsSelector) ([]pointID, error) {
-	switch v := sel.GetPointsSelectorOneOf().(type) {
-	case *qdrant.PointsSelector_Points:
-		return parseIDs(v.Points.GetIds())
-	case *qdrant.PointsSelector_Filter:
-		return nil, nil
-	default:
-		return nil, invalidf("points selector is empty")
-	}
-}
-
 // SetPayload merges (or, with overwrite, replaces) the payload of the
 // selected points.
 func (s *Store) SetPayload(ctx context.Context, req *qdrant.SetPayloadPoints, overwrite bool) (*qdrant.UpdateResult, error) {
@@ -228,9 +220,6 @@ func (s *Store) SetPayload(ctx context.Context, req *qdrant.SetPayloadPoints, ov
 	}
 	pred, err := selectorPredicate(req.GetPointsSelector())
 	if err != nil {
-		return nil, err
-	}
-	if _, err := c.resolveSelectorStatic(req.GetPointsSelector()); err != nil {
 		return nil, err
 	}
 	var key keyPath
@@ -373,8 +362,14 @@ func (s *Store) Scroll(ctx context.Context, req *qdrant.ScrollPoints) ([]*qdrant
 	defer c.mu.RUnlock()
 	var out []*qdrant.RetrievedPoint
 	var next *qdrant.PointId
+	var cands map[uint32]struct{}
+	if pred != nil {
+		cands = c.indexCandidates(req.GetFilter())
+	}
 	var slots []uint32
-	if cands := c.indexCandidates(req.GetFilter()); pred != nil && cands != nil {
+	if cands == nil {
+		slots = c.sortedSlots()
+	} else {
 		// An indexed condition: sort its (few) candidates instead of
 		// walking the whole collection in id order.
 		slots = make([]uint32, 0, len(cands))
@@ -384,8 +379,6 @@ func (s *Store) Scroll(ctx context.Context, req *qdrant.ScrollPoints) ([]*qdrant
 			}
 		}
 		sort.Slice(slots, func(i, j int) bool { return c.points[slots[i]].id.less(c.points[slots[j]].id) })
-	} else {
-		slots = c.sortedSlots()
 	}
 	if offset != nil {
 		// Binary search to the first id at or after the offset.

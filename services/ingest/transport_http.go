@@ -353,27 +353,33 @@ func bodyError(what string, err error) error {
 }
 
 func decodeGetRequest(ctx context.Context, r *http.Request) (any, error) {
-	p, err := principalFrom(ctx)
+	p, id, err := documentRef(ctx, r)
 	if err != nil {
-		return nil, err
-	}
-	id := r.PathValue("id")
-	if err := ValidateID(id); err != nil {
 		return nil, err
 	}
 	return GetRequest{Principal: p, DocumentID: id}, nil
 }
 
 func decodeDeleteRequest(ctx context.Context, r *http.Request) (any, error) {
-	p, err := principalFrom(ctx)
+	p, id, err := documentRef(ctx, r)
 	if err != nil {
 		return nil, err
 	}
+	return DeleteRequest{Principal: p, DocumentID: id}, nil
+}
+
+// documentRef returns the caller and the validated {id} of a
+// /v1/documents/{id} request.
+func documentRef(ctx context.Context, r *http.Request) (Principal, string, error) {
+	p, err := principalFrom(ctx)
+	if err != nil {
+		return Principal{}, "", err
+	}
 	id := r.PathValue("id")
 	if err := ValidateID(id); err != nil {
-		return nil, err
+		return Principal{}, "", err
 	}
-	return DeleteRequest{Principal: p, DocumentID: id}, nil
+	return p, id, nil
 }
 
 func encodeResponse(status int) kithttp.EncodeResponseFunc {

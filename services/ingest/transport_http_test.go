@@ -202,6 +202,9 @@ func TestHTTPRefusals(t *testing.T) {
 		{name: "foreign group", method: "POST", path: "/v1/documents", key: "acme-hr", contentType: "application/json",
 			body: []byte(`{"content": "a", "groups": ["finance"]}`), wantStatus: 403, wantCode: "forbidden"},
 		{name: "unknown document", method: "GET", path: "/v1/documents/nope", key: "acme-admin", wantStatus: 404, wantCode: "not_found"},
+		{name: "bad id on get", method: "GET", path: "/v1/documents/a%20b", key: "acme-admin", wantStatus: 400, wantCode: "invalid_request"},
+		{name: "bad id on delete", method: "DELETE", path: "/v1/documents/a%20b", key: "acme-admin", wantStatus: 400, wantCode: "invalid_request"},
+		{name: "no key on delete", method: "DELETE", path: "/v1/documents/x", wantStatus: 401, wantCode: "unauthenticated"},
 		{name: "unknown route", method: "GET", path: "/v1/nothing", key: "acme-admin", wantStatus: 404, wantCode: "not_found"},
 		{name: "wrong method", method: "PUT", path: "/v1/documents/x", key: "acme-admin", wantStatus: 405, wantCode: "method_not_allowed"},
 	}
