@@ -16,6 +16,21 @@ import (
 	"github.com/tributary-rag/tributary/pkg/kafkatransport"
 )
 
+// firstLine delivers the first line r prints (the broker's address), or
+// closes when r ends without one; the rest of r is drained.
+func firstLine(r io.Reader) <-chan string {
+	lines := make(chan string, 1)
+	go func() {
+		s := bufio.NewScanner(r)
+		if s.Scan() {
+			lines <- s.Text()
+		}
+		close(lines)
+		_, _ = io.Copy(io.Discard, r)
+	}()
+	return lines
+}
+
 // startBroker runs "tributary broker args..." in process and returns its
 // advertised address and a stop function that waits for it to exit.
 func startBroker(t *testing.T, args ...string) (string, func()) {
@@ -27,15 +42,7 @@ func startBroker(t *testing.T, args ...string) (string, func()) {
 		done <- runBroker(ctx, args, pw, io.Discard)
 		pw.Close()
 	}()
-	lines := make(chan string, 1)
-	go func() {
-		s := bufio.NewScanner(pr)
-		if s.Scan() {
-			lines <- s.Text()
-		}
-		close(lines)
-		_, _ = io.Copy(io.Discard, pr)
-	}()
+	lines := firstLine(pr)
 	var addr string
 	select {
 	case addr = <-lines:
@@ -145,17 +152,8 @@ func startBrokerProcess(t *testing.T, args ...string) (string, *exec.Cmd) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	lines := make(chan string, 1)
-	go func() {
-		s := bufio.NewScanner(out)
-		if s.Scan() {
-			lines <- s.Text()
-		}
-		close(lines)
-		_, _ = io.Copy(io.Discard, out)
-	}()
 	select {
-	case addr, ok := <-lines:
+	case addr, ok := <-firstLine(out):
 		if !ok {
 			t.Fatal("broker process printed no address")
 		}
