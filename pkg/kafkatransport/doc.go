@@ -14,6 +14,10 @@
 // wrapped with Permanent) is dead-lettered at once. Either way the
 // partition moves on: a poison message never stalls it.
 //
+// Business errors ride in a go-kit response (endpoint.Failer); wrap the
+// endpoint with PermanentFailures to say which of them are permanent, e.g.
+// PermanentFailures(func(err error) bool { return errors.Is(err, ErrInvalid) }).
+//
 // SubscriberKeyConcurrency lets messages with different keys of one
 // partition be handled at once (a key's messages stay in order, offsets
 // are still committed in partition order), for consumers whose work per

@@ -2,11 +2,9 @@ package embed
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
-	"github.com/go-kit/kit/endpoint"
 	"github.com/segmentio/kafka-go"
 
 	"github.com/tributary-rag/tributary/pkg/events"
@@ -32,7 +30,8 @@ const DefaultChunkBatch = 64
 // document id, before committing. A message that is not a chunk.created
 // event, or whose payload names another tenant than its header or lacks
 // an id, or (when v is not nil) fails its JSON Schema, goes to the
-// dead-letter topic at once; a failed produce is retried with backoff.
+// dead-letter topic at once; a failed produce, or an embedding that fails
+// otherwise (the model's server down), is retried with backoff.
 // Queued chunks are handled in batches of up to DefaultChunkBatch (one
 // produce per batch); a failure falls back to one message at a time, so
 // the rules above hold per message.
@@ -43,7 +42,7 @@ func NewChunkSubscriber(brokers []string, topics events.Topics, producer kafkatr
 		Group:    KafkaGroup,
 		Topic:    topics.Chunks,
 		Producer: producer,
-	}, permanentFailures(e.EmbedChunk), validating(v, DecodeChunkCreated), EncodeChunkEmbedded(topics.ChunksEmbedded, time.Now), opts...)
+	}, kafkatransport.PermanentFailures(isInvalid)(e.EmbedChunk), validating(v, DecodeChunkCreated), EncodeChunkEmbedded(topics.ChunksEmbedded, time.Now), opts...)
 }
 
 // NewQuerySubscriber returns the Subscriber that embeds the questions of
@@ -55,26 +54,7 @@ func NewQuerySubscriber(brokers []string, topics events.Topics, producer kafkatr
 		Group:    KafkaGroup,
 		Topic:    topics.QueriesApproved,
 		Producer: producer,
-	}, permanentFailures(e.EmbedQuery), validating(v, DecodeQueryApproved), EncodeQueryEmbedded(topics.QueriesEmbedded, time.Now), append([]kafkatransport.SubscriberOption{kafkatransport.SubscriberKeyConcurrency(kafkatransport.RequestLanes)}, opts...)...)
-}
-
-// permanentFailures marks the service's business errors (ErrInvalid) as
-// permanent for the subscriber; other failures (a dense model's server
-// being down) are retried.
-func permanentFailures(next endpoint.Endpoint) endpoint.Endpoint {
-	return func(ctx context.Context, request any) (any, error) {
-		resp, err := next(ctx, request)
-		if err != nil {
-			return nil, err
-		}
-		if f, ok := resp.(endpoint.Failer); ok && f.Failed() != nil {
-			if errors.Is(f.Failed(), ErrInvalid) {
-				return nil, kafkatransport.Permanent(f.Failed())
-			}
-			return nil, f.Failed()
-		}
-		return resp, nil
-	}
+	}, kafkatransport.PermanentFailures(isInvalid)(e.EmbedQuery), validating(v, DecodeQueryApproved), EncodeQueryEmbedded(topics.QueriesEmbedded, time.Now), append([]kafkatransport.SubscriberOption{kafkatransport.SubscriberKeyConcurrency(kafkatransport.RequestLanes)}, opts...)...)
 }
 
 // validating checks a message's payload against the JSON Schema of its

@@ -8,7 +8,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/go-kit/kit/endpoint"
 	"github.com/segmentio/kafka-go"
 
 	"github.com/tributary-rag/tributary/pkg/events"
@@ -214,26 +213,12 @@ func NewAnswerSubscriber(brokers []string, group, topic string, producer kafkatr
 		Group:    group,
 		Topic:    topic,
 		Producer: producer,
-	}, permanentFailures(e.Answer), DecodeQueryRetrieved, nil, append([]kafkatransport.SubscriberOption{kafkatransport.SubscriberKeyConcurrency(kafkatransport.RequestLanes)}, opts...)...)
+	}, kafkatransport.PermanentFailures(permanent)(e.Answer), DecodeQueryRetrieved, nil, append([]kafkatransport.SubscriberOption{kafkatransport.SubscriberKeyConcurrency(kafkatransport.RequestLanes)}, opts...)...)
 }
 
-// permanentFailures turns the endpoint's business errors into subscriber
-// errors: ErrInvalid is permanent, the rest are retried.
-func permanentFailures(next endpoint.Endpoint) endpoint.Endpoint {
-	return func(ctx context.Context, request any) (any, error) {
-		resp, err := next(ctx, request)
-		if err != nil {
-			return nil, err
-		}
-		if f, ok := resp.(endpoint.Failer); ok && f.Failed() != nil {
-			if errors.Is(f.Failed(), ErrInvalid) {
-				return nil, kafkatransport.Permanent(f.Failed())
-			}
-			return nil, f.Failed()
-		}
-		return resp, nil
-	}
-}
+// permanent reports whether a business error of the endpoint is
+// permanent for the subscriber: ErrInvalid is, the rest are retried.
+func permanent(err error) bool { return errors.Is(err, ErrInvalid) }
 
 // DecodeQueryRetrieved decodes a tributary.query.retrieved event into an
 // AnswerRequest. The tenant comes from the tenantid header; a payload that

@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/go-kit/kit/endpoint"
 	"github.com/segmentio/kafka-go"
 
 	"github.com/tributary-rag/tributary/pkg/events"
@@ -59,7 +58,7 @@ func NewIngestSubscriber(brokers []string, topic string, producer Producer, e En
 		Group:    KafkaGroup,
 		Topic:    topic,
 		Producer: producer,
-	}, permanentFailures(e.Ingest), DecodeIngestRequested, nil, opts...)
+	}, kafkatransport.PermanentFailures(permanent)(e.Ingest), DecodeIngestRequested, nil, opts...)
 }
 
 // NewDocumentsSubscriber returns the Subscriber that serves
@@ -85,7 +84,7 @@ func NewDocumentsSubscriber(brokers []string, group, topic string, producer Prod
 		Group:    group,
 		Topic:    topic,
 		Producer: producer,
-	}, permanentFailures(route), DecodeDocumentEvent, nil, opts...)
+	}, kafkatransport.PermanentFailures(permanent)(route), DecodeDocumentEvent, nil, opts...)
 }
 
 // IgnoredEvent is what DecodeDocumentEvent returns for an event type the
@@ -129,23 +128,9 @@ func lastHeader(hs []kafka.Header, key string) string {
 	return v
 }
 
-// permanentFailures marks the endpoint's non-retryable business errors as
-// permanent for the subscriber.
-func permanentFailures(next endpoint.Endpoint) endpoint.Endpoint {
-	return func(ctx context.Context, request any) (any, error) {
-		resp, err := next(ctx, request)
-		if err != nil {
-			return nil, err
-		}
-		if f, ok := resp.(endpoint.Failer); ok && f.Failed() != nil {
-			if Retryable(f.Failed()) {
-				return nil, f.Failed()
-			}
-			return nil, kafkatransport.Permanent(f.Failed())
-		}
-		return resp, nil
-	}
-}
+// permanent reports whether a business error of the endpoints is
+// permanent for the subscriber: whatever Retryable does not retry.
+func permanent(err error) bool { return !Retryable(err) }
 
 // correlationFromEvent ties the document's events to the request that
 // caused them when the request carries no correlation id.

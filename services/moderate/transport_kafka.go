@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/go-kit/kit/endpoint"
 	"github.com/segmentio/kafka-go"
 
 	"github.com/tributary-rag/tributary/pkg/events"
@@ -31,7 +30,7 @@ func NewQuerySubscriber(brokers []string, group string, topics events.Topics, pr
 		Group:    group,
 		Topic:    topics.QueriesReceived,
 		Producer: producer,
-	}, permanentFailures(e.Query), DecodeQueryReceived, EncodeEmissions(topics), append([]kafkatransport.SubscriberOption{kafkatransport.SubscriberKeyConcurrency(kafkatransport.RequestLanes)}, opts...)...)
+	}, kafkatransport.PermanentFailures(permanent)(e.Query), DecodeQueryReceived, EncodeEmissions(topics), append([]kafkatransport.SubscriberOption{kafkatransport.SubscriberKeyConcurrency(kafkatransport.RequestLanes)}, opts...)...)
 }
 
 // NewAnswerSubscriber returns the Subscriber that moderates every answer
@@ -47,26 +46,13 @@ func NewAnswerSubscriber(brokers []string, group string, topics events.Topics, p
 		Group:    group,
 		Topic:    topics.AnswersGenerated,
 		Producer: producer,
-	}, permanentFailures(e.Answer), DecodeAnswerEvent, EncodeEmissions(topics), append([]kafkatransport.SubscriberOption{kafkatransport.SubscriberKeyConcurrency(kafkatransport.RequestLanes)}, opts...)...)
+	}, kafkatransport.PermanentFailures(permanent)(e.Answer), DecodeAnswerEvent, EncodeEmissions(topics), append([]kafkatransport.SubscriberOption{kafkatransport.SubscriberKeyConcurrency(kafkatransport.RequestLanes)}, opts...)...)
 }
 
-// permanentFailures turns ErrInvalid into a permanent subscriber error;
-// other business errors (a policy evaluation failing) are retried.
-func permanentFailures(next endpoint.Endpoint) endpoint.Endpoint {
-	return func(ctx context.Context, request any) (any, error) {
-		resp, err := next(ctx, request)
-		if err != nil {
-			return nil, err
-		}
-		if f, ok := resp.(endpoint.Failer); ok && f.Failed() != nil {
-			if errors.Is(f.Failed(), ErrInvalid) {
-				return nil, kafkatransport.Permanent(f.Failed())
-			}
-			return nil, f.Failed()
-		}
-		return resp, nil
-	}
-}
+// permanent reports whether a business error of the endpoints is
+// permanent for the subscriber: ErrInvalid is; the others (a policy
+// evaluation failing) are retried.
+func permanent(err error) bool { return errors.Is(err, ErrInvalid) }
 
 // DecodeQueryReceived decodes a tributary.query.received event. The tenant
 // comes from the tenantid header; a payload naming another tenant is

@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/go-kit/kit/endpoint"
 	"github.com/segmentio/kafka-go"
 
 	"github.com/tributary-rag/tributary/pkg/events"
@@ -54,7 +53,7 @@ func NewChunksSubscriber(brokers []string, topic string, producer Producer, e En
 	}
 	return kafkatransport.NewSubscriber(kafkatransport.SubscriberConfig{
 		Brokers: brokers, Group: GroupChunks, Topic: topic, Producer: producer,
-	}, permanentFailures(e.IndexChunk), DecodeChunkEmbedded, nil, opts...)
+	}, kafkatransport.PermanentFailures(permanent)(e.IndexChunk), DecodeChunkEmbedded, nil, opts...)
 }
 
 // NewDocumentsSubscriber consumes tributary.documents.v1: document.deleted
@@ -72,7 +71,7 @@ func NewDocumentsSubscriber(brokers []string, topic string, producer Producer, e
 	}
 	return kafkatransport.NewSubscriber(kafkatransport.SubscriberConfig{
 		Brokers: brokers, Group: GroupDocuments, Topic: topic, Producer: producer,
-	}, permanentFailures(route), DecodeDocumentEvent, nil, opts...)
+	}, kafkatransport.PermanentFailures(permanent)(route), DecodeDocumentEvent, nil, opts...)
 }
 
 // NewQueriesSubscriber consumes tributary.queries.embedded.v1 into
@@ -81,27 +80,13 @@ func NewDocumentsSubscriber(brokers []string, topic string, producer Producer, e
 func NewQueriesSubscriber(brokers []string, topic, out string, producer Producer, e Endpoints, opts ...kafkatransport.SubscriberOption) *kafkatransport.Subscriber {
 	return kafkatransport.NewSubscriber(kafkatransport.SubscriberConfig{
 		Brokers: brokers, Group: GroupQueries, Topic: topic, Producer: producer,
-	}, permanentFailures(e.Retrieve), DecodeQueryEmbedded, EncodeQueryRetrieved(out, time.Now), append([]kafkatransport.SubscriberOption{kafkatransport.SubscriberKeyConcurrency(kafkatransport.RequestLanes)}, opts...)...)
+	}, kafkatransport.PermanentFailures(permanent)(e.Retrieve), DecodeQueryEmbedded, EncodeQueryRetrieved(out, time.Now), append([]kafkatransport.SubscriberOption{kafkatransport.SubscriberKeyConcurrency(kafkatransport.RequestLanes)}, opts...)...)
 }
 
-// permanentFailures turns the endpoints' business errors into subscriber
-// errors: ErrInvalid is permanent (dead-lettered at once), the rest is
-// retried with backoff.
-func permanentFailures(next endpoint.Endpoint) endpoint.Endpoint {
-	return func(ctx context.Context, request any) (any, error) {
-		resp, err := next(ctx, request)
-		if err != nil {
-			return nil, err
-		}
-		if f, ok := resp.(endpoint.Failer); ok && f.Failed() != nil {
-			if Retryable(f.Failed()) {
-				return nil, f.Failed()
-			}
-			return nil, kafkatransport.Permanent(f.Failed())
-		}
-		return resp, nil
-	}
-}
+// permanent reports whether a business error of the endpoints is
+// permanent for the subscriber (dead-lettered at once): ErrInvalid is, the
+// rest is retried with backoff (see Retryable).
+func permanent(err error) bool { return !Retryable(err) }
 
 // checkTenant requires the payload's tenant to be the envelope's: an event
 // never acts for one tenant while its headers name another.
