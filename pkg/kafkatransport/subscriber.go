@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"math/rand/v2"
 	"strconv"
@@ -459,12 +460,9 @@ func lane(key []byte, n int) int {
 	if len(key) == 0 {
 		return 0
 	}
-	h := uint32(2166136261)
-	for _, b := range key {
-		h ^= uint32(b)
-		h *= 16777619
-	}
-	return int(h % uint32(n))
+	h := fnv.New32a()
+	h.Write(key)
+	return int(h.Sum32() % uint32(n))
 }
 
 // collect returns first and the messages queued behind it, up to the
