@@ -164,20 +164,12 @@ func runAsk(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		fset.PrintDefaults()
 	}
 	// Allow the question before or after the flags.
-	var question []string
-	rest := args
-	for {
-		if err := fset.Parse(rest); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return nil
-			}
-			return errUsage
+	question, err := parseInterspersed(fset, args)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
 		}
-		if fset.NArg() == 0 {
-			break
-		}
-		question = append(question, fset.Arg(0))
-		rest = fset.Args()[1:]
+		return errUsage
 	}
 	q := strings.TrimSpace(strings.Join(question, " "))
 	if q == "" || *key == "" || *topK < 0 {

@@ -357,22 +357,7 @@ func startDev(ctx context.Context, opts devOptions) (_ *devStack, err error) {
 		svc = generate.InstrumentingMiddleware(m)(svc)
 		sub := generate.NewAnswerSubscriber(brokers, generate.KafkaGroup, topics.QueriesRetrieved, pub, generate.MakeEndpoints(svc),
 			append(subOpts(l), kafkatransport.SubscriberDrainTimeout(30*time.Second))...)
-		d.group.Add("generate", func(ctx context.Context) error {
-			if backend.Run == nil {
-				return sub.Run(ctx)
-			}
-			// As in cmd/generate: the engine outlives the subscriber so
-			// answers in flight during the drain can finish.
-			ectx, stopEngine := context.WithCancel(context.WithoutCancel(ctx))
-			engineDone := make(chan error, 1)
-			go func() { engineDone <- backend.Run(ectx) }()
-			err := sub.Run(ctx)
-			stopEngine()
-			if eerr := <-engineDone; eerr != nil && !errors.Is(eerr, context.Canceled) && err == nil {
-				err = fmt.Errorf("engine: %w", eerr)
-			}
-			return err
-		})
+		d.group.Add("generate", backend.Around(sub.Run))
 	}
 
 	// Moderate.

@@ -44,20 +44,12 @@ func runIngest(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		fmt.Fprintln(stderr, "usage: tributary ingest FILE|DIR... [--server URL] [--api-key KEY] [--groups G1,G2] [--wait]")
 		fset.PrintDefaults()
 	}
-	var paths []string
-	rest := args
-	for {
-		if err := fset.Parse(rest); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return nil
-			}
-			return errUsage
+	paths, err := parseInterspersed(fset, args)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
 		}
-		if fset.NArg() == 0 {
-			break
-		}
-		paths = append(paths, fset.Arg(0))
-		rest = fset.Args()[1:]
+		return errUsage
 	}
 	if len(paths) == 0 || *key == "" {
 		fset.Usage()

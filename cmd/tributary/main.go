@@ -6,6 +6,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -36,6 +37,23 @@ func commands() map[string]command {
 
 // errUsage reports bad command-line usage; main prints usage and exits 2.
 var errUsage = errors.New("usage")
+
+// parseInterspersed parses args with fset, allowing positional arguments
+// before, between and after the flags (flag.Parse stops at the first), and
+// returns the positional arguments in order. Its error is fset.Parse's.
+func parseInterspersed(fset *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fset.Parse(args); err != nil {
+			return nil, err
+		}
+		if fset.NArg() == 0 {
+			return pos, nil
+		}
+		pos = append(pos, fset.Arg(0))
+		args = fset.Args()[1:]
+	}
+}
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

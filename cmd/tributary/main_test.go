@@ -2,9 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -27,4 +31,34 @@ func TestMain(m *testing.M) {
 		os.Exit(0)
 	}
 	os.Exit(m.Run())
+}
+
+func TestParseInterspersed(t *testing.T) {
+	tests := []struct {
+		args    []string
+		want    []string
+		wantKey string
+		wantErr error
+	}{
+		{args: nil},
+		{args: []string{"a", "b"}, want: []string{"a", "b"}},
+		{args: []string{"a", "--key", "k", "b"}, want: []string{"a", "b"}, wantKey: "k"},
+		{args: []string{"--key=k", "a"}, want: []string{"a"}, wantKey: "k"},
+		{args: []string{"a", "--", "--key", "k"}, want: []string{"a", "--key", "k"}},
+		{args: []string{"a", "-h"}, wantErr: flag.ErrHelp},
+	}
+	for _, tt := range tests {
+		fset := flag.NewFlagSet("test", flag.ContinueOnError)
+		fset.SetOutput(io.Discard)
+		key := fset.String("key", "", "")
+		got, err := parseInterspersed(fset, tt.args)
+		if !slices.Equal(got, tt.want) || *key != tt.wantKey || !errors.Is(err, tt.wantErr) {
+			t.Errorf("parseInterspersed(%q) = %q (key %q), %v, want %q (key %q), %v", tt.args, got, *key, err, tt.want, tt.wantKey, tt.wantErr)
+		}
+	}
+	fset := flag.NewFlagSet("test", flag.ContinueOnError)
+	fset.SetOutput(io.Discard)
+	if _, err := parseInterspersed(fset, []string{"a", "--nope"}); err == nil || errors.Is(err, flag.ErrHelp) {
+		t.Errorf("parseInterspersed with an unknown flag = %v, want a parse error", err)
+	}
 }

@@ -182,52 +182,62 @@ func BuildImages(ctx context.Context, root string, binaries []string, logf func(
 	images := make(map[string]string, len(binaries))
 	for _, name := range binaries {
 		t, _ := TargetOf(name)
-		bin := filepath.Join(tmp, name)
-		dockerfile, err := os.ReadFile(filepath.Join(root, t.Dockerfile))
-		if err != nil {
-			return nil, fmt.Errorf("build image %s: %w", name, err)
-		}
-		sum, err := hashFiles(bin)
-		if err != nil {
-			return nil, fmt.Errorf("build image %s: %w", name, err)
-		}
-		h := sha256.New()
-		h.Write([]byte(sum))
-		h.Write(dockerfile)
-		tag := hex.EncodeToString(h.Sum(nil))[:16]
-		repo := "tributary-test/" + name
-		image := repo + ":" + tag
-		if _, err := provider.Client().ImageInspect(ctx, image); err == nil {
-			logf("containertest: reusing image %s", image)
-			images[name] = image
-			continue
-		}
 		bctx := filepath.Join(tmp, "ctx-"+name)
 		if err := os.MkdirAll(filepath.Join(bctx, "data"), 0o755); err != nil {
 			return nil, fmt.Errorf("build image %s: %w", name, err)
 		}
-		if err := os.Rename(bin, filepath.Join(bctx, name)); err != nil {
+		if err := os.Rename(filepath.Join(tmp, name), filepath.Join(bctx, name)); err != nil {
 			return nil, fmt.Errorf("build image %s: %w", name, err)
 		}
-		if err := os.WriteFile(filepath.Join(bctx, "Dockerfile"), dockerfile, 0o644); err != nil {
-			return nil, fmt.Errorf("build image %s: %w", name, err)
-		}
-		start := time.Now()
-		_, err = provider.BuildImage(ctx, &testcontainers.ContainerRequest{FromDockerfile: testcontainers.FromDockerfile{
-			Context:        bctx,
-			Dockerfile:     "Dockerfile",
-			Repo:           repo,
-			Tag:            tag,
-			KeepImage:      true,
-			BuildLogWriter: io.Discard,
-		}})
+		image, err := packImage(ctx, provider, root, name, t.Dockerfile, bctx, logf)
 		if err != nil {
-			return nil, fmt.Errorf("build image %s: %w", name, err)
+			return nil, err
 		}
-		logf("containertest: built image %s in %v", image, time.Since(start).Round(time.Millisecond))
 		images[name] = image
 	}
 	return images, nil
+}
+
+// packImage builds the image of binary name from the Dockerfile at
+// dockerfile (relative to root) and the build context bctx, which holds the
+// binary under its name and an empty directory data/. The tag is a hash of
+// binary and Dockerfile; an image with that tag is reused.
+func packImage(ctx context.Context, provider *testcontainers.DockerProvider, root, name, dockerfile, bctx string, logf func(string, ...any)) (string, error) {
+	df, err := os.ReadFile(filepath.Join(root, dockerfile))
+	if err != nil {
+		return "", fmt.Errorf("build image %s: %w", name, err)
+	}
+	sum, err := hashFiles(filepath.Join(bctx, name))
+	if err != nil {
+		return "", fmt.Errorf("build image %s: %w", name, err)
+	}
+	h := sha256.New()
+	h.Write([]byte(sum))
+	h.Write(df)
+	tag := hex.EncodeToString(h.Sum(nil))[:16]
+	repo := "tributary-test/" + name
+	image := repo + ":" + tag
+	if _, err := provider.Client().ImageInspect(ctx, image); err == nil {
+		logf("containertest: reusing image %s", image)
+		return image, nil
+	}
+	if err := os.WriteFile(filepath.Join(bctx, "Dockerfile"), df, 0o644); err != nil {
+		return "", fmt.Errorf("build image %s: %w", name, err)
+	}
+	start := time.Now()
+	_, err = provider.BuildImage(ctx, &testcontainers.ContainerRequest{FromDockerfile: testcontainers.FromDockerfile{
+		Context:        bctx,
+		Dockerfile:     "Dockerfile",
+		Repo:           repo,
+		Tag:            tag,
+		KeepImage:      true,
+		BuildLogWriter: io.Discard,
+	}})
+	if err != nil {
+		return "", fmt.Errorf("build image %s: %w", name, err)
+	}
+	logf("containertest: built image %s in %v", image, time.Since(start).Round(time.Millisecond))
+	return image, nil
 }
 
 // BuildBinaries builds the named targets as static Linux binaries for the
@@ -238,14 +248,21 @@ func BuildBinaries(ctx context.Context, root, dir string, binaries []string) err
 		if !ok {
 			return fmt.Errorf("build binaries: unknown binary %q", name)
 		}
-		cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w",
-			"-o", filepath.Join(dir, name), t.Package)
-		cmd.Dir = root
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+runtime.GOARCH)
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			return fmt.Errorf("build %s: %w\n%s", name, err, out)
+		if err := buildBinary(ctx, root, name, filepath.Join(dir, name), t); err != nil {
+			return err
 		}
+	}
+	return nil
+}
+
+// buildBinary builds t's main package as a static Linux binary for the
+// host's architecture at out.
+func buildBinary(ctx context.Context, root, name, out string, t Target) error {
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", out, t.Package)
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+runtime.GOARCH)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("build %s: %w\n%s", name, err, b)
 	}
 	return nil
 }
@@ -280,33 +297,42 @@ type Broker struct {
 // connections. args are added to the broker's command line.
 func (e *Env) StartBroker(ctx context.Context, tb testing.TB, args ...string) *Broker {
 	tb.Helper()
-	port := fmt.Sprintf("%d/tcp", BrokerPort)
 	addr := net.JoinHostPort(BrokerAlias, fmt.Sprint(BrokerPort))
 	cmd := append([]string{"broker",
 		"--listen", fmt.Sprintf("0.0.0.0:%d", BrokerPort),
 		"--advertise", addr,
 	}, args...)
+	c, hostAddr := e.startListener(ctx, tb, "broker", e.images[BinaryTributary], BrokerAlias, BrokerPort, cmd)
+	return &Broker{Container: c, Addr: addr, HostAddr: hostAddr}
+}
+
+// startListener starts image with cmd on the network under alias and waits
+// until its TCP port accepts connections; it returns the container and the
+// port's address on the host. what names the container in failures.
+func (e *Env) startListener(ctx context.Context, tb testing.TB, what, image, alias string, port int, cmd []string) (testcontainers.Container, string) {
+	tb.Helper()
+	p := fmt.Sprintf("%d/tcp", port)
 	c, err := testcontainers.GenericContainer(ctx, testcontainers.GenericContainerRequest{
 		ContainerRequest: testcontainers.ContainerRequest{
-			Image:          e.images[BinaryTributary],
+			Image:          image,
 			Cmd:            cmd,
-			ExposedPorts:   []string{port},
+			ExposedPorts:   []string{p},
 			Networks:       []string{e.Network},
-			NetworkAliases: map[string][]string{e.Network: {BrokerAlias}},
+			NetworkAliases: map[string][]string{e.Network: {alias}},
 			// A scratch image has no shell for the internal port check.
-			WaitingFor: wait.ForListeningPort(port).SkipInternalCheck().WithStartupTimeout(60 * time.Second),
+			WaitingFor: wait.ForListeningPort(p).SkipInternalCheck().WithStartupTimeout(60 * time.Second),
 		},
 		Started: true,
 	})
 	testcontainers.CleanupContainer(tb, c)
 	if err != nil {
-		tb.Fatalf("containertest: start broker: %v%s", err, logsOf(ctx, c))
+		tb.Fatalf("containertest: start %s: %v%s", what, err, logsOf(ctx, c))
 	}
-	hostAddr, err := c.PortEndpoint(ctx, port, "")
+	hostAddr, err := c.PortEndpoint(ctx, p, "")
 	if err != nil {
-		tb.Fatalf("containertest: broker port: %v", err)
+		tb.Fatalf("containertest: %s port: %v", what, err)
 	}
-	return &Broker{Container: c, Addr: addr, HostAddr: hostAddr}
+	return c, hostAddr
 }
 
 // Dialer returns a dial function for Kafka clients on the host: the broker

@@ -2,20 +2,14 @@ package containertest
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"io"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
 	"testing"
 	"time"
 
 	"github.com/testcontainers/testcontainers-go"
-	"github.com/testcontainers/testcontainers-go/wait"
 )
 
 // VectorDBAlias is the vector store container's name on the test network,
@@ -46,31 +40,11 @@ func (e *Env) StartVectorDB(ctx context.Context, tb testing.TB, args ...string) 
 	if !ok {
 		tb.Fatalf("containertest: no image for %q (pass it to Setup)", BinaryTributary)
 	}
-	port := fmt.Sprintf("%d/tcp", VectorDBPort)
 	cmd := append([]string{"vectordb",
 		"--listen", fmt.Sprintf("0.0.0.0:%d", VectorDBPort),
 		"--data-dir", "/data",
 	}, args...)
-	c, err := testcontainers.GenericContainer(ctx, testcontainers.GenericContainerRequest{
-		ContainerRequest: testcontainers.ContainerRequest{
-			Image:          image,
-			Cmd:            cmd,
-			ExposedPorts:   []string{port},
-			Networks:       []string{e.Network},
-			NetworkAliases: map[string][]string{e.Network: {VectorDBAlias}},
-			// A scratch image has no shell for the internal port check.
-			WaitingFor: wait.ForListeningPort(port).SkipInternalCheck().WithStartupTimeout(60 * time.Second),
-		},
-		Started: true,
-	})
-	testcontainers.CleanupContainer(tb, c)
-	if err != nil {
-		tb.Fatalf("containertest: start vectordb: %v%s", err, logsOf(ctx, c))
-	}
-	hostAddr, err := c.PortEndpoint(ctx, port, "")
-	if err != nil {
-		tb.Fatalf("containertest: vectordb port: %v", err)
-	}
+	c, hostAddr := e.startListener(ctx, tb, "vectordb", image, VectorDBAlias, VectorDBPort, cmd)
 	return &VectorDB{Container: c, Addr: net.JoinHostPort(VectorDBAlias, fmt.Sprint(VectorDBPort)), HostAddr: hostAddr}
 }
 
@@ -102,54 +76,15 @@ func buildTargetImage(ctx context.Context, root, name string, t Target, logf fun
 	if err := os.MkdirAll(filepath.Join(bctx, "data"), 0o755); err != nil {
 		return "", fmt.Errorf("build image %s: %w", name, err)
 	}
-	bin := filepath.Join(bctx, name)
 	start := time.Now()
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", bin, t.Package)
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+runtime.GOARCH)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("build %s: %w\n%s", name, err, out)
+	if err := buildBinary(ctx, root, name, filepath.Join(bctx, name), t); err != nil {
+		return "", err
 	}
 	logf("containertest: built %s in %v", name, time.Since(start).Round(time.Millisecond))
-	dockerfile, err := os.ReadFile(filepath.Join(root, t.Dockerfile))
-	if err != nil {
-		return "", fmt.Errorf("build image %s: %w", name, err)
-	}
-	sum, err := hashFiles(bin)
-	if err != nil {
-		return "", fmt.Errorf("build image %s: %w", name, err)
-	}
-	h := sha256.New()
-	h.Write([]byte(sum))
-	h.Write(dockerfile)
-	tag := hex.EncodeToString(h.Sum(nil))[:16]
-	repo := "tributary-test/" + name
-	image := repo + ":" + tag
-
 	provider, err := testcontainers.NewDockerProvider()
 	if err != nil {
 		return "", fmt.Errorf("build image %s: docker: %w", name, err)
 	}
 	defer provider.Close()
-	if _, err := provider.Client().ImageInspect(ctx, image); err == nil {
-		logf("containertest: reusing image %s", image)
-		return image, nil
-	}
-	if err := os.WriteFile(filepath.Join(bctx, "Dockerfile"), dockerfile, 0o644); err != nil {
-		return "", fmt.Errorf("build image %s: %w", name, err)
-	}
-	start = time.Now()
-	_, err = provider.BuildImage(ctx, &testcontainers.ContainerRequest{FromDockerfile: testcontainers.FromDockerfile{
-		Context:        bctx,
-		Dockerfile:     "Dockerfile",
-		Repo:           repo,
-		Tag:            tag,
-		KeepImage:      true,
-		BuildLogWriter: io.Discard,
-	}})
-	if err != nil {
-		return "", fmt.Errorf("build image %s: %w", name, err)
-	}
-	logf("containertest: built image %s in %v", image, time.Since(start).Round(time.Millisecond))
-	return image, nil
+	return packImage(ctx, provider, root, name, t.Dockerfile, bctx, logf)
 }

@@ -8,17 +8,11 @@ import (
 	"encoding/hex"
 	"io"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/segmentio/kafka-go"
-	"github.com/testcontainers/testcontainers-go"
-	"github.com/testcontainers/testcontainers-go/wait"
 
 	"github.com/tributary-rag/tributary/pkg/containertest"
 	"github.com/tributary-rag/tributary/pkg/events"
@@ -33,33 +27,20 @@ func TestContainerEmbed(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	env := containertest.Setup(ctx, t, containertest.BinaryTributary)
-	image := buildEmbedImage(ctx, t, env.Root)
-	broker := env.StartBroker(ctx, t)
-
-	c, err := testcontainers.GenericContainer(ctx, testcontainers.GenericContainerRequest{
-		ContainerRequest: testcontainers.ContainerRequest{
-			Image: image,
-			Env: map[string]string{
-				"TRIBUTARY_KAFKA_BROKERS": broker.Addr,
-				"TRIBUTARY_HTTP_ADDR":     "0.0.0.0:8080",
-				"TRIBUTARY_LOG_LEVEL":     "debug",
-			},
-			ExposedPorts:   []string{"8080/tcp"},
-			Networks:       []string{env.Network},
-			NetworkAliases: map[string][]string{env.Network: {"embed"}},
-			WaitingFor: wait.ForHTTP("/readyz").WithPort("8080/tcp").
-				WithStartupTimeout(90 * time.Second).WithPollInterval(200 * time.Millisecond),
-		},
-		Started: true,
+	env.AddImage(ctx, t, "embed", containertest.Target{
+		Package:    "./services/embed/cmd/embed",
+		Dockerfile: "services/embed/Dockerfile",
 	})
-	testcontainers.CleanupContainer(t, c)
-	if err != nil {
-		t.Fatalf("start embed: %v\n%s", err, containertest.Logs(ctx, c))
-	}
-	base, err := c.PortEndpoint(ctx, "8080/tcp", "http")
-	if err != nil {
-		t.Fatal(err)
-	}
+	broker := env.StartBroker(ctx, t)
+	svc := env.StartService(ctx, t, containertest.Service{
+		Binary: "embed",
+		Env: map[string]string{
+			"TRIBUTARY_KAFKA_BROKERS": broker.Addr,
+			"TRIBUTARY_HTTP_ADDR":     "0.0.0.0:8080",
+			"TRIBUTARY_LOG_LEVEL":     "debug",
+		},
+	})
+	c, base := svc.Container, svc.URL
 
 	topics := events.NewTopics("")
 	text := "Employees accrue 1.5 days of paid leave per month. 员工每月累积1.5天带薪年假。"
@@ -157,50 +138,4 @@ func TestContainerEmbed(t *testing.T) {
 			t.Errorf("embed exit code %d after SIGTERM\n%s", st.ExitCode, logs)
 		}
 	}
-}
-
-// buildEmbedImage builds the embed binary as a static Linux executable and
-// its image from services/embed/Dockerfile, tagged by a hash of both (an
-// existing tag is reused), as pkg/containertest does for its own binaries.
-func buildEmbedImage(ctx context.Context, t *testing.T, root string) string {
-	t.Helper()
-	dir := t.TempDir()
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", filepath.Join(dir, "embed"), "./services/embed/cmd/embed")
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+runtime.GOARCH)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build embed: %v\n%s", err, out)
-	}
-	dockerfile, err := os.ReadFile(filepath.Join(root, "services", "embed", "Dockerfile"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	bin, err := os.ReadFile(filepath.Join(dir, "embed"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), dockerfile, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	sum := sha256.New()
-	sum.Write(bin)
-	sum.Write(dockerfile)
-	tag := hex.EncodeToString(sum.Sum(nil))[:16]
-	const repo = "tributary-test/embed"
-	image := repo + ":" + tag
-
-	provider, err := testcontainers.NewDockerProvider()
-	if err != nil {
-		t.Fatalf("docker: %v", err)
-	}
-	defer provider.Close()
-	if _, err := provider.Client().ImageInspect(ctx, image); err == nil {
-		return image
-	}
-	if _, err := provider.BuildImage(ctx, &testcontainers.ContainerRequest{FromDockerfile: testcontainers.FromDockerfile{
-		Context: dir, Dockerfile: "Dockerfile", Repo: repo, Tag: tag, KeepImage: true, BuildLogWriter: io.Discard,
-	}}); err != nil {
-		t.Fatalf("build image %s: %v", image, err)
-	}
-	return image
 }

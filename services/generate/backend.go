@@ -2,6 +2,7 @@ package generate
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -77,6 +78,29 @@ type Backend struct {
 	Close func() error
 	// Description is a short human description for the start log line.
 	Description string
+}
+
+// Around returns a run function for a run group that runs consume, a
+// consumer of the Generator such as a subscriber's Run, with the backend's
+// Run beside it. The engine outlives consume, so answers in flight during a
+// graceful drain can finish, and stops once consume returns. The function
+// returns consume's error, or else the engine's (a cancelled engine is not
+// an error). Without a Run it is consume itself.
+func (b *Backend) Around(consume func(ctx context.Context) error) func(ctx context.Context) error {
+	return func(ctx context.Context) error {
+		if b.Run == nil {
+			return consume(ctx)
+		}
+		ectx, stopEngine := context.WithCancel(context.WithoutCancel(ctx))
+		engineDone := make(chan error, 1)
+		go func() { engineDone <- b.Run(ectx) }()
+		err := consume(ctx)
+		stopEngine()
+		if eerr := <-engineDone; eerr != nil && !errors.Is(eerr, context.Canceled) && err == nil {
+			err = fmt.Errorf("engine: %w", eerr)
+		}
+		return err
+	}
 }
 
 // OpenBackend opens the backend cfg chooses: a model is loaded here, a

@@ -10,7 +10,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -156,22 +155,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		daemon.KafkaCheck(cfg.KafkaBrokers, topics.QueriesRetrieved, topics.AnswersGenerated))
 	var g daemon.Group
 	g.AddHTTP(daemon.NewHTTPServer(cfg.HTTPAddr, handler), nil, 10*time.Second)
-	g.Add("queries-retrieved", func(ctx context.Context) error {
-		if backend.Run == nil {
-			return sub.Run(ctx)
-		}
-		// The engine outlives the subscriber, so answers in flight during a
-		// graceful drain can finish; it stops once the subscriber returns.
-		ectx, stopEngine := context.WithCancel(context.WithoutCancel(ctx))
-		engineDone := make(chan error, 1)
-		go func() { engineDone <- backend.Run(ectx) }()
-		err := sub.Run(ctx)
-		stopEngine()
-		if eerr := <-engineDone; eerr != nil && !errors.Is(eerr, context.Canceled) && err == nil {
-			err = fmt.Errorf("engine: %w", eerr)
-		}
-		return err
-	})
+	g.Add("queries-retrieved", backend.Around(sub.Run))
 	logger.Info("generate starting", "http_addr", cfg.HTTPAddr, "kafka_brokers", cfg.KafkaBrokers,
 		"topic_prefix", topics.Prefix, "backend", backend.Description, "prompt_version", generate.PromptVersion,
 		"fallback", s.svc.Fallback != nil)
