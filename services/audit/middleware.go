@@ -8,6 +8,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
+
+	"github.com/tributary-rag/tributary/pkg/instrument"
 )
 
 // Middleware decorates a Service.
@@ -26,13 +28,8 @@ type loggingMiddleware struct {
 
 func (mw loggingMiddleware) Record(ctx context.Context, msgs []kafka.Message) (n int, err error) {
 	defer func(begin time.Time) {
-		if err != nil {
-			mw.logger.ErrorContext(ctx, "record", "messages", len(msgs), "appended", n, "error", err.Error(),
-				"took_ms", float64(time.Since(begin).Microseconds())/1000)
-		} else {
-			mw.logger.DebugContext(ctx, "record", "messages", len(msgs), "appended", n,
-				"took_ms", float64(time.Since(begin).Microseconds())/1000)
-		}
+		instrument.Log(ctx, mw.logger, slog.LevelDebug, "record", err, instrument.At(slog.LevelError),
+			"messages", len(msgs), "appended", n, "took_ms", instrument.MillisSince(begin))
 	}(time.Now())
 	return mw.next.Record(ctx, msgs)
 }
@@ -43,11 +40,7 @@ func (mw loggingMiddleware) Export(ctx context.Context, p Principal, f Filter) (
 			"since", f.Since, "until", f.Until}
 		if err != nil {
 			status, code := HTTPStatus(err)
-			level := slog.LevelWarn
-			if status >= 500 {
-				level = slog.LevelError
-			}
-			mw.logger.Log(ctx, level, "export refused", append(attrs, "code", code, "error", err.Error())...)
+			mw.logger.Log(ctx, instrument.StatusLevel(status), "export refused", append(attrs, "code", code, "error", err.Error())...)
 			return
 		}
 		mw.logger.InfoContext(ctx, "export", attrs...)
@@ -80,10 +73,8 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		Exports: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tributary_audit_exports_total", Help: "Export requests by outcome."}, []string{"outcome"}),
 	}
-	for _, c := range []prometheus.Collector{m.Records, m.Duplicates, m.RecordSeconds, m.BatchSize, m.Exports} {
-		if err := reg.Register(c); err != nil {
-			return nil, err
-		}
+	if err := instrument.Register(reg, m.Records, m.Duplicates, m.RecordSeconds, m.BatchSize, m.Exports); err != nil {
+		return nil, err
 	}
 	return m, nil
 }

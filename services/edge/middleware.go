@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tributary-rag/tributary/pkg/instrument"
 )
 
 // Middleware decorates a Service.
@@ -27,14 +29,9 @@ type loggingMiddleware struct {
 
 func (mw loggingMiddleware) Ask(ctx context.Context, q Question, sink Sink) (requestID string, err error) {
 	defer func(begin time.Time) {
-		level := slog.LevelInfo
-		attrs := []any{"request_id", requestID, "id", q.ID, "tenant", q.Principal.Tenant, "principal", q.Principal.Name,
-			"conversation_id", q.ConversationID, "top_k", q.TopK, "took_ms", float64(time.Since(begin).Microseconds()) / 1000}
-		if err != nil {
-			level = slog.LevelWarn
-			attrs = append(attrs, "error", err.Error())
-		}
-		mw.logger.Log(ctx, level, "ask", attrs...)
+		instrument.Log(ctx, mw.logger, slog.LevelInfo, "ask", err, instrument.At(slog.LevelWarn),
+			"request_id", requestID, "id", q.ID, "tenant", q.Principal.Tenant, "principal", q.Principal.Name,
+			"conversation_id", q.ConversationID, "top_k", q.TopK, "took_ms", instrument.MillisSince(begin))
 	}(time.Now())
 	return mw.next.Ask(ctx, q, sink)
 }
@@ -120,10 +117,8 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help: "Finished requests by finish reason (and timeout, abandoned).",
 		}, []string{"reason"}),
 	}
-	for _, c := range []prometheus.Collector{m.connections, m.disconnects, m.authFailures, m.asks, m.askLatency, m.inFlight, m.firstToken, m.replies, m.done} {
-		if err := reg.Register(c); err != nil {
-			return nil, err
-		}
+	if err := instrument.Register(reg, m.connections, m.disconnects, m.authFailures, m.asks, m.askLatency, m.inFlight, m.firstToken, m.replies, m.done); err != nil {
+		return nil, err
 	}
 	return m, nil
 }

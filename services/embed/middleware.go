@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tributary-rag/tributary/pkg/events"
+	"github.com/tributary-rag/tributary/pkg/instrument"
 )
 
 // Middleware decorates a Service.
@@ -29,17 +30,12 @@ type loggingMiddleware struct {
 }
 
 func (mw loggingMiddleware) log(ctx context.Context, method string, err error, begin time.Time, attrs ...any) {
-	level := slog.LevelDebug
 	attrs = append(attrs,
 		"method", method,
 		"correlation_id", events.CorrelationID(ctx),
-		"took_ms", float64(time.Since(begin).Microseconds())/1000,
+		"took_ms", instrument.MillisSince(begin),
 	)
-	if err != nil {
-		level = slog.LevelWarn
-		attrs = append(attrs, "error", err.Error())
-	}
-	mw.logger.Log(ctx, level, method, attrs...)
+	instrument.Log(ctx, mw.logger, slog.LevelDebug, method, err, instrument.At(slog.LevelWarn), attrs...)
 }
 
 func (mw loggingMiddleware) EmbedChunk(ctx context.Context, c events.ChunkCreated) (out events.ChunkEmbedded, err error) {
@@ -68,8 +64,7 @@ func terms(v *events.SparseVector) int {
 
 // Metrics are the service's Prometheus instruments.
 type Metrics struct {
-	embedded *prometheus.CounterVec
-	duration *prometheus.HistogramVec
+	embedded *instrument.Calls // embedded_total and duration_seconds
 	terms    *prometheus.HistogramVec
 	bytes    *prometheus.CounterVec
 }
@@ -77,15 +72,14 @@ type Metrics struct {
 // NewMetrics creates the service's instruments and registers them with reg.
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	m := &Metrics{
-		embedded: prometheus.NewCounterVec(prometheus.CounterOpts{
+		embedded: instrument.NewCalls("kind", prometheus.CounterOpts{
 			Namespace: "tributary", Subsystem: "embed", Name: "embedded_total",
 			Help: "Texts embedded by kind (chunk, query) and outcome (ok, invalid, error).",
-		}, []string{"kind", "outcome"}),
-		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		}, prometheus.HistogramOpts{
 			Namespace: "tributary", Subsystem: "embed", Name: "duration_seconds",
 			Help:    "Time to embed one text, by kind.",
 			Buckets: prometheus.ExponentialBuckets(1e-6, 4, 12),
-		}, []string{"kind"}),
+		}, errorOutcome),
 		terms: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: "tributary", Subsystem: "embed", Name: "sparse_terms",
 			Help:    "Non-zero entries of the sparse vectors, by kind.",
@@ -96,12 +90,19 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help: "Bytes of text embedded, by kind.",
 		}, []string{"kind"}),
 	}
-	for _, c := range []prometheus.Collector{m.embedded, m.duration, m.terms, m.bytes} {
-		if err := reg.Register(c); err != nil {
-			return nil, err
-		}
+	if err := instrument.Register(reg, m.embedded, m.terms, m.bytes); err != nil {
+		return nil, err
 	}
 	return m, nil
+}
+
+// errorOutcome is "invalid" for invalid texts and "error" for other
+// failures.
+func errorOutcome(err error) string {
+	if isInvalid(err) {
+		return "invalid"
+	}
+	return "error"
 }
 
 // InstrumentingMiddleware counts calls, texts and terms and observes
@@ -118,18 +119,11 @@ type instrumentingMiddleware struct {
 }
 
 func (mw instrumentingMiddleware) observe(kind string, v *events.SparseVector, size int, err error, begin time.Time) {
-	outcome := "ok"
-	switch {
-	case err == nil:
+	if err == nil {
 		mw.m.terms.WithLabelValues(kind).Observe(float64(terms(v)))
 		mw.m.bytes.WithLabelValues(kind).Add(float64(size))
-	case isInvalid(err):
-		outcome = "invalid"
-	default:
-		outcome = "error"
 	}
-	mw.m.embedded.WithLabelValues(kind, outcome).Inc()
-	mw.m.duration.WithLabelValues(kind).Observe(time.Since(begin).Seconds())
+	mw.m.embedded.Observe(kind, "ok", err, begin)
 }
 
 func (mw instrumentingMiddleware) EmbedChunk(ctx context.Context, c events.ChunkCreated) (out events.ChunkEmbedded, err error) {

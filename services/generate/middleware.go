@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tributary-rag/tributary/pkg/events"
+	"github.com/tributary-rag/tributary/pkg/instrument"
 )
 
 // Middleware decorates a Service.
@@ -35,23 +36,25 @@ func (mw loggingMiddleware) Answer(ctx context.Context, q Question) (a Answer, e
 			"request_id", q.RequestID, "tenant", q.TenantID, "correlation_id", events.CorrelationID(ctx),
 			"chunks", len(q.Chunks), "mode", a.Mode, "model", a.Model, "finish_reason", a.FinishReason,
 			"deltas", a.Deltas, "citations", len(a.Citations), "prompt_version", a.PromptVersion, "language", a.Lang,
-			"first_token_ms", a.Timings.FirstTokenMs, "took_ms", float64(time.Since(begin).Microseconds()) / 1000,
+			"first_token_ms", a.Timings.FirstTokenMs, "took_ms", instrument.MillisSince(begin),
 		}
 		if a.Error != "" {
 			level = slog.LevelWarn
 			attrs = append(attrs, "backend_error", a.Error)
 		}
-		if err != nil {
-			level = slog.LevelError
-			if errors.Is(err, ErrInvalid) {
-				level = slog.LevelWarn
+		// A failure is an invalid query (warn), an unpublished answer
+		// (error), or the caller's cancellation (info), whatever the backend
+		// did.
+		instrument.Log(ctx, mw.logger, level, "answer", err, func(err error) (slog.Level, []any) {
+			switch {
+			case ctx.Err() != nil:
+				return slog.LevelInfo, nil
+			case errors.Is(err, ErrInvalid):
+				return slog.LevelWarn, nil
+			default:
+				return slog.LevelError, nil
 			}
-			if ctx.Err() != nil {
-				level = slog.LevelInfo
-			}
-			attrs = append(attrs, "error", err.Error())
-		}
-		mw.logger.Log(ctx, level, "answer", attrs...)
+		}, attrs...)
 	}(time.Now())
 	return mw.next.Answer(ctx, q)
 }
@@ -92,10 +95,8 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Buckets: []float64{0, 1, 2, 3, 4, 6, 8},
 		}),
 	}
-	for _, c := range []prometheus.Collector{m.answers, m.firstToken, m.duration, m.tokens, m.citations} {
-		if err := reg.Register(c); err != nil {
-			return nil, err
-		}
+	if err := instrument.Register(reg, m.answers, m.firstToken, m.duration, m.tokens, m.citations); err != nil {
+		return nil, err
 	}
 	return m, nil
 }

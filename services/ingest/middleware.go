@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tributary-rag/tributary/pkg/instrument"
 )
 
 // Middleware decorates a Service.
@@ -36,17 +38,16 @@ func (mw loggingMiddleware) logAt(ctx context.Context, level slog.Level, method 
 	attrs = append(attrs,
 		"method", method,
 		"correlation_id", correlationFrom(ctx),
-		"took_ms", float64(time.Since(begin).Microseconds())/1000,
+		"took_ms", instrument.MillisSince(begin),
 	)
-	if err != nil {
-		status, code := HTTPStatus(err)
-		level = slog.LevelWarn
-		if status >= 500 {
-			level = slog.LevelError
-		}
-		attrs = append(attrs, "code", code, "error", err.Error())
-	}
-	mw.logger.Log(ctx, level, method, attrs...)
+	instrument.Log(ctx, mw.logger, level, method, err, failure, attrs...)
+}
+
+// failure logs a refused call at warn and a failed one at error, with its
+// error code.
+func failure(err error) (slog.Level, []any) {
+	status, code := HTTPStatus(err)
+	return instrument.StatusLevel(status), []any{"code", code}
 }
 
 func (mw loggingMiddleware) Ingest(ctx context.Context, p Principal, d Document) (res Result, err error) {
@@ -93,34 +94,36 @@ func (mw loggingMiddleware) MarkIndexed(ctx context.Context, tenant, id string, 
 
 // Metrics are the service's Prometheus instruments.
 type Metrics struct {
-	requests *prometheus.CounterVec
-	duration *prometheus.HistogramVec
+	requests *instrument.Calls
 	bytes    prometheus.Counter
 }
 
 // NewMetrics creates the service's instruments and registers them with reg.
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	m := &Metrics{
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+		requests: instrument.NewCalls("method", prometheus.CounterOpts{
 			Namespace: "tributary", Subsystem: "ingest", Name: "requests_total",
 			Help: "Service calls by method and outcome (accepted, unchanged, deleted, found; for mark_indexed indexed, duplicate, stale, unknown; or an error code).",
-		}, []string{"method", "outcome"}),
-		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		}, prometheus.HistogramOpts{
 			Namespace: "tributary", Subsystem: "ingest", Name: "request_duration_seconds",
 			Help:    "Duration of service calls by method.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
-		}, []string{"method"}),
+		}, errorCode),
 		bytes: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "tributary", Subsystem: "ingest", Name: "document_bytes_total",
 			Help: "Raw bytes of accepted document versions.",
 		}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.bytes} {
-		if err := reg.Register(c); err != nil {
-			return nil, err
-		}
+	if err := instrument.Register(reg, m.requests, m.bytes); err != nil {
+		return nil, err
 	}
 	return m, nil
+}
+
+// errorCode is the outcome of a failed call: its error code.
+func errorCode(err error) string {
+	_, code := HTTPStatus(err)
+	return code
 }
 
 // InstrumentingMiddleware counts calls and their outcomes and observes
@@ -136,17 +139,9 @@ type instrumentingMiddleware struct {
 	m    *Metrics
 }
 
-func (mw instrumentingMiddleware) observe(method, outcome string, err error, begin time.Time) {
-	if err != nil {
-		_, outcome = HTTPStatus(err)
-	}
-	mw.m.requests.WithLabelValues(method, outcome).Inc()
-	mw.m.duration.WithLabelValues(method).Observe(time.Since(begin).Seconds())
-}
-
 func (mw instrumentingMiddleware) Ingest(ctx context.Context, p Principal, d Document) (res Result, err error) {
 	defer func(begin time.Time) {
-		mw.observe("ingest", res.Status, err, begin)
+		mw.m.requests.Observe("ingest", res.Status, err, begin)
 	}(time.Now())
 	res, err = mw.next.Ingest(ctx, p, d)
 	if err == nil && res.Status == ResultAccepted {
@@ -157,21 +152,21 @@ func (mw instrumentingMiddleware) Ingest(ctx context.Context, p Principal, d Doc
 
 func (mw instrumentingMiddleware) Get(ctx context.Context, p Principal, id string) (info Info, err error) {
 	defer func(begin time.Time) {
-		mw.observe("get", "found", err, begin)
+		mw.m.requests.Observe("get", "found", err, begin)
 	}(time.Now())
 	return mw.next.Get(ctx, p, id)
 }
 
 func (mw instrumentingMiddleware) Delete(ctx context.Context, p Principal, id string) (res Result, err error) {
 	defer func(begin time.Time) {
-		mw.observe("delete", res.Status, err, begin)
+		mw.m.requests.Observe("delete", res.Status, err, begin)
 	}(time.Now())
 	return mw.next.Delete(ctx, p, id)
 }
 
 func (mw instrumentingMiddleware) MarkIndexed(ctx context.Context, tenant, id string, version int) (res Result, err error) {
 	defer func(begin time.Time) {
-		mw.observe("mark_indexed", res.Status, err, begin)
+		mw.m.requests.Observe("mark_indexed", res.Status, err, begin)
 	}(time.Now())
 	return mw.next.MarkIndexed(ctx, tenant, id, version)
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tributary-rag/tributary/pkg/events"
+	"github.com/tributary-rag/tributary/pkg/instrument"
 )
 
 // Middleware decorates a Service.
@@ -40,7 +41,7 @@ func (mw loggingMiddleware) ModerateAnswer(ctx context.Context, ev AnswerEvent) 
 func (mw loggingMiddleware) log(ctx context.Context, msg, requestID, tenant string, out []Emission, err error, begin time.Time) {
 	level := slog.LevelDebug
 	attrs := []any{"request_id", requestID, "tenant", tenant, "emitted", len(out),
-		"took_ms", float64(time.Since(begin).Microseconds()) / 1000}
+		"took_ms", instrument.MillisSince(begin)}
 	for _, em := range out {
 		a, ok := em.Payload.(*events.AuditEvent)
 		if !ok {
@@ -51,14 +52,15 @@ func (mw loggingMiddleware) log(ctx context.Context, msg, requestID, tenant stri
 			level = slog.LevelInfo
 		}
 	}
-	if err != nil {
-		level = slog.LevelError
-		if errors.Is(err, ErrInvalid) {
-			level = slog.LevelWarn
-		}
-		attrs = append(attrs, "error", err.Error())
+	instrument.Log(ctx, mw.logger, level, msg, err, failure, attrs...)
+}
+
+// failure logs invalid events at warn and other failures at error.
+func failure(err error) (slog.Level, []any) {
+	if errors.Is(err, ErrInvalid) {
+		return slog.LevelWarn, nil
 	}
-	mw.logger.Log(ctx, level, msg, attrs...)
+	return slog.LevelError, nil
 }
 
 // Metrics are the service's Prometheus instruments.
@@ -85,10 +87,8 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help: "Failed moderations by stage and kind (invalid, policy).",
 		}, []string{"stage", "kind"}),
 	}
-	for _, c := range []prometheus.Collector{m.decisions, m.duration, m.errors} {
-		if err := reg.Register(c); err != nil {
-			return nil, err
-		}
+	if err := instrument.Register(reg, m.decisions, m.duration, m.errors); err != nil {
+		return nil, err
 	}
 	return m, nil
 }

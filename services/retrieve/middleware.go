@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tributary-rag/tributary/pkg/events"
+	"github.com/tributary-rag/tributary/pkg/instrument"
 )
 
 // Middleware decorates a Service.
@@ -27,18 +28,19 @@ type loggingMiddleware struct {
 }
 
 func (mw loggingMiddleware) log(ctx context.Context, level slog.Level, method string, err error, begin time.Time, attrs ...any) {
-	attrs = append(attrs, "method", method, "took_ms", float64(time.Since(begin).Microseconds())/1000)
+	attrs = append(attrs, "method", method, "took_ms", instrument.MillisSince(begin))
 	if c := events.CorrelationID(ctx); c != "" {
 		attrs = append(attrs, "correlation_id", c)
 	}
-	if err != nil {
-		level = slog.LevelError
-		if !Retryable(err) {
-			level = slog.LevelWarn
-		}
-		attrs = append(attrs, "error", err.Error())
+	instrument.Log(ctx, mw.logger, level, method, err, failure, attrs...)
+}
+
+// failure logs store and broker failures at error, invalid events at warn.
+func failure(err error) (slog.Level, []any) {
+	if !Retryable(err) {
+		return slog.LevelWarn, nil
 	}
-	mw.logger.Log(ctx, level, method, attrs...)
+	return slog.LevelError, nil
 }
 
 func (mw loggingMiddleware) IndexChunk(ctx context.Context, c events.ChunkEmbedded) (res IndexResult, err error) {
@@ -100,33 +102,29 @@ func (mw loggingMiddleware) Retrieve(ctx context.Context, q events.QueryEmbedded
 
 // Metrics are the service's Prometheus instruments.
 type Metrics struct {
-	calls    *prometheus.CounterVec
-	duration *prometheus.HistogramVec
-	results  prometheus.Histogram
+	calls   *instrument.Calls
+	results prometheus.Histogram
 }
 
 // NewMetrics registers the service's instruments with reg.
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	m := &Metrics{
-		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
+		calls: instrument.NewCalls("method", prometheus.CounterOpts{
 			Name: "tributary_retrieve_calls_total",
 			Help: "Service calls by method and outcome (a status such as indexed, pending, stale, or error).",
-		}, []string{"method", "outcome"}),
-		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		}, prometheus.HistogramOpts{
 			Name:    "tributary_retrieve_call_seconds",
 			Help:    "Service call duration by method.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
-		}, []string{"method"}),
+		}, nil), // every failure counts as "error"
 		results: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "tributary_retrieve_results",
 			Help:    "Chunks returned per query.",
 			Buckets: []float64{0, 1, 2, 3, 5, 10, 20, 50},
 		}),
 	}
-	for _, c := range []prometheus.Collector{m.calls, m.duration, m.results} {
-		if err := reg.Register(c); err != nil {
-			return nil, err
-		}
+	if err := instrument.Register(reg, m.calls, m.results); err != nil {
+		return nil, err
 	}
 	return m, nil
 }
@@ -141,16 +139,8 @@ type instrumentingMiddleware struct {
 	m    *Metrics
 }
 
-func (mw instrumentingMiddleware) observe(method, outcome string, err error, begin time.Time) {
-	if err != nil {
-		outcome = "error"
-	}
-	mw.m.calls.WithLabelValues(method, outcome).Inc()
-	mw.m.duration.WithLabelValues(method).Observe(time.Since(begin).Seconds())
-}
-
 func (mw instrumentingMiddleware) IndexChunk(ctx context.Context, c events.ChunkEmbedded) (res IndexResult, err error) {
-	defer func(begin time.Time) { mw.observe("index_chunk", res.Status, err, begin) }(time.Now())
+	defer func(begin time.Time) { mw.m.calls.Observe("index_chunk", res.Status, err, begin) }(time.Now())
 	return mw.next.IndexChunk(ctx, c)
 }
 
@@ -160,28 +150,28 @@ func (mw instrumentingMiddleware) IndexChunks(ctx context.Context, chunks []Cont
 	defer func(begin time.Time) {
 		for i := range chunks {
 			if err != nil {
-				mw.observe("index_chunk", "", err, begin)
+				mw.m.calls.Observe("index_chunk", "", err, begin)
 				continue
 			}
-			mw.observe("index_chunk", results[i].Status, errs[i], begin)
+			mw.m.calls.Observe("index_chunk", results[i].Status, errs[i], begin)
 		}
 	}(time.Now())
 	return IndexChunks(ctx, mw.next, chunks)
 }
 
 func (mw instrumentingMiddleware) AcceptDocument(ctx context.Context, d events.DocumentAccepted) (res IndexResult, err error) {
-	defer func(begin time.Time) { mw.observe("accept_document", res.Status, err, begin) }(time.Now())
+	defer func(begin time.Time) { mw.m.calls.Observe("accept_document", res.Status, err, begin) }(time.Now())
 	return mw.next.AcceptDocument(ctx, d)
 }
 
 func (mw instrumentingMiddleware) DeleteDocument(ctx context.Context, d events.DocumentDeleted) (err error) {
-	defer func(begin time.Time) { mw.observe("delete_document", "deleted", err, begin) }(time.Now())
+	defer func(begin time.Time) { mw.m.calls.Observe("delete_document", "deleted", err, begin) }(time.Now())
 	return mw.next.DeleteDocument(ctx, d)
 }
 
 func (mw instrumentingMiddleware) Retrieve(ctx context.Context, q events.QueryEmbedded) (res events.QueryRetrieved, err error) {
 	defer func(begin time.Time) {
-		mw.observe("retrieve", "ok", err, begin)
+		mw.m.calls.Observe("retrieve", "ok", err, begin)
 		if err == nil {
 			mw.m.results.Observe(float64(len(res.Results)))
 		}
