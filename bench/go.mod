@@ -3,13 +3,11 @@ module github.com/tributary-rag/tributary/bench
 go 1.26.0
 
 require (
-	github.com/go-kit/log v0.2.1
 	github.com/qdrant/go-client v1.17.1
 	github.com/tributary-rag/tributary/pkg v0.0.0
 )
 
 require (
-	github.com/go-logfmt/logfmt v0.5.1 // indirect
 	golang.org/x/sys v0.49.0 // indirect
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20261110000943-09e21b237f2c // indirect
 	google.golang.org/grpc v1.85.0 // indirect

@@ -14,7 +14,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/go-kit/log"
 	"github.com/qdrant/go-client/qdrant"
 
 	"github.com/tributary-rag/tributary/pkg/vectordb"
@@ -73,7 +72,7 @@ func runGRPC(args []string, stdout io.Writer) error {
 			return fmt.Errorf("temp dir: %w", err)
 		}
 		defer os.RemoveAll(tmp)
-		store, err := vectordb.Open(tmp, vectordb.WithLogger(log.NewNopLogger()), vectordb.WithSearchEf(*ef))
+		store, err := vectordb.Open(tmp, vectordb.WithSearchEf(*ef))
 		if err != nil {
 			return fmt.Errorf("open store: %w", err)
 		}
@@ -84,7 +83,7 @@ func runGRPC(args []string, stdout io.Writer) error {
 		}
 		sctx, cancel := context.WithCancel(ctx)
 		done := make(chan error, 1)
-		go func() { done <- vectordb.Serve(sctx, store, lis, log.NewNopLogger(), 5*time.Second) }()
+		go func() { done <- vectordb.Serve(sctx, store, lis, nil, 5*time.Second) }()
 		defer func() { cancel(); <-done }()
 		target = lis.Addr().String()
 	}

@@ -41,7 +41,9 @@ type runningDev struct {
 
 // startTestDev starts the stack on dataDir and waits until it is ready.
 func startTestDev(t *testing.T, dataDir, model string, logs *daemontest.Buffer) *runningDev {
-	return startTestDevOpts(t, devOptions{DataDir: dataDir, ModelPath: model, Logs: logs}, logs)
+	services := defaultDevServices()
+	services.Generate.Backend.ModelPath = model
+	return startTestDevOpts(t, devOptions{DataDir: dataDir, Logs: logs, Services: services}, logs)
 }
 
 // startTestDevOpts starts the stack with opts (HTTPAddr, keys and log level
@@ -52,9 +54,10 @@ func startTestDevOpts(t testing.TB, opts devOptions, logs *daemontest.Buffer) *r
 	opts.HTTPAddr = "127.0.0.1:0"
 	opts.APIKeys = keyA + ":acme:staff|compliance," + keyB + ":globex:staff"
 	opts.LogLevel = slog.LevelWarn
-	if opts.MaxTokens == 0 {
-		opts.MaxTokens = 64 // the toy model's answers need not be long
+	if opts.Services == nil {
+		opts.Services = defaultDevServices()
 	}
+	opts.Services.Generate.Service.MaxTokens = 64 // the toy model's answers need not be long
 	d, err := startDev(ctx, opts)
 	if err != nil {
 		cancel()

@@ -3,7 +3,6 @@ module github.com/tributary-rag/tributary/cmd/tributary
 go 1.26.0
 
 require (
-	github.com/go-kit/log v0.2.1
 	github.com/gorilla/websocket v1.5.3
 	github.com/qdrant/go-client v1.17.1
 	github.com/segmentio/kafka-go v0.4.51
@@ -19,6 +18,7 @@ require (
 require (
 	github.com/agnivade/levenshtein v1.2.2 // indirect
 	github.com/decred/dcrd/dcrec/secp256k1/v4 v4.4.1 // indirect
+	github.com/go-kit/log v0.2.1 // indirect
 	github.com/gobwas/glob v1.1.0 // indirect
 	github.com/goccy/go-json v0.11.2 // indirect
 	github.com/ledongthuc/pdf v0.0.0-20260907135840-6c8c28e0e8a0 // indirect

@@ -6,15 +6,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
-
-	"github.com/go-kit/log"
-	"github.com/go-kit/log/level"
 
 	"github.com/tributary-rag/tributary/pkg/inference"
 	"github.com/tributary-rag/tributary/pkg/llm"
@@ -34,7 +32,7 @@ type inferenceConfig struct {
 	defaultMaxTokens int
 	maxBody          int64
 	shutdownTimeout  time.Duration
-	logLevel         string
+	logLevel         slog.Level
 }
 
 func parseInferenceFlags(args []string, stderr io.Writer) (inferenceConfig, error) {
@@ -56,7 +54,7 @@ func parseInferenceFlags(args []string, stderr io.Writer) (inferenceConfig, erro
 	fs.IntVar(&c.defaultMaxTokens, "default-max-tokens", 256, "max_tokens of requests that leave it out")
 	fs.Int64Var(&c.maxBody, "max-body-bytes", 4<<20, "largest request body; larger ones get 413")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long a shutdown waits for requests in flight")
-	fs.StringVar(&c.logLevel, "log-level", envOr("TRIBUTARY_LOG_LEVEL", "info"), "debug, info, warn or error (env TRIBUTARY_LOG_LEVEL)")
+	logLevel := fs.String("log-level", envOr("TRIBUTARY_LOG_LEVEL", "info"), "debug, info, warn or error (env TRIBUTARY_LOG_LEVEL)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return c, err
@@ -88,10 +86,11 @@ func parseInferenceFlags(args []string, stderr io.Writer) (inferenceConfig, erro
 	if c.shutdownTimeout < 0 {
 		problems = append(problems, "--shutdown-timeout must not be negative")
 	}
-	switch c.logLevel {
+	switch *logLevel {
 	case "debug", "info", "warn", "error":
+		_ = c.logLevel.UnmarshalText([]byte(*logLevel)) // cannot fail on these four
 	default:
-		problems = append(problems, fmt.Sprintf("--log-level %q is not debug, info, warn or error", c.logLevel))
+		problems = append(problems, fmt.Sprintf("--log-level %q is not debug, info, warn or error", *logLevel))
 	}
 	if len(problems) > 0 {
 		fmt.Fprintln(stderr, "tributary inference: "+strings.Join(problems, "; "))
@@ -121,9 +120,7 @@ func runInference(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return err
 	}
-	logger := log.NewJSONLogger(log.NewSyncWriter(stderr))
-	logger = level.NewFilter(logger, level.Allow(level.ParseDefault(cfg.logLevel, level.InfoValue())))
-	logger = log.With(logger, "ts", log.DefaultTimestampUTC, "component", "inference")
+	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: cfg.logLevel})).With("component", "inference")
 
 	var loadOpts []llm.Option
 	if cfg.threads > 0 {
@@ -135,7 +132,7 @@ func runInference(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 	defer func() {
 		if cerr := m.Close(); cerr != nil {
-			_ = level.Error(logger).Log("msg", "close model", "err", cerr)
+			logger.Error("close model", "err", cerr)
 		}
 	}()
 	engineOpts := []llm.EngineOption{llm.WithMaxBatch(cfg.maxBatch), llm.WithMaxQueue(cfg.maxQueue)}
@@ -171,7 +168,7 @@ func runInference(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		IdleTimeout:       2 * time.Minute,
 		// No WriteTimeout: a streamed generation may run for minutes.
 	}
-	_ = level.Info(logger).Log("msg", "serving", "addr", ln.Addr().String(), "model", cfg.name,
+	logger.Info("serving", "addr", ln.Addr().String(), "model", cfg.name,
 		"arch", m.Config().Arch, "chat_format", string(tmpl.Format), "context", engine.ContextSize(),
 		"max_batch", cfg.maxBatch, "max_queue", cfg.maxQueue)
 
@@ -187,7 +184,7 @@ func runInference(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	var runErr error
 	select {
 	case <-ctx.Done():
-		_ = level.Info(logger).Log("msg", "shutting down")
+		logger.Info("shutting down")
 	case err := <-serveDone:
 		serveDone <- err
 		runErr = fmt.Errorf("serve http: %w", err)
@@ -197,7 +194,7 @@ func runInference(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 	shCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.shutdownTimeout)
 	if err := httpSrv.Shutdown(shCtx); err != nil {
-		_ = level.Warn(logger).Log("msg", "requests still in flight at the shutdown deadline", "err", err)
+		logger.Warn("requests still in flight at the shutdown deadline", "err", err)
 		_ = httpSrv.Close()
 	}
 	cancel()

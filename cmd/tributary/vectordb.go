@@ -6,12 +6,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"time"
-
-	"github.com/go-kit/log"
-	"github.com/go-kit/log/level"
 
 	"github.com/tributary-rag/tributary/pkg/vectordb"
 )
@@ -41,21 +39,21 @@ func runVectorDB(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		fmt.Fprintln(stderr, "vectordb: --snapshot-mb, --ann-threshold and --hnsw-ef must be positive")
 		return errUsage
 	}
-	logger := log.NewJSONLogger(log.NewSyncWriter(stderr))
-	logger = log.With(logger, "ts", log.DefaultTimestampUTC, "component", "vectordb")
+	var lvl slog.Level
 	switch *logLevel {
 	case "debug":
-		logger = level.NewFilter(logger, level.AllowDebug())
+		lvl = slog.LevelDebug
 	case "info":
-		logger = level.NewFilter(logger, level.AllowInfo())
+		lvl = slog.LevelInfo
 	case "warn":
-		logger = level.NewFilter(logger, level.AllowWarn())
+		lvl = slog.LevelWarn
 	case "error":
-		logger = level.NewFilter(logger, level.AllowError())
+		lvl = slog.LevelError
 	default:
 		fmt.Fprintf(stderr, "vectordb: unknown --log-level %q\n", *logLevel)
 		return errUsage
 	}
+	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: lvl})).With("component", "vectordb")
 
 	store, err := vectordb.Open(*dataDir,
 		vectordb.WithLogger(logger),
@@ -71,7 +69,7 @@ func runVectorDB(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		store.Close()
 		return fmt.Errorf("listen: %w", err)
 	}
-	level.Info(logger).Log("msg", "serving Qdrant gRPC API", "addr", lis.Addr().String(), "data_dir", *dataDir)
+	logger.Info("serving Qdrant gRPC API", "addr", lis.Addr().String(), "data_dir", *dataDir)
 	fmt.Fprintf(stdout, "vectordb listening on %s\n", lis.Addr())
 	serveErr := vectordb.Serve(ctx, store, lis, logger, 10*time.Second)
 	if err := store.Close(); err != nil && serveErr == nil {

@@ -1,41 +1,20 @@
 // Package daemon is the runtime every Tributary service shares:
 // configuration from environment variables and flags, JSON logs, the
-// /healthz, /readyz and /metrics endpoints, and a run group that stops on
-// SIGINT/SIGTERM and drains.
+// /healthz, /readyz and /metrics endpoints, the wiring every service is
+// built on, and a run group that drains on shutdown.
 //
-// A service's main wires it up like this:
+// A service package owns its settings and its wiring (see Settings): a
+// type with Register, Check and Wire. Its main is then:
 //
 //	func main() { os.Exit(daemon.Main("ingest", run)) }
 //
 //	func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
-//		fs := daemon.NewFlagSet("ingest", stderr)
-//		maxBytes := fs.Int64("max-document-bytes", 50<<20, "largest accepted document") // env TRIBUTARY_MAX_DOCUMENT_BYTES
-//		var provision daemon.TopicFlags
-//		provision.Register(fs)
-//		cfg, err := daemon.ParseConfig(fs, args, getenv, daemon.NeedKafka|daemon.NeedDataDir|daemon.NeedAPIKeys)
-//		if err != nil {
-//			return err
-//		}
-//		var p daemon.Problems
-//		if *maxBytes <= 0 {
-//			p.Addf("max-document-bytes", "must be positive")
-//		}
-//		provision.Check(&p)
-//		if err := p.Err(); err != nil {
-//			return err
-//		}
-//		logger := daemon.NewLogger(stderr, cfg.LogLevel, "ingest")
-//		reg := daemon.NewRegistry()
-//		topics := events.NewTopics(cfg.TopicPrefix)
-//		if err := provision.Provision(ctx, logger, cfg.KafkaBrokers, provision.Specs([]string{topics.IngestRequests}, topics.Chunks)...); err != nil {
-//			return err
-//		}
-//		h := daemon.NewHTTPHandler(app, reg, daemon.KafkaCheck(cfg.KafkaBrokers, topics.Chunks))
-//		var g daemon.Group
-//		g.AddHTTP(daemon.NewHTTPServer(cfg.HTTPAddr, h), nil, 10*time.Second)
-//		g.Add("ingest-requests", sub.Run)
-//		return g.Run(ctx, logger)
+//		s := ingest.DefaultSettings()
+//		return daemon.RunService(ctx, "ingest", daemon.NeedKafka|daemon.NeedDataDir|daemon.NeedAPIKeys, &s, args, getenv, stderr)
 //	}
+//
+// and tributary dev registers, checks and wires every service's Settings
+// on one flag set and one Wiring.
 //
 // Every flag has an environment variable: "TRIBUTARY_" plus the flag name
 // upper-cased with '-' as '_' (--kafka-brokers and TRIBUTARY_KAFKA_BROKERS).

@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -50,16 +49,4 @@ func NewFlagSet(name string, output io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(output)
 	return fs
-}
-
-// CloseOrLog calls closeFn and logs its error, if any, as msg. It is for
-// the deferred closes of a service's main, which run after the service has
-// stopped: the error can no longer change what the service did, but an
-// operator should see it.
-//
-//	defer daemon.CloseOrLog(logger, "close publisher", pub.Close)
-func CloseOrLog(logger *slog.Logger, msg string, closeFn func() error) {
-	if err := closeFn(); err != nil {
-		logger.Error(msg, "error", err.Error())
-	}
 }

@@ -4,11 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"os"
 	"os/exec"
@@ -149,43 +147,6 @@ func TestNewFlagSet(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "flag provided but not defined: -nope") || !strings.Contains(out.String(), "-chunk-size") {
 		t.Errorf("output %q, want the error and the usage", out.String())
-	}
-}
-
-func TestCloseOrLog(t *testing.T) {
-	tests := []struct {
-		name    string
-		err     error
-		wantLog bool
-	}{
-		{"close fails", errors.New("flush: broken pipe"), true},
-		{"close succeeds", nil, false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			var logs bytes.Buffer
-			calls := 0
-			daemon.CloseOrLog(slog.New(slog.NewJSONHandler(&logs, nil)), "close publisher", func() error {
-				calls++
-				return tt.err
-			})
-			if calls != 1 {
-				t.Errorf("close called %d times, want 1", calls)
-			}
-			if !tt.wantLog {
-				if logs.Len() != 0 {
-					t.Errorf("logged %q after a clean close", logs.String())
-				}
-				return
-			}
-			var rec map[string]any
-			if err := json.Unmarshal(logs.Bytes(), &rec); err != nil {
-				t.Fatalf("log %q: %v", logs.String(), err)
-			}
-			if rec["level"] != "ERROR" || rec["msg"] != "close publisher" || rec["error"] != tt.err.Error() {
-				t.Errorf("log record %v, want an error record of the close error", rec)
-			}
-		})
 	}
 }
 

@@ -7,17 +7,15 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
-	"syscall"
 	"time"
 
 	"github.com/oklog/run"
 )
 
 // Group runs a service's long-lived parts (HTTP server, subscribers) with
-// oklog/run: when one returns, or the context passed to Run is done, or the
-// process gets SIGINT or SIGTERM, every part is told to stop and Run waits
-// for all of them. The zero Group is ready to use; a Group is not safe for
+// oklog/run: when one returns, or the context passed to Run is done, every
+// part is told to stop and Run waits for all of them. Signals end that
+// context (Main's signal.NotifyContext), so they are caught in one place. The zero Group is ready to use; a Group is not safe for
 // concurrent use and runs once.
 type Group struct {
 	parts []part
@@ -67,9 +65,9 @@ func (g *Group) AddHTTP(srv *http.Server, ln net.Listener, drain time.Duration) 
 	})
 }
 
-// Run runs every part until the first returns, ctx is done or a signal
-// arrives, then stops them all and returns the first part's error (nil
-// after a signal or ctx).
+// Run runs every part until the first returns or ctx is done, then stops
+// them all and returns the first part's error (nil after ctx). It logs
+// start and stop but not the error: the caller handles it, once.
 func (g *Group) Run(ctx context.Context, logger *slog.Logger) error {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -77,9 +75,6 @@ func (g *Group) Run(ctx context.Context, logger *slog.Logger) error {
 	var rg run.Group
 	sctx, scancel := context.WithCancel(ctx)
 	defer scancel()
-	// The signal handler's context is not ctx: when ctx ends, the actor
-	// below returns nil first, and the handler's own error is ignored.
-	rg.Add(run.SignalHandler(context.WithoutCancel(ctx), os.Interrupt, syscall.SIGTERM))
 	rg.Add(func() error {
 		<-sctx.Done()
 		return nil
@@ -100,16 +95,6 @@ func (g *Group) Run(ctx context.Context, logger *slog.Logger) error {
 	}
 	logger.Info("started", "parts", len(g.parts))
 	err := rg.Run()
-	// oklog/run's SignalError.As reports a match without filling the
-	// target, so test with errors.Is and print the error itself.
-	if errors.Is(err, run.ErrSignal) {
-		logger.Info("stopping", "signal", err.Error())
-		err = nil
-	}
-	if err != nil {
-		logger.Error("stopped", "error", err)
-		return err
-	}
-	logger.Info("stopped")
-	return nil
+	logger.Info("stopped", "failed", err != nil)
+	return err
 }

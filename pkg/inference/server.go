@@ -13,14 +13,13 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	mrand "math/rand/v2"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/go-kit/log"
-	"github.com/go-kit/log/level"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
@@ -46,7 +45,7 @@ type Server struct {
 	maxTokens        int
 	defaultMaxTokens int
 	maxBody          int64
-	logger           log.Logger
+	logger           *slog.Logger
 	registry         *prometheus.Registry
 	metrics          *metrics
 	created          int64
@@ -75,8 +74,8 @@ func WithDefaultMaxTokens(n int) Option { return func(s *Server) { s.defaultMaxT
 // WithMaxBodyBytes bounds request bodies; larger ones get 413 (default 4 MiB).
 func WithMaxBodyBytes(n int64) Option { return func(s *Server) { s.maxBody = n } }
 
-// WithLogger sets the logger (default: none).
-func WithLogger(l log.Logger) Option { return func(s *Server) { s.logger = l } }
+// WithLogger sets the logger (default, and when l is nil: discard).
+func WithLogger(l *slog.Logger) Option { return func(s *Server) { s.logger = l } }
 
 // WithRegistry registers the server's metrics in r and serves r on /metrics
 // (default: a new registry of the server's own).
@@ -92,11 +91,13 @@ func New(engine Engine, tok *tokenizer.Tokenizer, opts ...Option) (*Server, erro
 		maxTokens:        4096,
 		defaultMaxTokens: 256,
 		maxBody:          4 << 20,
-		logger:           log.NewNopLogger(),
 		created:          time.Now().Unix(),
 	}
 	for _, o := range opts {
 		o(s)
+	}
+	if s.logger == nil {
+		s.logger = slog.New(slog.DiscardHandler)
 	}
 	s.maxTokens = max(1, s.maxTokens)
 	s.defaultMaxTokens = min(max(1, s.defaultMaxTokens), s.maxTokens)
@@ -360,7 +361,7 @@ func (s *Server) observe(r *http.Request, j job, res llm.Result, err error, clie
 		reason = "error"
 	}
 	s.metrics.observe(res, reason)
-	_ = level.Debug(s.logger).Log("msg", "generation", "path", r.URL.Path, "stream", j.stream,
+	s.logger.Debug("generation", "path", r.URL.Path, "stream", j.stream,
 		"prompt_tokens", res.PromptTokens, "completion_tokens", res.CompletionTokens,
 		"finish_reason", reason, "ttft", res.TimeToFirstToken, "duration", res.Duration)
 }
@@ -393,7 +394,7 @@ func (s *Server) writeEngineError(w http.ResponseWriter, r *http.Request, err er
 }
 
 func (s *Server) logError(r *http.Request, err error) {
-	_ = level.Error(s.logger).Log("msg", "generation failed", "path", r.URL.Path, "err", err)
+	s.logger.Error("generation failed", "path", r.URL.Path, "err", err)
 }
 
 func writeError(w http.ResponseWriter, e *apiError) {

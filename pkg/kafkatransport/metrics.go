@@ -22,7 +22,22 @@ type Metrics struct {
 
 // NewMetrics creates the metrics and registers them with reg (when not nil).
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
-	m := &Metrics{
+	m := newMetrics()
+	if reg != nil {
+		for _, c := range []prometheus.Collector{m.Consumed, m.Produced, m.ProduceErrors, m.Retried, m.DeadLettered, m.Committed, m.HandlerSeconds, m.Lag} {
+			if err := reg.Register(c); err != nil {
+				return nil, fmt.Errorf("register kafka metrics: %w", err)
+			}
+		}
+	}
+	return m, nil
+}
+
+// newMetrics creates the metrics unregistered. Subscribers and publishers
+// given no Metrics record into such a set, which nothing gathers, so they
+// need no nil checks.
+func newMetrics() *Metrics {
+	return &Metrics{
 		Consumed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tributary_kafka_consumed_total",
 			Help: "Messages fetched by subscribers.",
@@ -57,12 +72,4 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help: "Messages behind the partition's high-water mark at the last fetch.",
 		}, []string{"topic", "group", "partition"}),
 	}
-	if reg != nil {
-		for _, c := range []prometheus.Collector{m.Consumed, m.Produced, m.ProduceErrors, m.Retried, m.DeadLettered, m.Committed, m.HandlerSeconds, m.Lag} {
-			if err := reg.Register(c); err != nil {
-				return nil, fmt.Errorf("register kafka metrics: %w", err)
-			}
-		}
-	}
-	return m, nil
 }

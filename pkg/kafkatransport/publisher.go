@@ -38,7 +38,7 @@ type Publisher struct {
 	w       *kafka.Writer
 	t       *kafka.Transport
 	source  string
-	metrics *Metrics
+	metrics *Metrics // never nil: unregistered when the caller gives none
 }
 
 // PublisherOption configures a Publisher.
@@ -93,6 +93,9 @@ func NewPublisher(brokers []string, opts ...PublisherOption) *Publisher {
 	if cfg.writer != nil {
 		cfg.writer(w)
 	}
+	if cfg.metrics == nil {
+		cfg.metrics = newMetrics()
+	}
 	return &Publisher{w: w, t: t, source: cfg.source, metrics: cfg.metrics}
 }
 
@@ -121,9 +124,7 @@ func (p *Publisher) WriteMessages(ctx context.Context, msgs ...kafka.Message) er
 		}
 		break
 	}
-	if p.metrics != nil {
-		p.count(msgs, err)
-	}
+	p.count(msgs, err)
 	if err != nil {
 		return fmt.Errorf("write %d messages to %s: %w", len(msgs), msgs[0].Topic, err)
 	}

@@ -3,13 +3,12 @@ package vectordb
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"runtime/debug"
 	"strings"
 	"time"
 
-	"github.com/go-kit/log"
-	"github.com/go-kit/log/level"
 	"github.com/qdrant/go-client/qdrant"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -23,10 +22,10 @@ const ServerVersion = "1.17.0"
 
 // NewServer returns a gRPC server serving Qdrant's Qdrant, Collections and
 // Points services from s. Methods the store does not implement answer
-// codes.Unimplemented.
-func NewServer(s *Store, logger log.Logger, opts ...grpc.ServerOption) *grpc.Server {
+// codes.Unimplemented. A nil logger discards.
+func NewServer(s *Store, logger *slog.Logger, opts ...grpc.ServerOption) *grpc.Server {
 	if logger == nil {
-		logger = log.NewNopLogger()
+		logger = slog.New(slog.DiscardHandler)
 	}
 	opts = append([]grpc.ServerOption{
 		grpc.MaxRecvMsgSize(64 << 20),
@@ -44,8 +43,8 @@ func NewServer(s *Store, logger log.Logger, opts ...grpc.ServerOption) *grpc.Ser
 }
 
 // Serve serves s on lis until ctx is cancelled, then stops gracefully
-// (waiting at most grace for in-flight calls).
-func Serve(ctx context.Context, s *Store, lis net.Listener, logger log.Logger, grace time.Duration) error {
+// (waiting at most grace for in-flight calls). A nil logger discards.
+func Serve(ctx context.Context, s *Store, lis net.Listener, logger *slog.Logger, grace time.Duration) error {
 	g := NewServer(s, logger)
 	errc := make(chan error, 1)
 	go func() { errc <- g.Serve(lis) }()
@@ -71,11 +70,11 @@ func Serve(ctx context.Context, s *Store, lis net.Listener, logger log.Logger, g
 
 // recoverInterceptor turns panics into Internal errors and gives the
 // generated "method X not implemented" answers a clearer message.
-func recoverInterceptor(logger log.Logger) grpc.UnaryServerInterceptor {
+func recoverInterceptor(logger *slog.Logger) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
 		defer func() {
 			if r := recover(); r != nil {
-				level.Error(logger).Log("msg", "panic in handler", "method", info.FullMethod, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+				logger.Error("panic in handler", "method", info.FullMethod, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
 				resp, err = nil, status.Errorf(codes.Internal, "internal error in %s", info.FullMethod)
 			}
 		}()

@@ -8,6 +8,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sort"
@@ -16,8 +17,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/go-kit/log"
-	"github.com/go-kit/log/level"
 	"github.com/qdrant/go-client/qdrant"
 	"google.golang.org/protobuf/proto"
 
@@ -47,13 +46,13 @@ const snapshotMagic = "tributary-vectordb-snapshot-v1"
 type Option func(*options)
 
 type options struct {
-	logger        log.Logger
+	logger        *slog.Logger
 	snapshotBytes int64
 	ann           annConfig
 }
 
-// WithLogger sets the logger (default: none).
-func WithLogger(l log.Logger) Option { return func(o *options) { o.logger = l } }
+// WithLogger sets the logger (default, and when l is nil: discard).
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
 
 // WithSnapshotThreshold sets the WAL size in bytes above which the store
 // writes a snapshot and drops the covered WAL segments (default 64 MiB).
@@ -96,12 +95,14 @@ type Store struct {
 // from the newest snapshot and the WAL.
 func Open(dir string, opts ...Option) (*Store, error) {
 	o := options{
-		logger:        log.NewNopLogger(),
 		snapshotBytes: 64 << 20,
 		ann:           annConfig{threshold: 20000, minANNMatches: 1000, ef: 128},
 	}
 	for _, opt := range opts {
 		opt(&o)
+	}
+	if o.logger == nil {
+		o.logger = slog.New(slog.DiscardHandler)
 	}
 	o.ann.newIndex = newANNIndex
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -161,7 +162,7 @@ func (s *Store) compactor() {
 		}
 		if s.wal.Size() >= s.opts.snapshotBytes {
 			if err := s.Snapshot(); err != nil {
-				level.Error(s.opts.logger).Log("msg", "snapshot failed", "err", err)
+				s.opts.logger.Error("snapshot failed", "err", err)
 			}
 		}
 	}
@@ -225,7 +226,7 @@ func (s *Store) recover() error {
 		return fmt.Errorf("recover wal: %w", err)
 	}
 	s.wal = l
-	level.Info(s.opts.logger).Log("msg", "store recovered", "snapshot_seq", after, "wal_records", replayed, "collections", len(s.colls))
+	s.opts.logger.Info("store recovered", "snapshot_seq", after, "wal_records", replayed, "collections", len(s.colls))
 	return nil
 }
 
@@ -370,7 +371,7 @@ func (s *Store) loadSnapshot(path string, seq uint64) error {
 		case snapANN:
 			if err := s.loadANNRecord(r.Data); err != nil {
 				// The graph is only an accelerator: rebuild it instead.
-				level.Warn(s.opts.logger).Log("msg", "snapshot hnsw graph not loaded; rebuilding", "err", err)
+				s.opts.logger.Warn("snapshot hnsw graph not loaded; rebuilding", "err", err)
 			}
 		case opUpsert:
 			// Snapshot vectors are stored already normalized.
@@ -476,7 +477,7 @@ func (s *Store) Snapshot() error {
 			}
 		}
 	}
-	level.Info(s.opts.logger).Log("msg", "snapshot written", "seq", seq, "previous_seq", old)
+	s.opts.logger.Info("snapshot written", "seq", seq, "previous_seq", old)
 	return nil
 }
 

@@ -3,6 +3,7 @@ package vectordb
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"slices"
 	"sort"
@@ -10,7 +11,6 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/go-kit/log"
 	"github.com/qdrant/go-client/qdrant"
 	"google.golang.org/protobuf/encoding/prototext"
 )
@@ -435,7 +435,7 @@ func TestANNGraphPersistsInSnapshot(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	s2 := mustOpen(t, dir, WithANNThreshold(150), WithLogger(log.NewLogfmtLogger(testLogWriter{t})))
+	s2 := mustOpen(t, dir, WithANNThreshold(150), WithLogger(slog.New(slog.NewTextHandler(testLogWriter{t}, nil))))
 	defer s2.Close()
 	c2, _ := s2.collection("p")
 	a, ok := c2.dense[""].ann.(*hnswANN)

@@ -11,10 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
-	"sync"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/tributary-rag/tributary/pkg/events"
@@ -67,21 +64,6 @@ const (
 // version the retrieve service has announced as fully indexed; before
 // that, Get reports StatusActive.
 const StatusIndexed = "indexed"
-
-// Limits on request fields.
-const (
-	maxIDLen        = 256
-	maxTitleLen     = 1024
-	maxSourceLen    = 2048
-	maxGroups       = 64
-	maxGroupLen     = 128
-	maxMetadataKeys = 64
-	maxMetaKeyLen   = 128
-	maxMetaValueLen = 4096
-	// maxMetadataBytes bounds all metadata together: it is copied into
-	// every chunk event.
-	maxMetadataBytes = 16 << 10
-)
 
 // DefaultMaxDocumentSize is the default limit on a document's raw size.
 const DefaultMaxDocumentSize = 50 << 20
@@ -538,145 +520,6 @@ func isContentError(err error) bool {
 	return errors.Is(err, ErrUnsupportedType) || errors.Is(err, ErrUnreadable) || errors.Is(err, ErrTooLarge)
 }
 
-// validateDocument checks and normalises the request fields.
-func validateDocument(d *Document) error {
-	if err := ValidateID(d.ID); err != nil {
-		return err
-	}
-	if err := checkText("title", d.Title, maxTitleLen); err != nil {
-		return err
-	}
-	if err := checkText("source", d.Source, maxSourceLen); err != nil {
-		return err
-	}
-	if err := checkText("content_type", d.ContentType, 255); err != nil {
-		return err
-	}
-	if err := checkText("filename", d.Filename, 1024); err != nil {
-		return err
-	}
-	groups, err := normalizeGroups(d.Groups)
-	if err != nil {
-		return err
-	}
-	d.Groups = groups
-	if len(d.Metadata) > maxMetadataKeys {
-		return fmt.Errorf("%w: metadata has %d keys, limit %d", ErrInvalid, len(d.Metadata), maxMetadataKeys)
-	}
-	total := 0
-	for k, v := range d.Metadata {
-		total += len(k) + len(v)
-		if k == "" {
-			return fmt.Errorf("%w: empty metadata key", ErrInvalid)
-		}
-		if err := checkText("metadata key", k, maxMetaKeyLen); err != nil {
-			return err
-		}
-		if !utf8.ValidString(v) || len(v) > maxMetaValueLen {
-			return fmt.Errorf("%w: metadata value of %q is not valid UTF-8 of at most %d bytes", ErrInvalid, k, maxMetaValueLen)
-		}
-	}
-	if total > maxMetadataBytes {
-		return fmt.Errorf("%w: metadata of %d bytes, limit %d", ErrInvalid, total, maxMetadataBytes)
-	}
-	if len(d.Metadata) == 0 {
-		d.Metadata = nil
-	}
-	return nil
-}
-
-// ValidateID reports whether id can name a document: 1 to 256 bytes of
-// UTF-8 without control characters, spaces or slashes.
-func ValidateID(id string) error {
-	if id == "" {
-		return fmt.Errorf("%w: empty document_id", ErrInvalid)
-	}
-	if len(id) > maxIDLen || !utf8.ValidString(id) {
-		return fmt.Errorf("%w: document_id must be valid UTF-8 of at most %d bytes", ErrInvalid, maxIDLen)
-	}
-	for _, r := range id {
-		if unicode.IsControl(r) || unicode.IsSpace(r) || r == '/' || r == '\\' || r == utf8.RuneError {
-			return fmt.Errorf("%w: document_id %q contains %q", ErrInvalid, id, r)
-		}
-	}
-	return nil
-}
-
-func checkText(field, v string, max int) error {
-	if len(v) > max {
-		return fmt.Errorf("%w: %s longer than %d bytes", ErrInvalid, field, max)
-	}
-	if !utf8.ValidString(v) {
-		return fmt.Errorf("%w: %s is not valid UTF-8", ErrInvalid, field)
-	}
-	for _, r := range v {
-		if unicode.IsControl(r) {
-			return fmt.Errorf("%w: %s contains a control character", ErrInvalid, field)
-		}
-	}
-	return nil
-}
-
-func normalizeGroups(in []string) ([]string, error) {
-	var out []string
-	for _, g := range in {
-		g = strings.TrimSpace(g)
-		if g == "" {
-			continue
-		}
-		if err := checkText("group", g, maxGroupLen); err != nil {
-			return nil, err
-		}
-		if strings.ContainsAny(g, ",|: ") {
-			return nil, fmt.Errorf("%w: group %q contains one of ',|: '", ErrInvalid, g)
-		}
-		out = append(out, g)
-	}
-	slices.Sort(out)
-	out = slices.Compact(out)
-	if len(out) > maxGroups {
-		return nil, fmt.Errorf("%w: %d groups, limit %d", ErrInvalid, len(out), maxGroups)
-	}
-	return out, nil
-}
-
-// mayPublishTo reports whether p may make a document visible to groups: a
-// tenant-wide key may choose any groups, a group key only its own.
-func mayPublishTo(p Principal, groups []string) bool {
-	if len(p.Groups) == 0 {
-		return true
-	}
-	if len(groups) == 0 {
-		return false
-	}
-	for _, g := range groups {
-		if !slices.Contains(p.Groups, g) {
-			return false
-		}
-	}
-	return true
-}
-
-// maySee reports whether p may see a document of groups: a tenant-wide key
-// sees every document, a group key those of the whole tenant and those
-// shared with one of its groups.
-func maySee(p Principal, groups []string) bool {
-	if len(p.Groups) == 0 || len(groups) == 0 {
-		return true
-	}
-	for _, g := range groups {
-		if slices.Contains(p.Groups, g) {
-			return true
-		}
-	}
-	return false
-}
-
-// mayChange reports whether p may replace or delete a document of groups.
-func mayChange(p Principal, groups []string) bool {
-	return mayPublishTo(p, groups)
-}
-
 // WithCorrelationID returns ctx carrying a correlation id for the events
 // that a request causes.
 func WithCorrelationID(ctx context.Context, id string) context.Context {
@@ -685,39 +528,4 @@ func WithCorrelationID(ctx context.Context, id string) context.Context {
 
 func correlationFrom(ctx context.Context) string {
 	return events.CorrelationID(ctx)
-}
-
-// keyedMutex serialises work on one key while letting other keys proceed.
-type keyedMutex struct {
-	mu    sync.Mutex
-	locks map[string]*refMutex
-}
-
-type refMutex struct {
-	sync.Mutex
-	refs int
-}
-
-func (k *keyedMutex) lock(key string) (unlock func()) {
-	k.mu.Lock()
-	if k.locks == nil {
-		k.locks = make(map[string]*refMutex)
-	}
-	m := k.locks[key]
-	if m == nil {
-		m = &refMutex{}
-		k.locks[key] = m
-	}
-	m.refs++
-	k.mu.Unlock()
-	m.Lock()
-	return func() {
-		m.Unlock()
-		k.mu.Lock()
-		m.refs--
-		if m.refs == 0 {
-			delete(k.locks, key)
-		}
-		k.mu.Unlock()
-	}
 }

@@ -33,7 +33,7 @@ func TestRunRejectsBadConfiguration(t *testing.T) {
 		{Name: "bad instance id", Env: map[string]string{"TRIBUTARY_INSTANCE_ID": "a/b"}, Want: []string{"TRIBUTARY_INSTANCE_ID"}},
 		{Name: "instance id flag", Args: []string{"--instance-id", "-x"}, Want: []string{"TRIBUTARY_INSTANCE_ID"}},
 		{Name: "topic settings and instance id", Env: map[string]string{"TRIBUTARY_TOPIC_PARTITIONS": "0", "TRIBUTARY_INSTANCE_ID": ".x"},
-			Want: []string{"TRIBUTARY_TOPIC_PARTITIONS (--topic-partitions): must be positive\nTRIBUTARY_INSTANCE_ID"}},
+			Want: []string{"TRIBUTARY_INSTANCE_ID (--instance-id): \".x\" must be 1-100 characters of [A-Za-z0-9._-]\nTRIBUTARY_TOPIC_PARTITIONS"}},
 	})
 }
 

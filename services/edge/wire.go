@@ -1,0 +1,134 @@
+package edge
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/tributary-rag/tributary/pkg/daemon"
+)
+
+// Settings are the edge's own settings, next to the shared daemon.Config.
+// Its main and tributary dev both register them (Register), check them
+// (Check) and wire the service with them (Wire).
+type Settings struct {
+	// ReplicaID names this replica's consumer groups (see Groups).
+	ReplicaID string
+	// AllowedOrigins are the comma-separated Origin values accepted on
+	// /v1/chat (empty: any).
+	AllowedOrigins string
+	WS             WSConfig
+	Service        Config
+	// ShutdownDrain is how long shutdown waits for HTTP requests.
+	ShutdownDrain time.Duration
+}
+
+// DefaultSettings returns the defaults of every setting; the replica id
+// is the host name.
+func DefaultSettings() Settings {
+	return Settings{
+		ReplicaID:     defaultReplicaID(),
+		WS:            WSConfig{MaxMessageBytes: 32 << 10, MaxInFlight: 8, SendBuffer: 1024, WriteWait: 10 * time.Second, PongWait: 60 * time.Second},
+		Service:       Config{AnswerTimeout: 60 * time.Second, PublishTimeout: 10 * time.Second},
+		ShutdownDrain: daemon.DefaultDrain,
+	}
+}
+
+var replicaPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$`)
+
+func defaultReplicaID() string {
+	h, err := os.Hostname()
+	if err != nil || !replicaPattern.MatchString(h) {
+		return "edge"
+	}
+	return h
+}
+
+// Register registers a flag for every setting on fs, with s's values as
+// the defaults.
+func (s *Settings) Register(fs *flag.FlagSet) {
+	fs.StringVar(&s.ReplicaID, "replica-id", s.ReplicaID, "this replica's id; its consumer groups are edge-<id>.answers and edge-<id>.rejected (default: the host name)")
+	fs.StringVar(&s.AllowedOrigins, "allowed-origins", s.AllowedOrigins, "comma-separated Origin values accepted on /v1/chat (empty: any)")
+	fs.Int64Var(&s.WS.MaxMessageBytes, "max-message-bytes", s.WS.MaxMessageBytes, "largest client message; larger closes the connection with 1009")
+	fs.IntVar(&s.WS.MaxInFlight, "max-in-flight", s.WS.MaxInFlight, "asks in flight per connection")
+	fs.IntVar(&s.WS.SendBuffer, "send-buffer", s.WS.SendBuffer, "messages queued per connection before a slow client is disconnected")
+	fs.DurationVar(&s.WS.WriteWait, "write-wait", s.WS.WriteWait, "longest write to a client")
+	fs.DurationVar(&s.WS.PongWait, "pong-wait", s.WS.PongWait, "longest silence from a client; pings every 9/10 of it")
+	fs.DurationVar(&s.Service.AnswerTimeout, "answer-timeout", s.Service.AnswerTimeout, "longest wait for the next answer event of a request")
+	fs.DurationVar(&s.Service.PublishTimeout, "publish-timeout", s.Service.PublishTimeout, "longest wait to publish a question")
+	fs.DurationVar(&s.ShutdownDrain, "shutdown-drain", s.ShutdownDrain, "how long shutdown waits for HTTP requests")
+}
+
+// Check records in p each setting out of range.
+func (s Settings) Check(p *daemon.Problems) {
+	if !replicaPattern.MatchString(s.ReplicaID) {
+		p.Addf("replica-id", "%q must be 1-100 characters of [A-Za-z0-9._-]", s.ReplicaID)
+	}
+	if s.WS.MaxMessageBytes < 256 || s.WS.MaxMessageBytes > 1<<20 {
+		p.Addf("max-message-bytes", "must be between 256 and 1048576")
+	}
+	if s.WS.MaxInFlight <= 0 {
+		p.Addf("max-in-flight", "must be positive")
+	}
+	if s.WS.SendBuffer <= 0 {
+		p.Addf("send-buffer", "must be positive")
+	}
+	if s.WS.WriteWait <= 0 {
+		p.Addf("write-wait", "must be positive")
+	}
+	if s.WS.PongWait < time.Second {
+		p.Addf("pong-wait", "must be at least 1s")
+	}
+	if s.Service.AnswerTimeout <= 0 {
+		p.Addf("answer-timeout", "must be positive")
+	}
+	if s.Service.PublishTimeout <= 0 {
+		p.Addf("publish-timeout", "must be positive")
+	}
+}
+
+// Wire adds the service, its onion, GET /v1/chat and its reply
+// subscribers to w.
+func (s Settings) Wire(_ context.Context, w *daemon.Wiring, d daemon.Deps) error {
+	for _, o := range strings.Split(s.AllowedOrigins, ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			s.WS.AllowedOrigins = append(s.WS.AllowedOrigins, o)
+		}
+	}
+	metrics, err := NewMetrics(d.Registry)
+	if err != nil {
+		return fmt.Errorf("edge metrics: %w", err)
+	}
+	pub := d.Publisher(w, EventSource)
+	s.Service.QueriesTopic = d.Topics.QueriesReceived
+	s.Service.Observer = metrics
+	var svc Service
+	svc = NewService(pub, s.Service)
+	svc = LoggingMiddleware(d.Logger)(svc)
+	svc = InstrumentingMiddleware(metrics)(svc)
+	endpoints := MakeEndpoints(svc)
+
+	t := d.Topics
+	answersGroup, rejectedGroup := Groups(s.ReplicaID)
+	w.Group.Add("answers-moderated", NewReplySubscriber(d.Brokers, answersGroup, t.AnswersModerated, pub, endpoints, d.Logger, d.SubscriberOptions()...).Run)
+	w.Group.Add("queries-rejected", NewReplySubscriber(d.Brokers, rejectedGroup, t.QueriesRejected, pub, endpoints, d.Logger, d.SubscriberOptions()...).Run)
+
+	s.WS.Keys = d.Keys
+	s.WS.Logger = d.Logger
+	s.WS.Metrics = metrics
+	ws := NewWSHandler(endpoints, s.WS)
+	w.Handle("GET /v1/chat", ws)
+	// Shutdown does not close hijacked (WebSocket) connections.
+	w.OnShutdown(ws.Close)
+	w.Drain(s.ShutdownDrain)
+	w.Topics([]string{t.QueriesReceived, t.QueriesRejected, t.AnswersModerated})
+	w.Check(daemon.Check{Name: "consumers", Run: func(ctx context.Context) error {
+		return CheckGroups(ctx, d.Brokers, answersGroup, rejectedGroup)
+	}})
+	w.Describe("replica_id", s.ReplicaID, "groups", []string{answersGroup, rejectedGroup})
+	return nil
+}
