@@ -363,7 +363,7 @@ func (s *Server) observe(r *http.Request, j job, res llm.Result, err error, clie
 	s.metrics.observe(res, reason)
 	s.logger.Debug("generation", "path", r.URL.Path, "stream", j.stream,
 		"prompt_tokens", res.PromptTokens, "completion_tokens", res.CompletionTokens,
-		"finish_reason", reason, "ttft", res.TimeToFirstToken, "duration", res.Duration)
+		"finish_reason", reason, "ttft", res.TimeToFirstToken.String(), "duration", res.Duration.String())
 }
 
 // engineError maps an engine error to its API error.
