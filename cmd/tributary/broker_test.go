@@ -82,7 +82,7 @@ func TestBrokerDurableAcrossRestart(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	const topic, group = "durable", "durable-group"
-	if err := kafkatransport.EnsureTopics(ctx, []string{addr}, kafkatransport.TopicSpec{Name: topic, Partitions: 1, ReplicationFactor: 1}); err != nil {
+	if err := kafkatransport.EnsureTopics(ctx, []string{addr}, kafkatransport.Security{}, kafkatransport.TopicSpec{Name: topic, Partitions: 1, ReplicationFactor: 1}); err != nil {
 		t.Fatal(err)
 	}
 	pub := kafkatransport.NewPublisher([]string{addr})
@@ -175,7 +175,7 @@ func TestBrokerSurvivesKill(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	const topic, group, n = "killed", "killed-group", 50
-	if err := kafkatransport.EnsureTopics(ctx, []string{addr}, kafkatransport.TopicSpec{Name: topic, Partitions: 1, ReplicationFactor: 1}); err != nil {
+	if err := kafkatransport.EnsureTopics(ctx, []string{addr}, kafkatransport.Security{}, kafkatransport.TopicSpec{Name: topic, Partitions: 1, ReplicationFactor: 1}); err != nil {
 		t.Fatal(err)
 	}
 	pub := kafkatransport.NewPublisher([]string{addr})

@@ -45,6 +45,7 @@ const (
 	devIngestDir  = "ingest"
 	devAuditDir   = "audit"
 	devKeyFile    = "api-keys"
+	devKafkaUsers = "kafka-users"
 	devSampleMark = "sample-loaded"
 	// devTenant is the tenant of the generated key and of the sample corpus.
 	devTenant = "default"
@@ -98,7 +99,7 @@ func defaultDevServices() *devServices {
 		Embed:    embed.DefaultSettings(),
 		Generate: generate.DefaultSettings(),
 		Moderate: moderate.DefaultSettings(),
-		Audit:    audit.DefaultSettings(),
+		Audit:    audit.DefaultSettings().WithVaultEnv(os.Getenv), // VAULT_ADDR switches audit keys to Vault
 		Edge:     edge.DefaultSettings(),
 	}
 	s.Edge.ReplicaID = devReplica
@@ -240,7 +241,14 @@ func startDev(ctx context.Context, opts devOptions) (_ *devStack, err error) {
 	}
 
 	// Broker and vector store on loopback ports, closed after the services.
-	bcfg := broker.Config{Listen: "127.0.0.1:0", DataDir: filepath.Join(opts.DataDir, devBrokerDir), Partitions: opts.Partitions, Fsync: opts.BrokerFsync}
+	// Loopback is no boundary: the broker wants a login, and each service
+	// has its own principal with least privilege (broker.ServiceAccess).
+	topics := events.NewTopics(opts.TopicPrefix)
+	users, err := broker.LoadUsers(filepath.Join(opts.DataDir, devKafkaUsers), topics, true)
+	if err != nil {
+		return nil, fmt.Errorf("dev: %w", err)
+	}
+	bcfg := broker.Config{Listen: "127.0.0.1:0", DataDir: filepath.Join(opts.DataDir, devBrokerDir), Partitions: opts.Partitions, Fsync: opts.BrokerFsync, Users: users}
 	b, err := broker.Start(bcfg)
 	if err != nil {
 		return nil, fmt.Errorf("dev: %w", err)
@@ -252,9 +260,12 @@ func startDev(ctx context.Context, opts devOptions) (_ *devStack, err error) {
 		return nil, err
 	}
 
-	topics := events.NewTopics(opts.TopicPrefix)
+	admin, err := devLogin(users, broker.AdminUser)
+	if err != nil {
+		return nil, err
+	}
 	pctx, cancel := context.WithTimeout(ctx, time.Minute)
-	err = kafkatransport.EnsureTopics(pctx, brokers, kafkatransport.TopicSpecs(opts.Partitions, 1, topics.All()...)...)
+	err = kafkatransport.EnsureTopics(pctx, brokers, admin, kafkatransport.TopicSpecs(opts.Partitions, 1, topics.All()...)...)
 	cancel()
 	if err != nil {
 		return nil, fmt.Errorf("dev: provision topics: %w", err)
@@ -266,28 +277,36 @@ func startDev(ctx context.Context, opts devOptions) (_ *devStack, err error) {
 		return nil, fmt.Errorf("dev: kafka metrics: %w", err)
 	}
 	for _, s := range opts.Services.list() {
+		sec, err := devLogin(users, s.name)
+		if err != nil {
+			return nil, err
+		}
 		deps := daemon.Deps{
-			Brokers: brokers, Topics: topics, Registry: reg, KafkaMetrics: kmetrics, Keys: keys, QdrantAddr: d.qdrantAdr,
+			Brokers: brokers, KafkaSecurity: sec, Topics: topics, Registry: reg, KafkaMetrics: kmetrics, Keys: keys, QdrantAddr: d.qdrantAdr,
 			Logger: daemon.NewLogger(opts.Logs, opts.LogLevel, s.name),
 		}
 		if s.dataDir != "" {
 			deps.DataDir = filepath.Join(opts.DataDir, s.dataDir)
 		}
+		consumed, produced := len(w.Consumes()), len(w.Produces())
 		if s.name == "ingest" {
 			// The sample corpus goes in through the service itself.
-			d.ingestSvc, err = opts.Services.Ingest.WireService(w, deps)
+			d.ingestSvc, err = opts.Services.Ingest.WireService(ctx, w, deps)
 		} else {
 			err = s.settings.Wire(ctx, w, deps)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("dev: %s: %w", s.name, err)
 		}
+		if err := broker.ServiceAccess(topics)[s.name].Covers(w.Consumes()[consumed:], w.Produces()[produced:]); err != nil {
+			return nil, fmt.Errorf("dev: %s's kafka principal: %w", s.name, err)
+		}
 	}
 	if v, ok := w.Described("backend"); ok {
 		d.backend = fmt.Sprint(v)
 	}
 
-	checks := append([]daemon.Check{daemon.KafkaCheck(brokers, topics.All()...)}, w.Checks()...)
+	checks := append([]daemon.Check{daemon.KafkaCheck(brokers, admin, topics.All()...)}, w.Checks()...)
 	d.ln, err = net.Listen("tcp", opts.HTTPAddr)
 	if err != nil {
 		return nil, fmt.Errorf("dev: listen: %w", err)
@@ -382,6 +401,19 @@ func (d *devStack) loadSample(ctx context.Context) error {
 	}
 	<-ctx.Done()
 	return nil
+}
+
+// devLogin returns the Kafka login of user name.
+func devLogin(users []broker.User, name string) (kafkatransport.Security, error) {
+	pass, ok := broker.Password(users, name)
+	if !ok {
+		return kafkatransport.Security{}, fmt.Errorf("dev: no kafka user %q in %s", name, devKafkaUsers)
+	}
+	m, err := kafkatransport.NewSASL(kafkatransport.MechanismSCRAMSHA512, name, pass)
+	if err != nil {
+		return kafkatransport.Security{}, fmt.Errorf("dev: kafka login: %w", err)
+	}
+	return kafkatransport.Security{SASL: m}, nil
 }
 
 // devKey returns the key spec kept in file, generating a key for tenant

@@ -33,6 +33,7 @@ type inferenceConfig struct {
 	maxBody          int64
 	shutdownTimeout  time.Duration
 	logLevel         slog.Level
+	apiKeys          []string
 }
 
 func parseInferenceFlags(args []string, stderr io.Writer) (inferenceConfig, error) {
@@ -44,7 +45,10 @@ func parseInferenceFlags(args []string, stderr io.Writer) (inferenceConfig, erro
 		fs.PrintDefaults()
 	}
 	fs.StringVar(&c.model, "model", "", "GGUF model file (required)")
-	fs.StringVar(&c.listen, "listen", envOr("TRIBUTARY_HTTP_ADDR", "127.0.0.1:8080"), "address to serve HTTP on (env TRIBUTARY_HTTP_ADDR)")
+	// Its own variable, not TRIBUTARY_HTTP_ADDR: a service's listen
+	// setting exported in the same shell must not move the model server.
+	fs.StringVar(&c.listen, "listen", envOr("TRIBUTARY_INFERENCE_ADDR", "127.0.0.1:8080"), "address to serve HTTP on (env TRIBUTARY_INFERENCE_ADDR)")
+	apiKeys := fs.String("api-key", os.Getenv("TRIBUTARY_INFERENCE_API_KEY"), "comma-separated Bearer keys every /v1/ request must carry, as vLLM's --api-key (env TRIBUTARY_INFERENCE_API_KEY, which generate sends too; empty: none)")
 	fs.StringVar(&c.name, "model-name", "", "model id in /v1/models and responses (default: the file name without .gguf)")
 	fs.IntVar(&c.maxBatch, "max-batch", 8, "sequences that share one forward step (continuous batching)")
 	fs.IntVar(&c.maxQueue, "max-queue", 64, "requests that may wait for a batch slot; more get 429")
@@ -92,6 +96,14 @@ func parseInferenceFlags(args []string, stderr io.Writer) (inferenceConfig, erro
 	default:
 		problems = append(problems, fmt.Sprintf("--log-level %q is not debug, info, warn or error", *logLevel))
 	}
+	for _, k := range strings.Split(*apiKeys, ",") {
+		if k = strings.TrimSpace(k); k != "" {
+			c.apiKeys = append(c.apiKeys, k)
+		}
+	}
+	if host, _, err := net.SplitHostPort(c.listen); err == nil && len(c.apiKeys) == 0 && !isLoopback(host) {
+		problems = append(problems, fmt.Sprintf("--listen %s is reachable from other machines: set --api-key (or listen on loopback)", c.listen))
+	}
 	if len(problems) > 0 {
 		fmt.Fprintln(stderr, "tributary inference: "+strings.Join(problems, "; "))
 		return c, errUsage
@@ -100,6 +112,16 @@ func parseInferenceFlags(args []string, stderr io.Writer) (inferenceConfig, erro
 		c.name = strings.TrimSuffix(filepath.Base(c.model), ".gguf")
 	}
 	return c, nil
+}
+
+// isLoopback reports whether a listen host is reachable only from this
+// machine.
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func envOr(key, def string) string {
@@ -153,6 +175,7 @@ func runInference(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		inference.WithDefaultMaxTokens(cfg.defaultMaxTokens),
 		inference.WithMaxBodyBytes(cfg.maxBody),
 		inference.WithLogger(logger),
+		inference.WithAPIKeys(cfg.apiKeys...),
 	)
 	if err != nil {
 		return err
@@ -168,7 +191,7 @@ func runInference(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		IdleTimeout:       2 * time.Minute,
 		// No WriteTimeout: a streamed generation may run for minutes.
 	}
-	logger.Info("serving", "addr", ln.Addr().String(), "model", cfg.name,
+	logger.Info("serving", "addr", ln.Addr().String(), "model", cfg.name, "api_keys", len(cfg.apiKeys),
 		"arch", m.Config().Arch, "chat_format", string(tmpl.Format), "context", engine.ContextSize(),
 		"max_batch", cfg.maxBatch, "max_queue", cfg.maxQueue)
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/tributary-rag/tributary/pkg/daemon/daemontest"
+	"github.com/tributary-rag/tributary/pkg/eventually"
 )
 
 // TestInferenceServe starts `tributary inference` on a free port, asks for
@@ -28,8 +30,7 @@ func TestInferenceServe(t *testing.T) {
 	}()
 
 	var addr string
-	deadline := time.Now().Add(30 * time.Second)
-	for addr == "" {
+	eventually.NoError(t, "the serving line in stderr", 30*time.Second, func() error {
 		for _, line := range strings.Split(stderr.String(), "\n") {
 			var rec struct {
 				Msg  string `json:"msg"`
@@ -44,11 +45,11 @@ func TestInferenceServe(t *testing.T) {
 			t.Fatalf("inference exited early: %v; stderr %s", err, stderr.String())
 		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no serving line in stderr: %s", stderr.String())
+		if addr == "" {
+			return fmt.Errorf("stderr: %s", stderr.String())
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 
 	resp, err := http.Post("http://"+addr+"/v1/chat/completions", "application/json",
 		strings.NewReader(`{"model":"stories260K","messages":[{"role":"user","content":"Tell me a story"}],"max_tokens":16,"temperature":0}`))
@@ -105,12 +106,24 @@ func TestInferenceFlags(t *testing.T) {
 		{"bad log level", []string{"inference", "--model", "x.gguf", "--log-level", "loud"}},
 		{"unknown flag", []string{"inference", "--model", "x.gguf", "--gpu"}},
 		{"extra argument", []string{"inference", "--model", "x.gguf", "extra"}},
+		{"every interface without a key", []string{"inference", "--model", "x.gguf", "--listen", ":8080"}},
+		{"a public address without a key", []string{"inference", "--model", "x.gguf", "--listen", "0.0.0.0:8080"}},
 	}
 	for _, tt := range tests {
 		var stderr bytes.Buffer
 		if err := run(context.Background(), tt.args, io.Discard, &stderr); !errors.Is(err, errUsage) {
 			t.Errorf("%s: run(%q) = %v, want errUsage", tt.name, tt.args, err)
 		}
+	}
+	// A service's TRIBUTARY_HTTP_ADDR in the same shell does not move the
+	// model server.
+	t.Setenv("TRIBUTARY_HTTP_ADDR", "0.0.0.0:9999")
+	if c, err := parseInferenceFlags([]string{"--model", "x.gguf"}, io.Discard); err != nil || c.listen != "127.0.0.1:8080" {
+		t.Errorf("listen with TRIBUTARY_HTTP_ADDR set: %q, %v; want the loopback default", c.listen, err)
+	}
+	t.Setenv("TRIBUTARY_INFERENCE_API_KEY", "k1, k2")
+	if c, err := parseInferenceFlags([]string{"--model", "x.gguf", "--listen", ":8080"}, io.Discard); err != nil || len(c.apiKeys) != 2 {
+		t.Errorf("keys from TRIBUTARY_INFERENCE_API_KEY on every interface: %q, %v; want two keys, accepted", c.apiKeys, err)
 	}
 	var stderr bytes.Buffer
 	err := run(context.Background(), []string{"inference", "--model", filepath.Join(t.TempDir(), "missing.gguf"), "--listen", "127.0.0.1:0"}, io.Discard, &stderr)

@@ -19,6 +19,7 @@ package broker
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -46,6 +47,23 @@ type Config struct {
 	Fsync bool
 	// Partitions is the partition count of auto-created topics (default 3).
 	Partitions int
+	// Users turn on SASL authentication (SCRAM-SHA-256 and -512, and
+	// PLAIN with TLS) and ACLs: every client must log in as one of them,
+	// a superuser may do anything, any other user only what its Access
+	// allows. None: anyone who reaches the port may do anything.
+	Users []User
+	// TLS, when set, makes the listener serve TLS only.
+	TLS *tls.Config
+}
+
+// User is a principal of the broker.
+type User struct {
+	Name, Password string
+	// Superuser bypasses the ACLs (the administrator, tributary dev's
+	// topic provisioning).
+	Superuser bool
+	// Access is what a user that is not a superuser may do.
+	Access Access
 }
 
 // Broker is a running single-node cluster.
@@ -94,6 +112,7 @@ func Start(cfg Config) (*Broker, error) {
 			return &advertisedListener{Listener: ln, addr: adv}, nil
 		}),
 	}
+	opts = append(opts, authOpts(cfg)...)
 	if cfg.DataDir != "" {
 		opts = append(opts, kfake.DataDir(cfg.DataDir))
 		if cfg.Fsync {
@@ -164,3 +183,33 @@ type advertisedListener struct {
 }
 
 func (l *advertisedListener) Addr() net.Addr { return l.addr }
+
+// authOpts returns kfake's options for cfg's users and TLS.
+func authOpts(cfg Config) []kfake.Opt {
+	var opts []kfake.Opt
+	if cfg.TLS != nil {
+		opts = append(opts, kfake.TLS(cfg.TLS))
+	}
+	if len(cfg.Users) == 0 {
+		return opts
+	}
+	opts = append(opts, kfake.EnableSASL(), kfake.EnableACLs())
+	methods := []string{"SCRAM-SHA-256", "SCRAM-SHA-512"}
+	if cfg.TLS != nil {
+		// PLAIN sends the password itself: only inside TLS.
+		methods = append(methods, "PLAIN")
+	}
+	for _, u := range cfg.Users {
+		for i, m := range methods {
+			switch {
+			case u.Superuser:
+				opts = append(opts, kfake.Superuser(m, u.Name, u.Password))
+			case i == 0:
+				opts = append(opts, kfake.User(m, u.Name, u.Password, u.Access.acls()...))
+			default:
+				opts = append(opts, kfake.User(m, u.Name, u.Password))
+			}
+		}
+	}
+	return opts
+}

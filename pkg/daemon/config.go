@@ -35,6 +35,7 @@ import (
 
 	"github.com/tributary-rag/tributary/pkg/apikey"
 	"github.com/tributary-rag/tributary/pkg/events"
+	"github.com/tributary-rag/tributary/pkg/kafkatransport"
 )
 
 // EnvPrefix starts the environment variable of every flag.
@@ -75,6 +76,11 @@ type Config struct {
 	// LogLevel is debug, info, warn or error (TRIBUTARY_LOG_LEVEL; default
 	// info).
 	LogLevel slog.Level
+	// KafkaSecurity is how the Kafka clients authenticate (SASL:
+	// TRIBUTARY_KAFKA_SASL_MECHANISM, _USERNAME, _PASSWORD) and encrypt
+	// (TLS: TRIBUTARY_KAFKA_TLS, _TLS_CA, _TLS_CERT, _TLS_KEY); default
+	// neither.
+	KafkaSecurity kafkatransport.Security
 }
 
 // EnvName returns the environment variable of flag name: "kafka-brokers"
@@ -87,7 +93,7 @@ func EnvName(flagName string) string {
 // registered, parses args with environment fallback (see ParseFlags), and
 // validates the result against need. All problems are reported together,
 // each naming its variable. Call it once per FlagSet, and do not register
-// the common flag names (kafka-brokers, topic-prefix, http-addr, data-dir,
+// the common flag names (kafka-*, topic-prefix, http-addr, data-dir,
 // qdrant-addr, api-keys, log-level) yourself.
 func ParseConfig(fs *flag.FlagSet, args []string, getenv func(string) string, need Need) (Config, error) {
 	var brokers, keys, level string
@@ -98,6 +104,8 @@ func ParseConfig(fs *flag.FlagSet, args []string, getenv func(string) string, ne
 	qdrant := fs.String("qdrant-addr", "localhost:6334", "host:port of Qdrant's gRPC API")
 	fs.StringVar(&keys, "api-keys", "", "API keys: key:tenant:group1|group2, comma-separated")
 	fs.StringVar(&level, "log-level", "info", "log level: debug, info, warn or error")
+	var kafka kafkaFlags
+	kafka.register(fs)
 	if err := ParseFlags(fs, args, getenv); err != nil {
 		return Config{}, err
 	}
@@ -149,6 +157,7 @@ func ParseConfig(fs *flag.FlagSet, args []string, getenv func(string) string, ne
 	if cfg.APIKeys == nil {
 		cfg.APIKeys = &apikey.Set{}
 	}
+	cfg.KafkaSecurity = kafka.security(&p)
 	if err := cfg.LogLevel.UnmarshalText([]byte(level)); err != nil || !validLevel(level) {
 		p.Addf("log-level", "%q is not debug, info, warn or error", level)
 	}
@@ -268,4 +277,46 @@ func checkDataDir(dir string) error {
 		return fmt.Errorf("%s: %w", dir, err)
 	}
 	return nil
+}
+
+// kafkaFlags are the Kafka client's SASL and TLS settings.
+type kafkaFlags struct {
+	mechanism, username, password string
+	tls                           bool
+	ca, cert, key                 string
+}
+
+func (k *kafkaFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&k.mechanism, "kafka-sasl-mechanism", "", "SASL mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (empty: no SASL)")
+	fs.StringVar(&k.username, "kafka-username", "", "SASL username")
+	fs.StringVar(&k.password, "kafka-password", "", "SASL password (prefer the environment variable to the flag)")
+	fs.BoolVar(&k.tls, "kafka-tls", false, "connect to the brokers over TLS (implied by the other kafka-tls settings)")
+	fs.StringVar(&k.ca, "kafka-tls-ca", "", "PEM file of the CAs that sign the brokers' certificates (empty: the system's)")
+	fs.StringVar(&k.cert, "kafka-tls-cert", "", "PEM client certificate for mutual TLS")
+	fs.StringVar(&k.key, "kafka-tls-key", "", "PEM key of the client certificate")
+}
+
+// security returns the settings as a kafkatransport.Security, recording
+// what is wrong in p.
+func (k kafkaFlags) security(p *Problems) kafkatransport.Security {
+	var sec kafkatransport.Security
+	m, err := kafkatransport.NewSASL(k.mechanism, k.username, k.password)
+	switch {
+	case err != nil:
+		p.Add("kafka-sasl-mechanism", err)
+	case m == nil && (k.username != "" || k.password != ""):
+		p.Addf("kafka-sasl-mechanism", "required with a username or password")
+	case strings.EqualFold(k.mechanism, kafkatransport.MechanismPlain) && !k.tls && k.ca == "" && k.cert == "":
+		// PLAIN sends the password as it is: only over TLS.
+		p.Addf("kafka-sasl-mechanism", "PLAIN needs TLS (set TRIBUTARY_KAFKA_TLS)")
+	}
+	sec.SASL = m
+	if k.tls || k.ca != "" || k.cert != "" || k.key != "" {
+		cfg, err := ClientTLS(k.ca, k.cert, k.key)
+		if err != nil {
+			p.Add("kafka-tls", err)
+		}
+		sec.TLS = cfg
+	}
+	return sec
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/tributary-rag/tributary/pkg/broker"
 	"github.com/tributary-rag/tributary/pkg/daemon"
+	"github.com/tributary-rag/tributary/pkg/eventually"
 	"github.com/tributary-rag/tributary/pkg/kafkatransport"
 	"github.com/tributary-rag/tributary/pkg/tracecontext"
 )
@@ -51,6 +52,36 @@ func TestParseConfig(t *testing.T) {
 					t.Errorf("defaults = %+v", c)
 				}
 			},
+		},
+		{
+			name: "kafka scram and tls",
+			env: map[string]string{
+				"TRIBUTARY_KAFKA_SASL_MECHANISM": "scram-sha-512",
+				"TRIBUTARY_KAFKA_USERNAME":       "ingest",
+				"TRIBUTARY_KAFKA_PASSWORD":       "secret-password",
+				"TRIBUTARY_KAFKA_TLS":            "true",
+			},
+			check: func(t *testing.T, c daemon.Config) {
+				if c.KafkaSecurity.SASL == nil || c.KafkaSecurity.SASL.Name() != "SCRAM-SHA-512" || c.KafkaSecurity.TLS == nil {
+					t.Errorf("kafka security = %+v", c.KafkaSecurity)
+				}
+			},
+		},
+		{
+			name:    "kafka: plain without tls",
+			env:     map[string]string{"TRIBUTARY_KAFKA_SASL_MECHANISM": "PLAIN", "TRIBUTARY_KAFKA_USERNAME": "edge"},
+			wantErr: []string{"TRIBUTARY_KAFKA_SASL_MECHANISM (--kafka-sasl-mechanism): PLAIN needs TLS"},
+		},
+		{
+			name:    "kafka: unknown mechanism, password without mechanism, missing ca",
+			args:    []string{"--kafka-sasl-mechanism", "GSSAPI"},
+			env:     map[string]string{"TRIBUTARY_KAFKA_TLS_CA": filepath.Join(dir, "missing.pem")},
+			wantErr: []string{"unknown sasl mechanism \"GSSAPI\"", "TRIBUTARY_KAFKA_TLS (--kafka-tls): ca file"},
+		},
+		{
+			name:    "kafka: username without mechanism",
+			env:     map[string]string{"TRIBUTARY_KAFKA_USERNAME": "edge"},
+			wantErr: []string{"TRIBUTARY_KAFKA_SASL_MECHANISM (--kafka-sasl-mechanism): required with a username"},
 		},
 		{
 			name: "environment",
@@ -196,7 +227,7 @@ func TestReadyzFlips(t *testing.T) {
 	reg.MustRegister(c)
 	c.Inc()
 	app := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusTeapot) })
-	srv := httptest.NewServer(daemon.NewHTTPHandler(app, reg, daemon.KafkaCheck(brokers, topic)))
+	srv := httptest.NewServer(daemon.NewHTTPHandler(app, reg, daemon.KafkaCheck(brokers, kafkatransport.Security{}, topic)))
 	defer srv.Close()
 
 	if code, body := get(t, srv.URL+"/healthz"); code != 200 || body["status"] != "ok" {
@@ -208,7 +239,7 @@ func TestReadyzFlips(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := kafkatransport.EnsureTopics(ctx, brokers, kafkatransport.TopicSpec{Name: topic, Partitions: 1, ReplicationFactor: 1}); err != nil {
+	if err := kafkatransport.EnsureTopics(ctx, brokers, kafkatransport.Security{}, kafkatransport.TopicSpec{Name: topic, Partitions: 1, ReplicationFactor: 1}); err != nil {
 		t.Fatal(err)
 	}
 	if code, body := get(t, srv.URL+"/readyz"); code != 200 || body["status"] != "ready" {
@@ -254,7 +285,14 @@ func TestGroup(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() { done <- g.Run(ctx, nil) }()
-		waitHTTP(t, "http://"+ln.Addr().String()+"/healthz")
+		url := "http://" + ln.Addr().String() + "/healthz"
+		eventually.NoError(t, url+" to answer", 5*time.Second, func() error {
+			resp, err := http.Get(url)
+			if err != nil {
+				return err
+			}
+			return resp.Body.Close()
+		})
 		cancel()
 		select {
 		case err := <-done:
@@ -289,22 +327,6 @@ func TestGroup(t *testing.T) {
 			t.Error("other part was not stopped")
 		}
 	})
-}
-
-func waitHTTP(t *testing.T, url string) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		resp, err := http.Get(url)
-		if err == nil {
-			resp.Body.Close()
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s never answered: %v", url, err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 func TestNewLogger(t *testing.T) {

@@ -53,9 +53,9 @@ type Check struct {
 }
 
 // KafkaCheck is ready when a broker answers and every topic exists.
-func KafkaCheck(brokers []string, topics ...string) Check {
+func KafkaCheck(brokers []string, sec kafkatransport.Security, topics ...string) Check {
 	return Check{Name: "kafka", Run: func(ctx context.Context) error {
-		return kafkatransport.CheckTopics(ctx, brokers, topics...)
+		return kafkatransport.CheckTopics(ctx, brokers, sec, topics...)
 	}}
 }
 

@@ -61,9 +61,9 @@ func (t TopicFlags) Specs(withDLQ []string, plain ...string) []kafkatransport.To
 // Provision creates the topics of specs that are missing, retrying for up
 // to a minute (kafkatransport.Provision), and does nothing when
 // --provision-topics is off.
-func (t TopicFlags) Provision(ctx context.Context, logger *slog.Logger, brokers []string, specs ...kafkatransport.TopicSpec) error {
+func (t TopicFlags) Provision(ctx context.Context, logger *slog.Logger, brokers []string, sec kafkatransport.Security, specs ...kafkatransport.TopicSpec) error {
 	if !t.Enabled {
 		return nil
 	}
-	return kafkatransport.Provision(ctx, logger, provisionWait, brokers, specs...)
+	return kafkatransport.Provision(ctx, logger, provisionWait, brokers, sec, specs...)
 }

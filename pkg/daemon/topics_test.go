@@ -120,7 +120,7 @@ func TestTopicFlagsProvision(t *testing.T) {
 		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		defer cancel()
 		off := daemon.TopicFlags{Partitions: 1, Replication: 1}
-		if err := off.Provision(ctx, logger, nil, kafkatransport.TopicSpec{Name: "x", Partitions: 1, ReplicationFactor: 1}); err != nil {
+		if err := off.Provision(ctx, logger, nil, kafkatransport.Security{}, kafkatransport.TopicSpec{Name: "x", Partitions: 1, ReplicationFactor: 1}); err != nil {
 			t.Errorf("Provision with --provision-topics off = %v, want nil", err)
 		}
 	})
@@ -132,13 +132,13 @@ func TestTopicFlagsProvision(t *testing.T) {
 		defer b.Close()
 		brokers := []string{b.Addr()}
 		on := daemon.TopicFlags{Partitions: 2, Replication: 1, Enabled: true}
-		if err := on.Provision(ctx, logger, brokers, on.Specs([]string{"prov.in"}, "prov.out")...); err != nil {
+		if err := on.Provision(ctx, logger, brokers, kafkatransport.Security{}, on.Specs([]string{"prov.in"}, "prov.out")...); err != nil {
 			t.Fatalf("Provision = %v", err)
 		}
-		if err := kafkatransport.CheckTopics(ctx, brokers, "prov.in", events.DLQ("prov.in"), "prov.out"); err != nil {
+		if err := kafkatransport.CheckTopics(ctx, brokers, kafkatransport.Security{}, "prov.in", events.DLQ("prov.in"), "prov.out"); err != nil {
 			t.Errorf("topics after Provision: %v", err)
 		}
-		if err := kafkatransport.CheckTopics(ctx, brokers, events.DLQ("prov.out")); err == nil || !strings.Contains(err.Error(), "prov.out") {
+		if err := kafkatransport.CheckTopics(ctx, brokers, kafkatransport.Security{}, events.DLQ("prov.out")); err == nil || !strings.Contains(err.Error(), "prov.out") {
 			t.Errorf("CheckTopics(dead letters of a plain topic) = %v, want it missing", err)
 		}
 	})

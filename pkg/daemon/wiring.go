@@ -29,6 +29,8 @@ const DefaultDrain = 10 * time.Second
 type Deps struct {
 	// Brokers are the Kafka bootstrap addresses.
 	Brokers []string
+	// KafkaSecurity is how the service's Kafka clients authenticate.
+	KafkaSecurity kafkatransport.Security
 	// Topics names every topic under the deployment's prefix.
 	Topics events.Topics
 	// Registry takes the service's collectors.
@@ -50,16 +52,18 @@ type Deps struct {
 // closed when w closes.
 func (d Deps) Publisher(w *Wiring, source string, opts ...kafkatransport.PublisherOption) *kafkatransport.Publisher {
 	p := kafkatransport.NewPublisher(d.Brokers, append([]kafkatransport.PublisherOption{
-		kafkatransport.PublisherSource(source), kafkatransport.PublisherMetrics(d.KafkaMetrics)}, opts...)...)
+		kafkatransport.PublisherSource(source), kafkatransport.PublisherMetrics(d.KafkaMetrics),
+		kafkatransport.PublisherSecurity(d.KafkaSecurity)}, opts...)...)
 	w.OnClose(p.Close)
 	return p
 }
 
-// SubscriberOptions returns d's metrics and logger as subscriber options,
-// followed by extra.
+// SubscriberOptions returns d's metrics, logger and Kafka security as
+// subscriber options, followed by extra.
 func (d Deps) SubscriberOptions(extra ...kafkatransport.SubscriberOption) []kafkatransport.SubscriberOption {
 	return append([]kafkatransport.SubscriberOption{
-		kafkatransport.SubscriberMetrics(d.KafkaMetrics), kafkatransport.SubscriberLogger(d.Logger)}, extra...)
+		kafkatransport.SubscriberMetrics(d.KafkaMetrics), kafkatransport.SubscriberLogger(d.Logger),
+		kafkatransport.SubscriberSecurity(d.KafkaSecurity)}, extra...)
 }
 
 // Wiring collects what services' wire functions build: the run group's
@@ -116,6 +120,12 @@ func (w *Wiring) TopicSpecs(t TopicFlags) []kafkatransport.TopicSpec {
 	}
 	return t.Specs(w.consumes, plain...)
 }
+
+// Consumes and Produces return the topics recorded so far (copies).
+func (w *Wiring) Consumes() []string { return slices.Clone(w.consumes) }
+
+// Produces: see Consumes.
+func (w *Wiring) Produces() []string { return slices.Clone(w.produces) }
 
 // TopicNames returns every recorded topic once, consumed first.
 func (w *Wiring) TopicNames() []string {
@@ -195,7 +205,7 @@ func Serve(ctx context.Context, name string, cfg Config, t TopicFlags, stderr io
 		return fmt.Errorf("kafka metrics: %w", err)
 	}
 	d := Deps{
-		Brokers: cfg.KafkaBrokers, Topics: events.NewTopics(cfg.TopicPrefix), Registry: reg, KafkaMetrics: km,
+		Brokers: cfg.KafkaBrokers, KafkaSecurity: cfg.KafkaSecurity, Topics: events.NewTopics(cfg.TopicPrefix), Registry: reg, KafkaMetrics: km,
 		Logger: logger, Keys: cfg.APIKeys, DataDir: cfg.DataDir, QdrantAddr: cfg.QdrantAddr,
 	}
 	w := NewWiring()
@@ -209,10 +219,10 @@ func Serve(ctx context.Context, name string, cfg Config, t TopicFlags, stderr io
 	if err := wire(ctx, w, d); err != nil {
 		return err
 	}
-	if err := t.Provision(ctx, logger, cfg.KafkaBrokers, w.TopicSpecs(t)...); err != nil {
+	if err := t.Provision(ctx, logger, cfg.KafkaBrokers, cfg.KafkaSecurity, w.TopicSpecs(t)...); err != nil {
 		return err
 	}
-	checks := append([]Check{KafkaCheck(cfg.KafkaBrokers, w.TopicNames()...)}, w.Checks()...)
+	checks := append([]Check{KafkaCheck(cfg.KafkaBrokers, cfg.KafkaSecurity, w.TopicNames()...)}, w.Checks()...)
 	w.Serve(NewHTTPServer(cfg.HTTPAddr, NewHTTPHandler(w.Routes(), reg, checks...)), nil)
 	logger.Info(name+" starting", append([]any{"http_addr", cfg.HTTPAddr, "kafka_brokers", cfg.KafkaBrokers,
 		"topic_prefix", d.Topics.Prefix}, w.attrs...)...)

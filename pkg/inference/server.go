@@ -9,6 +9,8 @@ package inference
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -50,10 +52,24 @@ type Server struct {
 	metrics          *metrics
 	created          int64
 	handler          http.Handler
+	apiKeys          [][32]byte
 }
 
 // Option configures New.
 type Option func(*Server)
+
+// WithAPIKeys makes every /v1/ route require "Authorization: Bearer
+// <key>" with one of keys, as vLLM's --api-key does (401 otherwise);
+// health and metrics stay open. No keys: no authentication.
+func WithAPIKeys(keys ...string) Option {
+	return func(s *Server) {
+		for _, k := range keys {
+			if k != "" {
+				s.apiKeys = append(s.apiKeys, sha256.Sum256([]byte(k)))
+			}
+		}
+	}
+}
 
 // WithModelName sets the model id that /v1/models lists and responses carry
 // (default "tributary").
@@ -112,10 +128,10 @@ func New(engine Engine, tok *tokenizer.Tokenizer, opts ...Option) (*Server, erro
 	s.metrics = m
 
 	mux := http.NewServeMux()
-	mux.Handle("/v1/completions", s.route("completions", http.MethodPost, s.handleCompletion(false)))
-	mux.Handle("/v1/chat/completions", s.route("chat_completions", http.MethodPost, s.handleCompletion(true)))
-	mux.Handle("/v1/models", s.route("models", http.MethodGet, s.handleModels))
-	mux.Handle("/v1/models/{id}", s.route("models", http.MethodGet, s.handleModel))
+	mux.Handle("/v1/completions", s.route("completions", http.MethodPost, s.authenticated(s.handleCompletion(false))))
+	mux.Handle("/v1/chat/completions", s.route("chat_completions", http.MethodPost, s.authenticated(s.handleCompletion(true))))
+	mux.Handle("/v1/models", s.route("models", http.MethodGet, s.authenticated(s.handleModels)))
+	mux.Handle("/v1/models/{id}", s.route("models", http.MethodGet, s.authenticated(s.handleModel)))
 	mux.Handle("/healthz", s.route("healthz", http.MethodGet, handleOK))
 	mux.Handle("/readyz", s.route("readyz", http.MethodGet, handleOK))
 	mux.Handle("/metrics", s.route("metrics", http.MethodGet, promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}).ServeHTTP))
@@ -124,6 +140,29 @@ func New(engine Engine, tok *tokenizer.Tokenizer, opts ...Option) (*Server, erro
 	}))
 	s.handler = mux
 	return s, nil
+}
+
+// authenticated lets a request through h when it carries one of the API
+// keys. Keys are compared as SHA-256 digests in constant time, against
+// every key, so timing tells nothing about which or how much matched.
+func (s *Server) authenticated(h http.HandlerFunc) http.HandlerFunc {
+	if len(s.apiKeys) == 0 {
+		return h
+	}
+	return func(w http.ResponseWriter, r *http.Request) {
+		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		sum := sha256.Sum256([]byte(strings.TrimSpace(token)))
+		match := 0
+		for _, k := range s.apiKeys {
+			match |= subtle.ConstantTimeCompare(sum[:], k[:])
+		}
+		if !ok || match != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="tributary inference"`)
+			writeError(w, withCode(&apiError{Status: http.StatusUnauthorized, Type: "invalid_request_error", Message: "missing or invalid API key"}, "invalid_api_key"))
+			return
+		}
+		h(w, r)
+	}
 }
 
 // Handler returns the HTTP handler of every route.

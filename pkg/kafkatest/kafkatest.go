@@ -157,7 +157,7 @@ func (c *Cluster) CreateTopics(tb testing.TB, partitions int, names ...string) {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(tb.Context(), 30*time.Second)
 	defer cancel()
-	if err := kafkatransport.EnsureTopics(ctx, c.brokers, kafkatransport.TopicSpecs(partitions, 1, names...)...); err != nil {
+	if err := kafkatransport.EnsureTopics(ctx, c.brokers, kafkatransport.Security{}, kafkatransport.TopicSpecs(partitions, 1, names...)...); err != nil {
 		tb.Fatalf("kafkatest: %v", err)
 	}
 	all := append([]string(nil), names...)
@@ -166,7 +166,7 @@ func (c *Cluster) CreateTopics(tb testing.TB, partitions int, names ...string) {
 	}
 	// Wait until metadata shows them, so readers and writers see them.
 	for {
-		err := kafkatransport.CheckTopics(ctx, c.brokers, all...)
+		err := kafkatransport.CheckTopics(ctx, c.brokers, kafkatransport.Security{}, all...)
 		if err == nil {
 			return
 		}

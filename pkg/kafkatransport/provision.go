@@ -38,7 +38,7 @@ func TopicSpecs(partitions, replicationFactor int, names ...string) []TopicSpec 
 // EnsureTopics creates the topics in specs that do not exist yet. A topic
 // that already exists counts as success, whatever its settings, so every
 // instance of a service may call it at start.
-func EnsureTopics(ctx context.Context, brokers []string, specs ...TopicSpec) error {
+func EnsureTopics(ctx context.Context, brokers []string, sec Security, specs ...TopicSpec) error {
 	if len(specs) == 0 {
 		return nil
 	}
@@ -56,7 +56,7 @@ func EnsureTopics(ctx context.Context, brokers []string, specs ...TopicSpec) err
 		}
 		req.Topics = append(req.Topics, tc)
 	}
-	c, t := newClient(brokers)
+	c, t := sec.Client(brokers)
 	defer t.CloseIdleConnections()
 	resp, err := c.CreateTopics(ctx, req)
 	if err != nil {
@@ -81,11 +81,11 @@ var ErrMissingTopics = errors.New("missing topics")
 // CheckTopics asks the cluster for metadata and returns nil if every topic
 // exists with at least one partition. It is the readiness check of a
 // service: it fails when no broker answers or a topic is missing.
-func CheckTopics(ctx context.Context, brokers []string, topics ...string) error {
+func CheckTopics(ctx context.Context, brokers []string, sec Security, topics ...string) error {
 	if len(brokers) == 0 {
 		return errors.New("check topics: no brokers")
 	}
-	c, t := newClient(brokers)
+	c, t := sec.Client(brokers)
 	defer t.CloseIdleConnections()
 	resp, err := c.Metadata(ctx, &kafka.MetadataRequest{Topics: topics})
 	if err != nil {
@@ -109,21 +109,14 @@ func CheckTopics(ctx context.Context, brokers []string, topics ...string) error 
 	return nil
 }
 
-// newClient returns a client with its own transport, so no metadata is
-// shared with (or cached from) other clients, and a bounded request time.
-func newClient(brokers []string) (*kafka.Client, *kafka.Transport) {
-	t := &kafka.Transport{MetadataTTL: time.Second, DialTimeout: 5 * time.Second}
-	return &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second, Transport: t}, t
-}
-
 // Provision calls EnsureTopics until it succeeds, for up to wait, so that a
 // service and its broker may start together. Each failed attempt is logged
 // as a warning; ctx cancellation stops it at once.
-func Provision(ctx context.Context, logger *slog.Logger, wait time.Duration, brokers []string, specs ...TopicSpec) error {
+func Provision(ctx context.Context, logger *slog.Logger, wait time.Duration, brokers []string, sec Security, specs ...TopicSpec) error {
 	deadline := time.Now().Add(wait)
 	for attempt := 1; ; attempt++ {
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		err := EnsureTopics(cctx, brokers, specs...)
+		err := EnsureTopics(cctx, brokers, sec, specs...)
 		cancel()
 		if err == nil {
 			return nil

@@ -49,6 +49,7 @@ type publisherConfig struct {
 	source       string
 	metrics      *Metrics
 	writer       func(*kafka.Writer)
+	security     Security
 }
 
 // PublisherBatchTimeout sets the batch timeout (default DefaultBatchTimeout).
@@ -81,6 +82,7 @@ func NewPublisher(brokers []string, opts ...PublisherOption) *Publisher {
 		o(&cfg)
 	}
 	t := &kafka.Transport{MetadataTTL: metadataTTL}
+	cfg.security.apply(t)
 	w := &kafka.Writer{
 		Addr:         kafka.TCP(brokers...),
 		Balancer:     &kafka.Hash{},

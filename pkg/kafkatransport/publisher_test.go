@@ -11,6 +11,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/tributary-rag/tributary/pkg/events"
+	"github.com/tributary-rag/tributary/pkg/eventually"
 	kt "github.com/tributary-rag/tributary/pkg/kafkatransport"
 )
 
@@ -23,25 +24,25 @@ func TestEnsureTopicsIdempotent(t *testing.T) {
 	if len(specs) != 2 || specs[1].Name != events.DLQ(name) {
 		t.Fatalf("TopicSpecs = %+v, want the topic and its DLQ", specs)
 	}
-	if err := kt.CheckTopics(ctx, cluster.Brokers(), name); !errors.Is(err, kt.ErrMissingTopics) {
+	if err := kt.CheckTopics(ctx, cluster.Brokers(), kt.Security{}, name); !errors.Is(err, kt.ErrMissingTopics) {
 		t.Fatalf("CheckTopics before creation = %v, want ErrMissingTopics", err)
 	}
 	for i := 0; i < 3; i++ {
-		if err := kt.EnsureTopics(ctx, cluster.Brokers(), specs...); err != nil {
+		if err := kt.EnsureTopics(ctx, cluster.Brokers(), kt.Security{}, specs...); err != nil {
 			t.Fatalf("EnsureTopics call %d: %v", i+1, err)
 		}
 	}
-	waitFor(t, "topics visible", 10*time.Second, func() bool {
-		return kt.CheckTopics(ctx, cluster.Brokers(), name, events.DLQ(name)) == nil
+	eventually.True(t, "topics visible", 10*time.Second, func() bool {
+		return kt.CheckTopics(ctx, cluster.Brokers(), kt.Security{}, name, events.DLQ(name)) == nil
 	})
-	err := kt.CheckTopics(ctx, cluster.Brokers(), name, name+".other")
+	err := kt.CheckTopics(ctx, cluster.Brokers(), kt.Security{}, name, name+".other")
 	if !errors.Is(err, kt.ErrMissingTopics) || !strings.Contains(err.Error(), name+".other") || strings.Contains(err.Error(), name+",") {
 		t.Errorf("CheckTopics with one missing = %v", err)
 	}
-	if err := kt.EnsureTopics(ctx, cluster.Brokers(), kt.TopicSpec{Name: "x", Partitions: 0, ReplicationFactor: 1}); err == nil {
+	if err := kt.EnsureTopics(ctx, cluster.Brokers(), kt.Security{}, kt.TopicSpec{Name: "x", Partitions: 0, ReplicationFactor: 1}); err == nil {
 		t.Error("EnsureTopics accepted zero partitions")
 	}
-	if err := kt.EnsureTopics(ctx, nil, specs...); err == nil {
+	if err := kt.EnsureTopics(ctx, nil, kt.Security{}, specs...); err == nil {
 		t.Error("EnsureTopics without brokers succeeded")
 	}
 }
@@ -50,7 +51,7 @@ func TestCheckTopicsUnreachable(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := kt.CheckTopics(ctx, []string{"127.0.0.1:1"}, "t"); err == nil || errors.Is(err, kt.ErrMissingTopics) {
+	if err := kt.CheckTopics(ctx, []string{"127.0.0.1:1"}, kt.Security{}, "t"); err == nil || errors.Is(err, kt.ErrMissingTopics) {
 		t.Errorf("CheckTopics on a closed port = %v, want a connection error", err)
 	}
 }

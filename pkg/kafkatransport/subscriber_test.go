@@ -14,6 +14,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/tributary-rag/tributary/pkg/events"
+	"github.com/tributary-rag/tributary/pkg/eventually"
 	"github.com/tributary-rag/tributary/pkg/kafkatest"
 	kt "github.com/tributary-rag/tributary/pkg/kafkatransport"
 	"github.com/tributary-rag/tributary/pkg/tracecontext"
@@ -72,17 +73,6 @@ func newMetrics(t *testing.T) *kt.Metrics {
 	return m
 }
 
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func delta(doc string, seq int) events.AnswerDelta {
 	return events.AnswerDelta{RequestID: doc, TenantID: "acme", Seq: seq, Text: fmt.Sprintf("%s-%d", doc, seq)}
 }
@@ -138,7 +128,7 @@ func TestSubscriberOrderHeadersOutputs(t *testing.T) {
 	r := start(t, sub)
 
 	outs := cluster.ReadN(t, out, keys*perKey, 30*time.Second)
-	waitFor(t, "commits", 10*time.Second, func() bool {
+	eventually.True(t, "commits", 10*time.Second, func() bool {
 		return testutil.ToFloat64(metrics.Committed.WithLabelValues(in, group)) > 0 &&
 			testutil.ToFloat64(metrics.Consumed.WithLabelValues(in, group)) == keys*perKey
 	})
@@ -255,7 +245,7 @@ func TestPoisonMessageDeadLettered(t *testing.T) {
 		}, kt.DecodeEvent, nil, kt.SubscriberMetrics(metrics), kt.SubscriberRetry(5, time.Second, time.Second))
 	r := start(t, sub)
 	dl := cluster.ReadN(t, events.DLQ(in), 1, 30*time.Second)
-	waitFor(t, "second good message", 10*time.Second, func() bool { mu.Lock(); defer mu.Unlock(); return len(handled) == 2 })
+	eventually.True(t, "second good message", 10*time.Second, func() bool { mu.Lock(); defer mu.Unlock(); return len(handled) == 2 })
 	r.stop(t)
 
 	if len(dl) != 1 {
@@ -336,7 +326,7 @@ func TestRetries(t *testing.T) {
 					return nil, nil
 				}, kt.DecodeEvent, nil, kt.SubscriberMetrics(metrics), kt.SubscriberRetry(3, 10*time.Millisecond, 50*time.Millisecond))
 			r := start(t, sub)
-			waitFor(t, "commit", 20*time.Second, func() bool {
+			eventually.True(t, "commit", 20*time.Second, func() bool {
 				return testutil.ToFloat64(metrics.Committed.WithLabelValues(in, group)) == 1
 			})
 			r.stop(t)
@@ -428,7 +418,7 @@ func TestKilledBeforeCommitRedelivers(t *testing.T) {
 			return nil, nil
 		}, kt.DecodeEvent, nil, kt.SubscriberMetrics(metrics))
 	r2 := start(t, second)
-	waitFor(t, "redelivery and commit", 30*time.Second, func() bool {
+	eventually.True(t, "redelivery and commit", 30*time.Second, func() bool {
 		return testutil.ToFloat64(metrics.Committed.WithLabelValues(in, group)) == 1
 	})
 	r2.stop(t)
@@ -491,12 +481,12 @@ func TestGracefulDrain(t *testing.T) {
 			return nil, nil
 		}, kt.DecodeEvent, nil, kt.SubscriberMetrics(metrics))
 	r2 := start(t, second)
-	waitFor(t, "the rest", 30*time.Second, func() bool {
+	eventually.True(t, "the rest", 30*time.Second, func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(firstRun)+len(secondRun) >= 5
 	})
-	waitFor(t, "commit", 10*time.Second, func() bool {
+	eventually.True(t, "commit", 10*time.Second, func() bool {
 		return testutil.ToFloat64(metrics.Committed.WithLabelValues(in, group)) > 0
 	})
 	r2.stop(t)
@@ -605,7 +595,7 @@ func TestTwoMembersShareTopic(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, "every event", 60*time.Second, func() bool {
+	eventually.True(t, "every event", 60*time.Second, func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(seen) == keys*perKey
@@ -625,32 +615,34 @@ func TestDeadLetterWriteRetried(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	in := cluster.Name(t, "t")
-	if err := kt.EnsureTopics(ctx, cluster.Brokers(), kt.TopicSpec{Name: in, Partitions: 1, ReplicationFactor: 1}); err != nil {
+	if err := kt.EnsureTopics(ctx, cluster.Brokers(), kt.Security{}, kt.TopicSpec{Name: in, Partitions: 1, ReplicationFactor: 1}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "topic", 10*time.Second, func() bool { return kt.CheckTopics(ctx, cluster.Brokers(), in) == nil })
+	eventually.True(t, "topic", 10*time.Second, func() bool { return kt.CheckTopics(ctx, cluster.Brokers(), kt.Security{}, in) == nil })
 	group := cluster.Group(t)
-	pub := newPublisher(t)
 	metrics := newMetrics(t)
+	pub := newPublisher(t, kt.PublisherMetrics(metrics))
 	cluster.Produce(t, kafka.Message{Topic: in, Key: []byte("k"), Value: []byte("poison")})
 	sub := kt.NewSubscriber(kt.SubscriberConfig{Brokers: cluster.Brokers(), Group: group, Topic: in, Producer: pub},
 		func(ctx context.Context, req any) (any, error) { return nil, nil },
 		kt.DecodeEvent, nil, kt.SubscriberMetrics(metrics), kt.SubscriberRetry(3, 10*time.Millisecond, 100*time.Millisecond))
 	r := start(t, sub)
-	waitFor(t, "the poison message", 20*time.Second, func() bool {
+	eventually.True(t, "the poison message", 20*time.Second, func() bool {
 		return testutil.ToFloat64(metrics.Consumed.WithLabelValues(in, group)) == 1
 	})
-	// Longer than the Publisher's own retry of unknown topics (2 s), so
-	// at least one dead-letter write has failed outright by now.
-	time.Sleep(3 * time.Second)
+	// The Publisher retries unknown topics itself for a while (2 s) before
+	// a write fails outright and counts as a produce error.
+	eventually.True(t, "a failed dead-letter write", 20*time.Second, func() bool {
+		return testutil.ToFloat64(metrics.ProduceErrors.WithLabelValues(events.DLQ(in))) >= 1
+	})
 	if got := testutil.ToFloat64(metrics.Committed.WithLabelValues(in, group)); got != 0 {
 		t.Fatalf("committed %v messages while the DLQ was unwritable", got)
 	}
-	if err := kt.EnsureTopics(ctx, cluster.Brokers(), kt.TopicSpec{Name: events.DLQ(in), Partitions: 1, ReplicationFactor: 1}); err != nil {
+	if err := kt.EnsureTopics(ctx, cluster.Brokers(), kt.Security{}, kt.TopicSpec{Name: events.DLQ(in), Partitions: 1, ReplicationFactor: 1}); err != nil {
 		t.Fatal(err)
 	}
 	dl := cluster.ReadN(t, events.DLQ(in), 1, 20*time.Second)
-	waitFor(t, "commit", 10*time.Second, func() bool {
+	eventually.True(t, "commit", 10*time.Second, func() bool {
 		return testutil.ToFloat64(metrics.Committed.WithLabelValues(in, group)) == 1
 	})
 	r.stop(t)

@@ -115,10 +115,9 @@ func (l errorLogger) Handle(ctx context.Context, err error) {
 // CheckGroups is the edge's consumer readiness check: each group must be
 // Stable with at least one member, so the replica is reading the answers
 // of the questions it is about to publish.
-func CheckGroups(ctx context.Context, brokers []string, groups ...string) error {
-	t := &kafka.Transport{}
+func CheckGroups(ctx context.Context, brokers []string, sec kafkatransport.Security, groups ...string) error {
+	c, t := sec.Client(brokers)
 	defer t.CloseIdleConnections()
-	c := &kafka.Client{Addr: kafka.TCP(brokers...), Transport: t}
 	resp, err := c.DescribeGroups(ctx, &kafka.DescribeGroupsRequest{GroupIDs: groups})
 	if err != nil {
 		return fmt.Errorf("describe groups: %w", err)

@@ -25,6 +25,8 @@ type Settings struct {
 	Service        Config
 	// ShutdownDrain is how long shutdown waits for HTTP requests.
 	ShutdownDrain time.Duration
+	// SearchTimeout bounds a POST /v1/search from publish to results.
+	SearchTimeout time.Duration
 }
 
 // DefaultSettings returns the defaults of every setting; the replica id
@@ -35,6 +37,7 @@ func DefaultSettings() Settings {
 		WS:            WSConfig{MaxMessageBytes: 32 << 10, MaxInFlight: 8, SendBuffer: 1024, WriteWait: 10 * time.Second, PongWait: 60 * time.Second},
 		Service:       Config{AnswerTimeout: 60 * time.Second, PublishTimeout: 10 * time.Second},
 		ShutdownDrain: daemon.DefaultDrain,
+		SearchTimeout: 30 * time.Second,
 	}
 }
 
@@ -61,6 +64,7 @@ func (s *Settings) Register(fs *flag.FlagSet) {
 	fs.DurationVar(&s.Service.AnswerTimeout, "answer-timeout", s.Service.AnswerTimeout, "longest wait for the next answer event of a request")
 	fs.DurationVar(&s.Service.PublishTimeout, "publish-timeout", s.Service.PublishTimeout, "longest wait to publish a question")
 	fs.DurationVar(&s.ShutdownDrain, "shutdown-drain", s.ShutdownDrain, "how long shutdown waits for HTTP requests")
+	fs.DurationVar(&s.SearchTimeout, "search-timeout", s.SearchTimeout, "longest wait for the results of a POST /v1/search")
 }
 
 // Check records in p each setting out of range.
@@ -89,6 +93,9 @@ func (s Settings) Check(p *daemon.Problems) {
 	if s.Service.PublishTimeout <= 0 {
 		p.Addf("publish-timeout", "must be positive")
 	}
+	if s.SearchTimeout <= 0 {
+		p.Addf("search-timeout", "must be positive")
+	}
 }
 
 // Wire adds the service, its onion, GET /v1/chat and its reply
@@ -111,11 +118,16 @@ func (s Settings) Wire(_ context.Context, w *daemon.Wiring, d daemon.Deps) error
 	svc = LoggingMiddleware(d.Logger)(svc)
 	svc = InstrumentingMiddleware(metrics)(svc)
 	endpoints := MakeEndpoints(svc)
+	searcher := NewSearcher(pub, d.Topics.QueriesReceived, s.SearchTimeout, s.Service.PublishTimeout)
+	endpoints.Deliver = searcher.InterceptRejections(endpoints.Deliver)
 
 	t := d.Topics
 	answersGroup, rejectedGroup := Groups(s.ReplicaID)
+	retrievedGroup := SearchGroup(s.ReplicaID)
 	w.Group.Add("answers-moderated", NewReplySubscriber(d.Brokers, answersGroup, t.AnswersModerated, pub, endpoints, d.Logger, d.SubscriberOptions()...).Run)
 	w.Group.Add("queries-rejected", NewReplySubscriber(d.Brokers, rejectedGroup, t.QueriesRejected, pub, endpoints, d.Logger, d.SubscriberOptions()...).Run)
+	w.Group.Add("queries-retrieved", NewRetrievedSubscriber(d.Brokers, retrievedGroup, t.QueriesRetrieved, pub, searcher, d.Logger, d.SubscriberOptions()...).Run)
+	w.Handle("POST /v1/search", NewSearchHandler(searcher, d.Keys, d.Logger))
 
 	s.WS.Keys = d.Keys
 	s.WS.Logger = d.Logger
@@ -125,9 +137,9 @@ func (s Settings) Wire(_ context.Context, w *daemon.Wiring, d daemon.Deps) error
 	// Shutdown does not close hijacked (WebSocket) connections.
 	w.OnShutdown(ws.Close)
 	w.Drain(s.ShutdownDrain)
-	w.Topics([]string{t.QueriesReceived, t.QueriesRejected, t.AnswersModerated})
+	w.Topics([]string{t.QueriesRejected, t.AnswersModerated}, t.QueriesReceived)
 	w.Check(daemon.Check{Name: "consumers", Run: func(ctx context.Context) error {
-		return CheckGroups(ctx, d.Brokers, answersGroup, rejectedGroup)
+		return CheckGroups(ctx, d.Brokers, d.KafkaSecurity, answersGroup, rejectedGroup)
 	}})
 	w.Describe("replica_id", s.ReplicaID, "groups", []string{answersGroup, rejectedGroup})
 	return nil
