@@ -31,8 +31,10 @@ type chatMessage struct {
 	Message      string         `json:"message"`
 }
 
-// chatCitation is one source of an answer.
+// chatCitation is one source of an answer; N is the number the answer
+// text's [n] markers use for it.
 type chatCitation struct {
+	N          int     `json:"n"`
 	DocumentID string  `json:"document_id"`
 	ChunkID    string  `json:"chunk_id"`
 	Title      string  `json:"title"`
@@ -204,7 +206,11 @@ func printAnswerTail(w io.Writer, res askResult) {
 			if title == "" {
 				title = c.DocumentID
 			}
-			fmt.Fprintf(w, "  [%d] %s (document %s, score %.3f)\n", i+1, title, c.DocumentID, c.Score)
+			n := c.N
+			if n == 0 { // an answer whose producer did not number its citations
+				n = i + 1
+			}
+			fmt.Fprintf(w, "  [%d] %s (document %s, score %.3f)\n", n, title, c.DocumentID, c.Score)
 			if s := strings.Join(strings.Fields(c.Snippet), " "); s != "" {
 				fmt.Fprintf(w, "      %s\n", clipRunes(s, 160))
 			}

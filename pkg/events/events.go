@@ -6,9 +6,16 @@
 // key (document_id for document and chunk events, request_id for query and
 // answer events, the tenant for audit events), the headers carry the
 // CloudEvents attributes (ce_specversion, ce_id, ce_source, ce_type, ce_time,
-// content-type) plus traceparent and the extensions tenantid and
-// correlationid, and the value is the JSON payload. Any CloudEvents SDK with
-// the Kafka protocol binding reads these messages.
+// content-type), the extension attributes ce_tenantid and ce_correlationid,
+// and traceparent, and the value is the JSON payload. Any CloudEvents SDK
+// with the Kafka protocol binding reads these messages and sees the tenantid
+// and correlationid extensions.
+//
+// Consumers read more than producers write (see ParseMessage): structured
+// mode (content-type application/cloudevents+json, the whole event as JSON
+// in the value), events without the optional time, and, for a transition
+// period, the unprefixed tenantid and correlationid headers of earlier
+// releases.
 //
 // Producing:
 //
@@ -44,6 +51,9 @@ import (
 const (
 	SpecVersion     = "1.0"
 	ContentTypeJSON = "application/json"
+	// ContentTypeCloudEventsJSON marks a structured-mode message: the value
+	// is the whole event in the CloudEvents JSON format.
+	ContentTypeCloudEventsJSON = "application/cloudevents+json"
 
 	HeaderSpecVersion   = "ce_specversion"
 	HeaderID            = "ce_id"
@@ -52,8 +62,21 @@ const (
 	HeaderTime          = "ce_time"
 	HeaderContentType   = "content-type"
 	HeaderTraceParent   = "traceparent"
-	HeaderTenantID      = "tenantid"
-	HeaderCorrelationID = "correlationid"
+	HeaderTenantID      = "ce_" + ExtensionTenantID
+	HeaderCorrelationID = "ce_" + ExtensionCorrelationID
+
+	// LegacyHeaderTenantID and LegacyHeaderCorrelationID are the
+	// unprefixed headers that releases before the ce_ extensions wrote.
+	// Consumers still read them when the ce_ header is absent; nothing
+	// writes them.
+	LegacyHeaderTenantID      = ExtensionTenantID
+	LegacyHeaderCorrelationID = ExtensionCorrelationID
+)
+
+// CloudEvents extension attribute names, as an SDK sees them.
+const (
+	ExtensionTenantID      = "tenantid"
+	ExtensionCorrelationID = "correlationid"
 )
 
 // Errors returned when a message is not a valid Tributary event. Consumers
@@ -82,16 +105,19 @@ type Envelope struct {
 	Source string
 	// Type is the event type, e.g. "tributary.chunk.created" (ce_type).
 	Type string
-	// Time is when the event happened (ce_time, RFC 3339).
+	// Time is when the event happened (ce_time, RFC 3339). Producers here
+	// always set it; it is zero for a consumed event without the optional
+	// time attribute.
 	Time time.Time
 	// ContentType is the payload's media type; always application/json.
 	ContentType string
 	// TraceParent is the W3C traceparent of the producing span; may be empty.
 	TraceParent string
-	// TenantID is the tenant the event belongs to (tenantid extension).
+	// TenantID is the tenant the event belongs to (tenantid extension,
+	// header ce_tenantid).
 	TenantID string
 	// CorrelationID ties the events of one request together (correlationid
-	// extension); may be empty.
+	// extension, header ce_correlationid); may be empty.
 	CorrelationID string
 }
 
@@ -116,8 +142,9 @@ func NewEnvelope(ctx context.Context, typ, source string) Envelope {
 	return env
 }
 
-// Validate checks the required attributes: id, source, type, time, tenant,
-// a JSON content type, and a well-formed traceparent when one is present.
+// Validate checks what a consumer requires: id, source, type, tenant, a
+// JSON content type, and a well-formed traceparent when one is present.
+// Time is optional, as in CloudEvents; MarshalWith also requires it.
 func (e Envelope) Validate() error {
 	var missing []string
 	if e.ID == "" {
@@ -128,9 +155,6 @@ func (e Envelope) Validate() error {
 	}
 	if e.Type == "" {
 		missing = append(missing, HeaderType)
-	}
-	if e.Time.IsZero() {
-		missing = append(missing, HeaderTime)
 	}
 	if e.TenantID == "" {
 		missing = append(missing, HeaderTenantID)
@@ -150,20 +174,23 @@ func (e Envelope) Validate() error {
 }
 
 // Headers returns the envelope as Kafka headers in binary content mode.
-// Empty optional attributes are left out.
+// Empty optional attributes (and a zero time) are left out.
 func (e Envelope) Headers() []kafka.Header {
 	ct := e.ContentType
 	if ct == "" {
 		ct = ContentTypeJSON
 	}
-	hs := []kafka.Header{
-		{Key: HeaderSpecVersion, Value: []byte(SpecVersion)},
-		{Key: HeaderID, Value: []byte(e.ID)},
-		{Key: HeaderSource, Value: []byte(e.Source)},
-		{Key: HeaderType, Value: []byte(e.Type)},
-		{Key: HeaderTime, Value: []byte(e.Time.UTC().Format(time.RFC3339Nano))},
-		{Key: HeaderContentType, Value: []byte(ct)},
+	hs := make([]kafka.Header, 0, 9)
+	hs = append(hs,
+		kafka.Header{Key: HeaderSpecVersion, Value: []byte(SpecVersion)},
+		kafka.Header{Key: HeaderID, Value: []byte(e.ID)},
+		kafka.Header{Key: HeaderSource, Value: []byte(e.Source)},
+		kafka.Header{Key: HeaderType, Value: []byte(e.Type)},
+	)
+	if !e.Time.IsZero() {
+		hs = append(hs, kafka.Header{Key: HeaderTime, Value: []byte(e.Time.UTC().Format(time.RFC3339Nano))})
 	}
+	hs = append(hs, kafka.Header{Key: HeaderContentType, Value: []byte(ct)})
 	for _, h := range []struct{ k, v string }{
 		{HeaderTraceParent, e.TraceParent},
 		{HeaderTenantID, e.TenantID},
@@ -176,12 +203,15 @@ func (e Envelope) Headers() []kafka.Header {
 	return hs
 }
 
-// ParseHeaders reads the envelope from Kafka headers and validates it. An
-// invalid traceparent is dropped rather than rejected: tracing is best effort
-// and must not make an event poison.
+// ParseHeaders reads the envelope of a binary-mode message from its Kafka
+// headers and validates it. The tenant and correlation id come from
+// ce_tenantid and ce_correlationid, or from the legacy unprefixed headers
+// when those are absent. An invalid traceparent is dropped rather than
+// rejected: tracing is best effort and must not make an event poison.
+// ParseMessage also reads structured mode.
 func ParseHeaders(hs []kafka.Header) (Envelope, error) {
 	var e Envelope
-	var spec, ts string
+	var spec, ts, legacyTenant, legacyCorrelation string
 	for _, h := range hs {
 		v := string(h.Value)
 		switch h.Key {
@@ -203,15 +233,32 @@ func ParseHeaders(hs []kafka.Header) (Envelope, error) {
 			e.TenantID = v
 		case HeaderCorrelationID:
 			e.CorrelationID = v
+		case LegacyHeaderTenantID:
+			legacyTenant = v
+		case LegacyHeaderCorrelationID:
+			legacyCorrelation = v
 		}
 	}
+	if e.TenantID == "" {
+		e.TenantID = legacyTenant
+	}
+	if e.CorrelationID == "" {
+		e.CorrelationID = legacyCorrelation
+	}
+	err := e.check(spec, ts)
+	return e, err
+}
+
+// check parses the time ts, drops an invalid traceparent and validates e,
+// whose spec version is spec.
+func (e *Envelope) check(spec, ts string) error {
 	if spec != SpecVersion {
-		return e, fmt.Errorf("%w: %s %q, want %q", ErrInvalidEnvelope, HeaderSpecVersion, spec, SpecVersion)
+		return fmt.Errorf("%w: specversion %q, want %q", ErrInvalidEnvelope, spec, SpecVersion)
 	}
 	if ts != "" {
 		t, err := time.Parse(time.RFC3339Nano, ts)
 		if err != nil {
-			return e, fmt.Errorf("%w: %s: %v", ErrInvalidEnvelope, HeaderTime, err)
+			return fmt.Errorf("%w: time: %v", ErrInvalidEnvelope, err)
 		}
 		e.Time = t
 	}
@@ -220,10 +267,7 @@ func ParseHeaders(hs []kafka.Header) (Envelope, error) {
 			e.TraceParent = ""
 		}
 	}
-	if err := e.Validate(); err != nil {
-		return e, err
-	}
-	return e, nil
+	return e.Validate()
 }
 
 // Context returns ctx carrying the envelope's tenant, correlation id and
@@ -272,6 +316,9 @@ func MarshalWith(env Envelope, p Payload) (kafka.Message, error) {
 	if env.Type != p.EventType() {
 		return kafka.Message{}, fmt.Errorf("%w: envelope %q, payload %q", ErrTypeMismatch, env.Type, p.EventType())
 	}
+	if env.Time.IsZero() {
+		return kafka.Message{}, fmt.Errorf("%w: missing %s", ErrInvalidEnvelope, HeaderTime)
+	}
 	if err := env.Validate(); err != nil {
 		return kafka.Message{}, err
 	}
@@ -286,14 +333,15 @@ func MarshalWith(env Envelope, p Payload) (kafka.Message, error) {
 	}, nil
 }
 
-// Unmarshal parses msg's envelope and decodes its JSON value into p, which
-// must be a pointer to a payload type whose EventType matches the envelope.
+// Unmarshal parses msg's envelope (binary or structured mode, see
+// ParseMessage) and decodes its JSON data into p, which must be a pointer
+// to a payload type whose EventType matches the envelope.
 func Unmarshal(msg kafka.Message, p Payload) (Envelope, error) {
-	env, err := ParseHeaders(msg.Headers)
+	env, data, err := ParseMessage(msg)
 	if err != nil {
 		return env, err
 	}
-	if err := json.Unmarshal(msg.Value, p); err != nil {
+	if err := json.Unmarshal(data, p); err != nil {
 		return env, fmt.Errorf("%w: %s: %v", ErrInvalidPayload, env.Type, err)
 	}
 	if p.EventType() != env.Type {
@@ -302,11 +350,12 @@ func Unmarshal(msg kafka.Message, p Payload) (Envelope, error) {
 	return env, nil
 }
 
-// Decode parses msg's envelope and decodes its value into a new payload of
-// the type named by ce_type. The payload is returned as a pointer, e.g.
+// Decode parses msg's envelope (binary or structured mode, see
+// ParseMessage) and decodes its data into a new payload of the type its
+// type attribute names. The payload is returned as a pointer, e.g.
 // *ChunkCreated. Unknown types return ErrUnknownType.
 func Decode(msg kafka.Message) (Envelope, Payload, error) {
-	env, err := ParseHeaders(msg.Headers)
+	env, data, err := ParseMessage(msg)
 	if err != nil {
 		return env, nil, err
 	}
@@ -314,7 +363,7 @@ func Decode(msg kafka.Message) (Envelope, Payload, error) {
 	if err != nil {
 		return env, nil, err
 	}
-	if err := json.Unmarshal(msg.Value, p); err != nil {
+	if err := json.Unmarshal(data, p); err != nil {
 		return env, nil, fmt.Errorf("%w: %s: %v", ErrInvalidPayload, env.Type, err)
 	}
 	if p.EventType() != env.Type {
@@ -327,7 +376,7 @@ type tenantKey struct{}
 type correlationKey struct{}
 
 // WithTenant returns a copy of ctx carrying the tenant id that NewEnvelope
-// puts in the tenantid extension.
+// puts in the tenantid extension (header ce_tenantid).
 func WithTenant(ctx context.Context, tenant string) context.Context {
 	return context.WithValue(ctx, tenantKey{}, tenant)
 }
@@ -339,7 +388,7 @@ func Tenant(ctx context.Context) string {
 }
 
 // WithCorrelationID returns a copy of ctx carrying the correlation id that
-// NewEnvelope puts in the correlationid extension.
+// NewEnvelope puts in the correlationid extension (header ce_correlationid).
 func WithCorrelationID(ctx context.Context, id string) context.Context {
 	return context.WithValue(ctx, correlationKey{}, id)
 }

@@ -286,6 +286,11 @@ func TestMarshalErrors(t *testing.T) {
 	if _, err := MarshalWith(env, DocumentDeleted{DocumentID: "d"}); !errors.Is(err, ErrTypeMismatch) {
 		t.Errorf("MarshalWith mismatched type: %v, want ErrTypeMismatch", err)
 	}
+	// Consumers accept events without time; our producers always write it.
+	env.Type, env.Time = TypeDocumentDeleted, time.Time{}
+	if _, err := MarshalWith(env, DocumentDeleted{DocumentID: "d"}); !errors.Is(err, ErrInvalidEnvelope) {
+		t.Errorf("MarshalWith without time: %v, want ErrInvalidEnvelope", err)
+	}
 }
 
 func TestParseHeadersErrors(t *testing.T) {
@@ -316,6 +321,8 @@ func TestParseHeadersErrors(t *testing.T) {
 		{"no source", without(HeaderSource), ErrInvalidEnvelope},
 		{"no tenant", without(HeaderTenantID), ErrInvalidEnvelope},
 		{"bad time", with(HeaderTime, "yesterday"), ErrInvalidEnvelope},
+		{"no time: optional in CloudEvents", without(HeaderTime), nil},
+		{"legacy tenant header", append(without(HeaderTenantID), kafka.Header{Key: LegacyHeaderTenantID, Value: []byte("t")}), nil},
 		{"xml", with(HeaderContentType, "application/xml"), ErrInvalidEnvelope},
 		{"bad traceparent is dropped", with(HeaderTraceParent, "garbage"), nil},
 	}

@@ -265,6 +265,23 @@ type Query struct {
 	TopK           int      `json:"top_k,omitempty"`
 	// Principal names the API key holder or user who asked, never the key.
 	Principal string `json:"principal,omitempty"`
+	// Mode is ModeSearch for a search (the edge's POST /v1/search):
+	// moderated, embedded and retrieved like a question, answered by its
+	// query.retrieved event, and never generated. Empty for a question.
+	Mode string `json:"mode,omitempty"`
+	// Filter narrows retrieval beyond the tenant and groups.
+	Filter *QueryFilter `json:"filter,omitempty"`
+}
+
+// ModeSearch is the Query.Mode of a search: retrieval only.
+const ModeSearch = "search"
+
+// QueryFilter narrows a retrieval: every given condition must hold.
+type QueryFilter struct {
+	// DocumentIDs keeps chunks of these documents only.
+	DocumentIDs []string `json:"document_ids,omitempty"`
+	// SourcePrefix keeps chunks whose document source starts with it.
+	SourcePrefix string `json:"source_prefix,omitempty"`
 }
 
 // QueryReceived is a question as the edge received it. Topic
@@ -374,6 +391,11 @@ func (p AnswerDelta) PartitionKey() string { return p.RequestID }
 
 // Citation points an answer at a source chunk.
 type Citation struct {
+	// N is the number the answer text's [n] markers give this source: the
+	// source's rank among those the answer was generated from, so it need
+	// not follow the citations' order. Zero (left out) from producers
+	// before it was added.
+	N          int     `json:"n,omitempty"`
 	DocumentID string  `json:"document_id"`
 	ChunkID    string  `json:"chunk_id"`
 	Title      string  `json:"title,omitempty"`

@@ -10,7 +10,7 @@ import (
 
 // Event is the request DecodeEvent hands to an endpoint: the parsed
 // envelope, the typed payload (a pointer such as *events.ChunkCreated) and
-// the original message.
+// the message (in binary mode, see binaryMode).
 type Event struct {
 	Envelope events.Envelope
 	Payload  events.Payload
@@ -32,13 +32,33 @@ func DecodeEvent(_ context.Context, msg kafka.Message) (any, error) {
 // its JSON Schema with v.
 func ValidatingDecodeEvent(v *events.Validator) DecodeRequestFunc {
 	return func(ctx context.Context, msg kafka.Message) (any, error) {
-		env, err := events.ParseHeaders(msg.Headers)
+		env, data, err := events.ParseMessage(msg)
 		if err != nil {
 			return nil, Permanent(err)
 		}
-		if err := v.Validate(env.Type, msg.Value); err != nil {
+		if err := v.Validate(env.Type, data); err != nil {
 			return nil, Permanent(err)
 		}
 		return DecodeEvent(ctx, msg)
+	}
+}
+
+// binaryMode wraps a subscriber's decoder so that it sees every event in
+// the binary content mode Tributary writes (events.Binary): structured-mode
+// events and the legacy tenantid/correlationid headers are converted
+// first, so decoders that read headers and value directly need not know
+// either. The original message is what is dead-lettered, so a dead letter
+// replays as it arrived. A structured event that cannot be read is a
+// permanent failure.
+func binaryMode(dec DecodeRequestFunc) DecodeRequestFunc {
+	if dec == nil {
+		return nil
+	}
+	return func(ctx context.Context, msg kafka.Message) (any, error) {
+		bin, err := events.Binary(msg)
+		if err != nil {
+			return nil, Permanent(err)
+		}
+		return dec(ctx, bin)
 	}
 }

@@ -77,7 +77,7 @@ func NewSubscriber(cfg SubscriberConfig, e endpoint.Endpoint, dec DecodeRequestF
 	s := &Subscriber{
 		cfg:          cfg,
 		e:            e,
-		dec:          dec,
+		dec:          binaryMode(dec),
 		enc:          enc,
 		logger:       slog.New(slog.DiscardHandler),
 		policy:       DefaultErrorPolicy,
@@ -238,7 +238,7 @@ func (s *Subscriber) work(ctx context.Context, stopping <-chan struct{}, q <-cha
 // messageContext is the context a message is handled in: its event's
 // tenant, correlation id and trace, then the Before functions.
 func (s *Subscriber) messageContext(ctx context.Context, msg kafka.Message) context.Context {
-	if env, err := events.ParseHeaders(msg.Headers); err == nil {
+	if env, _, err := events.ParseMessage(msg); err == nil {
 		ctx = env.Context(ctx)
 	}
 	for _, f := range s.before {

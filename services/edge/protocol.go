@@ -152,8 +152,12 @@ func clip(s string, n int) string {
 	return s[:n]
 }
 
-// Citation is a source of an answer as the client sees it.
+// Citation is a source of an answer as the client sees it. N is the
+// number the answer text's [n] markers use for it; citations come in
+// order of first use, so N need not follow their order. N is left out
+// only for an answer whose producer did not number its citations.
 type Citation struct {
+	N          int     `json:"n,omitempty"`
 	DocumentID string  `json:"document_id"`
 	ChunkID    string  `json:"chunk_id"`
 	Title      string  `json:"title"`
@@ -166,7 +170,7 @@ type Citation struct {
 func CitationsOf(cs []events.Citation) []Citation {
 	out := make([]Citation, len(cs))
 	for i, c := range cs {
-		out[i] = Citation{DocumentID: c.DocumentID, ChunkID: c.ChunkID, Title: c.Title, Score: c.Score, Snippet: c.Snippet, Page: c.Page}
+		out[i] = Citation{N: c.N, DocumentID: c.DocumentID, ChunkID: c.ChunkID, Title: c.Title, Score: c.Score, Snippet: c.Snippet, Page: c.Page}
 	}
 	return out
 }

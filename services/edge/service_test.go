@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/tributary-rag/tributary/pkg/apikey"
@@ -67,12 +68,12 @@ func TestRouterOrdersAndDedupes(t *testing.T) {
 		return Reply{Kind: ReplyDelta, TenantID: "acme", Seq: seq, Text: fmt.Sprintf("t%d", seq)}
 	}
 	completed := Reply{Kind: ReplyCompleted, TenantID: "acme", FinishReason: "stop", Deltas: 3,
-		Citations: []events.Citation{{DocumentID: "d1", ChunkID: "c1", Title: "T", Score: 0.5, Snippet: "s"}}}
+		Citations: []events.Citation{{N: 2, DocumentID: "d1", ChunkID: "c1", Title: "T", Score: 0.5, Snippet: "s"}}}
 	tok := func(seq int) string {
 		return fmt.Sprintf(`{"type":"token","id":"q","request_id":"RID","seq":%d,"text":"t%d"}`, seq, seq)
 	}
 	accepted := `{"type":"accepted","id":"q","request_id":"RID"}`
-	cites := `{"type":"citations","id":"q","request_id":"RID","citations":[{"document_id":"d1","chunk_id":"c1","title":"T","score":0.5,"snippet":"s"}]}`
+	cites := `{"type":"citations","id":"q","request_id":"RID","citations":[{"n":2,"document_id":"d1","chunk_id":"c1","title":"T","score":0.5,"snippet":"s"}]}`
 	done := `{"type":"done","id":"q","request_id":"RID","finish_reason":"stop"}`
 	tests := []struct {
 		name     string
@@ -164,41 +165,44 @@ func TestRouterPublishFailure(t *testing.T) {
 	}
 }
 
+// TestRouterTimeoutAndCancel runs in a synctest bubble, so the answer
+// timeout runs on the bubble's fake clock.
 func TestRouterTimeoutAndCancel(t *testing.T) {
-	svc := NewService(&recordingPublisher{}, Config{QueriesTopic: "q", AnswerTimeout: 50 * time.Millisecond})
-	sink := &bufferSink{}
-	rid, err := svc.Ask(t.Context(), Question{ID: "slow", Question: "?", Principal: alice}, sink)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := fmt.Sprintf(`{"type":"accepted","id":"slow","request_id":"%[1]s"}
+	synctest.Test(t, func(t *testing.T) {
+		svc := NewService(&recordingPublisher{}, Config{QueriesTopic: "q", AnswerTimeout: 50 * time.Millisecond})
+		sink := &bufferSink{}
+		rid, err := svc.Ask(t.Context(), Question{ID: "slow", Question: "?", Principal: alice}, sink)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := fmt.Sprintf(`{"type":"accepted","id":"slow","request_id":"%[1]s"}
 {"type":"error","id":"slow","request_id":"%[1]s","code":"timeout","message":"no answer within 50ms"}
 {"type":"done","id":"slow","request_id":"%[1]s","finish_reason":"error"}`, rid)
-	deadline := time.Now().Add(5 * time.Second)
-	for sink.text() != want && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if got := sink.text(); got != want {
-		t.Fatalf("after timeout:\n%s\nwant:\n%s", got, want)
-	}
+		// In the bubble the timeout fires when the fake clock reaches 50ms.
+		time.Sleep(50 * time.Millisecond)
+		synctest.Wait()
+		if got := sink.text(); got != want {
+			t.Fatalf("after timeout:\n%s\nwant:\n%s", got, want)
+		}
 
-	sink2 := &bufferSink{}
-	rid2, err := svc.Ask(t.Context(), Question{ID: "c", Question: "?", Principal: alice}, sink2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !svc.Cancel(t.Context(), rid2) {
-		t.Fatal("Cancel = false, want true")
-	}
-	if svc.Cancel(t.Context(), rid2) {
-		t.Error("second Cancel = true, want false")
-	}
-	if !strings.HasSuffix(sink2.text(), `"finish_reason":"cancelled"}`) {
-		t.Errorf("after cancel: %s", sink2.text())
-	}
-	if o, _ := svc.Deliver(t.Context(), Reply{Kind: ReplyDelta, RequestID: rid2, TenantID: "acme"}); o != UnknownRequest {
-		t.Errorf("Deliver after cancel = %s, want %s", o, UnknownRequest)
-	}
+		sink2 := &bufferSink{}
+		rid2, err := svc.Ask(t.Context(), Question{ID: "c", Question: "?", Principal: alice}, sink2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !svc.Cancel(t.Context(), rid2) {
+			t.Fatal("Cancel = false, want true")
+		}
+		if svc.Cancel(t.Context(), rid2) {
+			t.Error("second Cancel = true, want false")
+		}
+		if !strings.HasSuffix(sink2.text(), `"finish_reason":"cancelled"}`) {
+			t.Errorf("after cancel: %s", sink2.text())
+		}
+		if o, _ := svc.Deliver(t.Context(), Reply{Kind: ReplyDelta, RequestID: rid2, TenantID: "acme"}); o != UnknownRequest {
+			t.Errorf("Deliver after cancel = %s, want %s", o, UnknownRequest)
+		}
+	})
 }
 
 func TestRouterRefusingSinkAbandons(t *testing.T) {

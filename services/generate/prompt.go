@@ -305,7 +305,9 @@ func truncateRunes(s string, n int) string {
 var citeRE = regexp.MustCompile(`[\[［【]\s*(\d{1,3}(?:\s*[,，、]\s*\d{1,3})*)\s*[\]］】]`)
 
 // Citations returns the sources an answer cites with [n] markers, each once,
-// in order of first citation. Markers that name no source are ignored.
+// in order of first citation, each with the n its markers use (the
+// source's number in the prompt), so a client can match markers and
+// sources. Markers that name no source are ignored.
 func Citations(answer string, sources []Source) []events.Citation {
 	var out []events.Citation
 	used := make(map[int]bool)
@@ -318,6 +320,7 @@ func Citations(answer string, sources []Source) []events.Citation {
 			used[n] = true
 			s := sources[n-1]
 			out = append(out, events.Citation{
+				N:          n,
 				DocumentID: s.Chunk.DocumentID,
 				ChunkID:    s.Chunk.ChunkID,
 				Title:      s.Chunk.Title,

@@ -3,9 +3,11 @@ package generate
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/tributary-rag/tributary/pkg/events"
@@ -183,12 +185,12 @@ func TestCitations(t *testing.T) {
 	}, PromptOptions{})
 	tests := []struct {
 		answer string
-		want   []string // titles, in order
+		want   []string // title and n, in order
 	}{
-		{"Alpha [1]. Gamma [3].", []string{"A", "C"}},
-		{"Both [2][1] and again [2].", []string{"B", "A"}},
-		{"List [1, 3] and fullwidth ［2］.", []string{"A", "C", "B"}},
-		{"中文【3】和[2]。", []string{"C", "B"}},
+		{"Alpha [1]. Gamma [3].", []string{"A1", "C3"}},
+		{"Both [2][1] and again [2].", []string{"B2", "A1"}},
+		{"List [1, 3] and fullwidth ［2］.", []string{"A1", "C3", "B2"}},
+		{"中文【3】和[2]。", []string{"C3", "B2"}},
 		{"Out of range [4] [0] [999] [-1] [x].", nil},
 		{"No markers at all.", nil},
 		{"[1", nil},
@@ -197,7 +199,7 @@ func TestCitations(t *testing.T) {
 		got := Citations(tt.answer, p.Sources)
 		var titles []string
 		for _, c := range got {
-			titles = append(titles, c.Title)
+			titles = append(titles, fmt.Sprint(c.Title, c.N))
 			if c.ChunkID == "" || c.DocumentID == "" || c.Snippet == "" {
 				t.Errorf("Citations(%q): incomplete citation %+v", tt.answer, c)
 			}
@@ -371,22 +373,26 @@ func TestServiceAnswer(t *testing.T) {
 		}
 	})
 	t.Run("timeout ends with length", func(t *testing.T) {
-		em := newRecordingEmitter()
-		a, err := NewService(slowGenerator{}, em, Config{Timeout: 50 * time.Millisecond}).Answer(context.Background(),
-			Question{RequestID: "r", TenantID: "acme", Question: "alpha?", Chunks: chunks})
-		if err != nil || a.FinishReason != FinishLength || !strings.Contains(a.Error, "timed out") || a.Text != "slow " {
-			t.Errorf("Answer = %+v, %v; want the partial answer ending with length", a, err)
-		}
+		synctest.Test(t, func(t *testing.T) {
+			em := newRecordingEmitter()
+			a, err := NewService(slowGenerator{}, em, Config{Timeout: 50 * time.Millisecond}).Answer(context.Background(),
+				Question{RequestID: "r", TenantID: "acme", Question: "alpha?", Chunks: chunks})
+			if err != nil || a.FinishReason != FinishLength || !strings.Contains(a.Error, "timed out") || a.Text != "slow " {
+				t.Errorf("Answer = %+v, %v; want the partial answer ending with length", a, err)
+			}
+		})
 	})
 	t.Run("shutdown abandons the answer", func(t *testing.T) {
-		em := newRecordingEmitter()
-		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-		defer cancel()
-		_, err := NewService(slowGenerator{}, em, Config{}).Answer(ctx,
-			Question{RequestID: "r", TenantID: "acme", Question: "alpha?", Chunks: chunks})
-		if !errors.Is(err, context.DeadlineExceeded) || em.aborted != 1 || len(em.done) != 0 {
-			t.Errorf("err = %v, aborted %d, completed %d; want the context's error and no completed event", err, em.aborted, len(em.done))
-		}
+		synctest.Test(t, func(t *testing.T) {
+			em := newRecordingEmitter()
+			ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+			defer cancel()
+			_, err := NewService(slowGenerator{}, em, Config{}).Answer(ctx,
+				Question{RequestID: "r", TenantID: "acme", Question: "alpha?", Chunks: chunks})
+			if !errors.Is(err, context.DeadlineExceeded) || em.aborted != 1 || len(em.done) != 0 {
+				t.Errorf("err = %v, aborted %d, completed %d; want the context's error and no completed event", err, em.aborted, len(em.done))
+			}
+		})
 	})
 	t.Run("publish failure aborts", func(t *testing.T) {
 		em := newRecordingEmitter()
