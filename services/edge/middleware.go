@@ -92,7 +92,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}),
 		asks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "tributary", Subsystem: "edge", Name: "asks_total",
-			Help: "Client asks by outcome (accepted, invalid, duplicate_id, too_many_requests, unavailable).",
+			Help: "Client asks by outcome (accepted, invalid, duplicate_id, too_many_requests, rate_limited, unavailable).",
 		}, []string{"outcome"}),
 		askLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: "tributary", Subsystem: "edge", Name: "ask_publish_seconds",

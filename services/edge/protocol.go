@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"time"
 	"unicode/utf8"
 
 	"github.com/tributary-rag/tributary/pkg/events"
@@ -46,6 +47,7 @@ const (
 	CodeDuplicateID     = "duplicate_id"      // the id is already in flight on this connection
 	CodeUnknownID       = "unknown_id"        // cancel of an id not in flight
 	CodeTooManyRequests = "too_many_requests" // the connection's in-flight limit is reached
+	CodeRateLimited     = "rate_limited"      // the key's question rate is spent; retry_after_ms says when to retry
 	CodeUnavailable     = "unavailable"       // the question could not be published
 	CodeTimeout         = "timeout"           // no answer in time
 )
@@ -189,6 +191,9 @@ type Message struct {
 	FinishReason string
 	Code         string
 	Message      string
+	// RetryAfter, on a rate_limited error, is when a retry will be
+	// admitted (retry_after_ms).
+	RetryAfter time.Duration
 }
 
 // MarshalJSON encodes the message in its wire shape.
@@ -231,6 +236,10 @@ func (m Message) MarshalJSON() ([]byte, error) {
 		b = appendString(b, m.Code)
 		b = append(b, `,"message":`...)
 		b = appendString(b, m.Message)
+		if m.RetryAfter > 0 {
+			b = append(b, `,"retry_after_ms":`...)
+			b = strconv.AppendInt(b, max(1, m.RetryAfter.Milliseconds()), 10)
+		}
 	}
 	return append(b, '}'), nil
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/tributary-rag/tributary/pkg/apikey"
+	"github.com/tributary-rag/tributary/pkg/keylimit"
 )
 
 // Subprotocol is the WebSocket subprotocol the edge speaks. A browser that
@@ -57,6 +58,12 @@ type WSConfig struct {
 	Logger *slog.Logger
 	// Metrics records connections (may be nil).
 	Metrics *Metrics
+	// Conns bounds the connections of one key and of all keys; a
+	// connection over either gets 429 before the upgrade (nil: none).
+	Conns *keylimit.Slots
+	// Asks bounds the questions per second of one key across all its
+	// connections; one over gets error rate_limited (nil: none).
+	Asks *keylimit.Rate
 }
 
 // WSHandler serves GET /v1/chat. Each connection has exactly one reader
@@ -162,6 +169,14 @@ func (h *WSHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUnauthorized, "unauthorized", "missing or unknown API key")
 		return
 	}
+	release, ok := h.cfg.Conns.Acquire(p.Name)
+	if !ok {
+		h.cfg.Logger.WarnContext(r.Context(), "chat: connection limit", "tenant", p.Tenant, "principal", p.Name)
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusTooManyRequests, CodeTooManyRequests, "too many connections for this API key")
+		return
+	}
+	defer release()
 	ws, err := h.upgrader.Upgrade(w, r, nil)
 	if err != nil {
 		return // the upgrader has answered
@@ -363,6 +378,14 @@ func (c *wsConn) ask(ctx context.Context, m ClientMessage) {
 	case full:
 		c.h.cfg.Metrics.asked("too_many_requests")
 		c.Send(Message{Type: TypeError, ID: m.ID, Code: CodeTooManyRequests, Message: "too many asks in flight on this connection"})
+		return
+	}
+	if ok, wait := c.h.cfg.Asks.Allow(c.principal.Name); !ok {
+		c.mu.Lock()
+		delete(c.inflight, m.ID)
+		c.mu.Unlock()
+		c.h.cfg.Metrics.asked("rate_limited")
+		c.Send(Message{Type: TypeError, ID: m.ID, Code: CodeRateLimited, Message: "too many questions for this API key", RetryAfter: wait})
 		return
 	}
 	resp, err := c.h.e.Ask(ctx, AskRequest{
