@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/tributary-rag/tributary/pkg/daemon/daemontest"
+	"github.com/tributary-rag/tributary/pkg/eventually"
 )
 
 // The end-to-end test runs `tributary dev` in process (real broker over
@@ -81,7 +82,7 @@ func startTestDevOpts(t testing.TB, opts devOptions, logs *daemontest.Buffer) *r
 		})
 	}
 	t.Cleanup(rd.stop)
-	waitFor(t, 90*time.Second, "the stack to be ready", func() (bool, string) {
+	eventually.NoError(t, "the stack to be ready", 90*time.Second, func() error {
 		select {
 		case err := <-done:
 			t.Fatalf("dev stack exited early: %v\nlogs:\n%s", err, logs.Tail(4000))
@@ -89,32 +90,17 @@ func startTestDevOpts(t testing.TB, opts devOptions, logs *daemontest.Buffer) *r
 		}
 		resp, err := http.Get(rd.url + "/readyz")
 		if err != nil {
-			return false, err.Error()
+			return err
 		}
 		defer resp.Body.Close()
 		var b bytes.Buffer
 		_, _ = b.ReadFrom(resp.Body)
-		return resp.StatusCode == http.StatusOK, b.String()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("/readyz %d: %s", resp.StatusCode, b.String())
+		}
+		return nil
 	})
 	return rd
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, limit time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	delay := 20 * time.Millisecond
-	for {
-		ok, last := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s; last: %s", limit, what, last)
-		}
-		time.Sleep(delay)
-		delay = min(2*delay, 500*time.Millisecond)
-	}
 }
 
 // cli runs a tributary subcommand and returns its stdout.
@@ -149,6 +135,7 @@ func askOK(t *testing.T, ctx context.Context, server, key, question string) askR
 	if len(res.Errors) > 0 {
 		t.Errorf("ask %q: error messages %+v", question, res.Errors)
 	}
+	checkCitationNumbers(t, res)
 	return res
 }
 
@@ -248,18 +235,18 @@ func (s *e2eState) checkAnswers(t *testing.T, ctx context.Context, url string) {
 func (s *e2eState) checkAudit(t *testing.T, ctx context.Context, url string) {
 	t.Helper()
 	var export string
-	waitFor(t, 60*time.Second, "every request in the audit export", func() (bool, string) {
+	eventually.NoError(t, "every request in the audit export", 60*time.Second, func() error {
 		var out, errb bytes.Buffer
 		if err := run(ctx, []string{"audit", "export", "--server", url, "--api-key", keyA}, &out, &errb); err != nil {
-			return false, err.Error() + ": " + errb.String()
+			return fmt.Errorf("%w: %s", err, errb.String())
 		}
 		export = out.String()
 		for _, id := range s.requestIDs {
 			if !strings.Contains(export, id) {
-				return false, "missing request " + id
+				return fmt.Errorf("missing request %s", id)
 			}
 		}
-		return true, ""
+		return nil
 	})
 	for _, id := range s.otherIDs {
 		if strings.Contains(export, id) {
@@ -397,21 +384,21 @@ func TestDevEndToEnd(t *testing.T) {
 	}
 	// The completed event in the audit stream says which backend answered
 	// (the extractive fallback would also stream tokens).
-	waitFor(t, 60*time.Second, "the engine's completed answer in the audit export", func() (bool, string) {
+	eventually.NoError(t, "the engine's completed answer in the audit export", 60*time.Second, func() error {
 		var out, errb bytes.Buffer
 		if err := run(ctx, []string{"audit", "export", "--server", dev.url, "--api-key", keyA, "--type", "tributary.answer.completed"}, &out, &errb); err != nil {
-			return false, err.Error() + ": " + errb.String()
+			return fmt.Errorf("%w: %s", err, errb.String())
 		}
 		var mine []string
 		for _, line := range strings.Split(out.String(), "\n") {
 			if strings.Contains(line, res.RequestID) {
 				if strings.Contains(line, `"mode":"engine"`) {
-					return true, ""
+					return nil
 				}
 				mine = append(mine, line)
 			}
 		}
-		return false, fmt.Sprintf("completed answers of %s: %q", res.RequestID, mine)
+		return fmt.Errorf("completed answers of %s: %q", res.RequestID, mine)
 	})
 	phase("pass 3: engine answer checked")
 	dev.stop()

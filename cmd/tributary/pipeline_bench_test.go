@@ -16,6 +16,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/tributary-rag/tributary/pkg/daemon/daemontest"
+	"github.com/tributary-rag/tributary/pkg/eventually"
 )
 
 // Pipeline benchmarks on the whole dev stack (extractive answers, so model
@@ -86,8 +87,7 @@ func benchCorpus(b testing.TB, url, prefix string, docs, chunksPerDoc int) (int,
 	up := uploader{base: url, key: keyA, client: http.DefaultClient}
 	pending := out
 	chunks := 0
-	deadline := time.Now().Add(5 * time.Minute)
-	for len(pending) > 0 {
+	eventually.NoError(b, "every document indexed", 5*time.Minute, func() error {
 		var next []doc
 		for _, d := range pending {
 			info, err := up.document(ctx, d.id)
@@ -98,14 +98,11 @@ func benchCorpus(b testing.TB, url, prefix string, docs, chunksPerDoc int) (int,
 				next = append(next, d)
 			}
 		}
-		pending = next
-		if time.Now().After(deadline) {
-			b.Fatalf("%d documents not indexed after 5 minutes", len(pending))
+		if pending = next; len(pending) > 0 {
+			return fmt.Errorf("%d documents not indexed", len(pending))
 		}
-		if len(pending) > 0 {
-			time.Sleep(10 * time.Millisecond)
-		}
-	}
+		return nil
+	})
 	elapsed := time.Since(start)
 	for _, d := range out {
 		var info struct {

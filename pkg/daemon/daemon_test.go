@@ -35,6 +35,10 @@ func TestParseConfig(t *testing.T) {
 	if err := os.WriteFile(file, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	passwordFile := filepath.Join(dir, "kafka-password")
+	if err := os.WriteFile(passwordFile, []byte("secret-password\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name    string
 		args    []string
@@ -66,6 +70,34 @@ func TestParseConfig(t *testing.T) {
 					t.Errorf("kafka security = %+v", c.KafkaSecurity)
 				}
 			},
+		},
+		{
+			name: "kafka password from a file",
+			env: map[string]string{
+				"TRIBUTARY_KAFKA_SASL_MECHANISM": "SCRAM-SHA-256",
+				"TRIBUTARY_KAFKA_USERNAME":       "ingest",
+				"TRIBUTARY_KAFKA_PASSWORD_FILE":  passwordFile,
+			},
+			check: func(t *testing.T, c daemon.Config) {
+				if c.KafkaSecurity.SASL == nil || c.KafkaSecurity.SASL.Name() != "SCRAM-SHA-256" {
+					t.Errorf("kafka security = %+v", c.KafkaSecurity)
+				}
+			},
+		},
+		{
+			name: "kafka: password and its file",
+			env: map[string]string{
+				"TRIBUTARY_KAFKA_SASL_MECHANISM": "SCRAM-SHA-256",
+				"TRIBUTARY_KAFKA_USERNAME":       "ingest",
+				"TRIBUTARY_KAFKA_PASSWORD":       "secret-password",
+				"TRIBUTARY_KAFKA_PASSWORD_FILE":  passwordFile,
+			},
+			wantErr: []string{"TRIBUTARY_KAFKA_PASSWORD_FILE (--kafka-password-file): set either"},
+		},
+		{
+			name:    "kafka: missing password file",
+			env:     map[string]string{"TRIBUTARY_KAFKA_PASSWORD_FILE": filepath.Join(dir, "missing")},
+			wantErr: []string{"TRIBUTARY_KAFKA_PASSWORD_FILE (--kafka-password-file): open"},
 		},
 		{
 			name:    "kafka: plain without tls",

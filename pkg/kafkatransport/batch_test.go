@@ -13,6 +13,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/tributary-rag/tributary/pkg/events"
+	"github.com/tributary-rag/tributary/pkg/eventually"
 	"github.com/tributary-rag/tributary/pkg/kafkatest"
 	kt "github.com/tributary-rag/tributary/pkg/kafkatransport"
 )
@@ -159,7 +160,7 @@ func TestBatchOrderOutputsMetrics(t *testing.T) {
 			r := start(t, sub)
 			total := len(keys) * perKey
 			outs := cluster.ReadN(t, out, total, 30*time.Second)
-			waitFor(t, "commits", 10*time.Second, func() bool {
+			eventually.True(t, "commits", 10*time.Second, func() bool {
 				return testutil.ToFloat64(metrics.Committed.WithLabelValues(in, group)) == float64(total)
 			})
 			r.stop(t)
@@ -308,7 +309,7 @@ func TestBatchPoisonDeadLettersAlone(t *testing.T) {
 			r := start(t, sub)
 			outs := cluster.ReadN(t, out, n-2, 30*time.Second)
 			dl := cluster.ReadN(t, events.DLQ(in), 2, 30*time.Second)
-			waitFor(t, "commits", 10*time.Second, func() bool {
+			eventually.True(t, "commits", 10*time.Second, func() bool {
 				return testutil.ToFloat64(metrics.Committed.WithLabelValues(in, group)) == n
 			})
 			r.stop(t)
@@ -425,7 +426,7 @@ func TestBatchKilledBeforeCommitRedelivers(t *testing.T) {
 		perMessage, kt.DecodeEvent, nil, kt.SubscriberMetrics(metrics), kt.SubscriberBatch(4, 0),
 		kt.SubscriberBatchEndpoint(func(_ context.Context, batch []kt.BatchRequest) ([]any, error) { return apply(batch), nil }))
 	r2 := start(t, second)
-	waitFor(t, "redelivery and commit", 30*time.Second, func() bool {
+	eventually.True(t, "redelivery and commit", 30*time.Second, func() bool {
 		return testutil.ToFloat64(metrics.Committed.WithLabelValues(in, group)) == n
 	})
 	r2.stop(t)

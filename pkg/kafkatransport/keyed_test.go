@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tributary-rag/tributary/pkg/events"
+	"github.com/tributary-rag/tributary/pkg/eventually"
 	kt "github.com/tributary-rag/tributary/pkg/kafkatransport"
 )
 
@@ -82,7 +83,7 @@ func TestKeyConcurrency(t *testing.T) {
 		kt.SubscriberKeyConcurrency(testLanes), kt.SubscriberDrainTimeout(200*time.Millisecond))
 	r := start(t, sub)
 	<-blocked
-	waitFor(t, "other keys handled past the blocked one", 10*time.Second, seen(fast[0]+"/0", fast[1]+"/0", fast[2]+"/0", fast[3]+"/0"))
+	eventually.True(t, "other keys handled past the blocked one", 10*time.Second, seen(fast[0]+"/0", fast[1]+"/0", fast[2]+"/0", fast[3]+"/0"))
 	time.Sleep(50 * time.Millisecond)
 	mu.Lock()
 	if slices.Contains(handled, slow+"/1") {
@@ -104,7 +105,7 @@ func TestKeyConcurrency(t *testing.T) {
 		}, kt.DecodeEvent, nil, kt.SubscriberKeyConcurrency(testLanes))
 	r2 := start(t, sub2)
 	want := []string{slow + "/0", fast[1] + "/0", fast[2] + "/0", slow + "/1", fast[3] + "/0"}
-	waitFor(t, "redelivery from the blocked message on", 10*time.Second, seen(want...))
+	eventually.True(t, "redelivery from the blocked message on", 10*time.Second, seen(want...))
 	time.Sleep(100 * time.Millisecond)
 	r2.stop(t)
 	mu.Lock()
@@ -140,7 +141,7 @@ func TestKeyConcurrencyOrderPerKey(t *testing.T) {
 			return nil, nil
 		}, kt.DecodeEvent, nil, kt.SubscriberKeyConcurrency(4))
 	r := start(t, sub)
-	waitFor(t, "every message", 20*time.Second, func() bool {
+	eventually.True(t, "every message", 20*time.Second, func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return total >= len(keys)*n

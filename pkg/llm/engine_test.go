@@ -3,11 +3,14 @@ package llm
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tributary-rag/tributary/pkg/eventually"
 )
 
 const storiesPath = "../../models/stories260K.gguf"
@@ -197,13 +200,12 @@ func TestEngineCancel(t *testing.T) {
 	if g.err != nil || g.res.CompletionTokens != 3 {
 		t.Errorf("after cancel: %+v, %v", g.res, g.err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for e.Stats().Active != 0 && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
-	}
-	if a := e.Stats().Active; a != 0 {
-		t.Errorf("%d sequences still active", a)
-	}
+	eventually.NoError(t, "the cancelled sequences to leave the batch", 5*time.Second, func() error {
+		if a := e.Stats().Active; a != 0 {
+			return fmt.Errorf("%d sequences still active", a)
+		}
+		return nil
+	})
 }
 
 func TestEngineQueueFullAndClose(t *testing.T) {
@@ -215,10 +217,7 @@ func TestEngineQueueFullAndClose(t *testing.T) {
 		_, err := e.Generate(context.Background(), Request{Prompt: []int32{1}, MaxTokens: 2}, func(Token) error { return nil })
 		first <- err
 	}()
-	deadline := time.Now().Add(5 * time.Second)
-	for e.Stats().Queued != 1 && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
-	}
+	eventually.True(t, "the first request to queue", 5*time.Second, func() bool { return e.Stats().Queued == 1 })
 	if _, err := e.Generate(context.Background(), Request{Prompt: []int32{1}}, func(Token) error { return nil }); !errors.Is(err, ErrQueueFull) {
 		t.Errorf("second Generate = %v, want ErrQueueFull", err)
 	}
@@ -337,13 +336,12 @@ func TestEngineChurn(t *testing.T) {
 	if reasons["length"]+reasons["stop"] == 0 {
 		t.Errorf("no request completed: %v", reasons)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for (e.Stats().Active != 0 || e.Stats().Queued != 0) && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
-	}
-	if st := e.Stats(); st.Active != 0 || st.Queued != 0 {
-		t.Errorf("engine not idle after churn: %+v", st)
-	}
+	eventually.NoError(t, "the engine to be idle after churn", 5*time.Second, func() error {
+		if st := e.Stats(); st.Active != 0 || st.Queued != 0 {
+			return fmt.Errorf("stats %+v", st)
+		}
+		return nil
+	})
 }
 
 // TestEngineCancelQueued: a request cancelled while it waits for a batch
@@ -357,10 +355,7 @@ func TestEngineCancelQueued(t *testing.T) {
 		_, err := e.Generate(ctx, Request{Prompt: []int32{1}}, func(Token) error { return nil })
 		done <- err
 	}()
-	deadline := time.Now().Add(5 * time.Second)
-	for e.Stats().Queued != 1 && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
-	}
+	eventually.True(t, "the request to queue", 5*time.Second, func() bool { return e.Stats().Queued == 1 })
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled queued Generate = %v", err)

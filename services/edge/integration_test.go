@@ -24,6 +24,7 @@ import (
 
 	"github.com/tributary-rag/tributary/pkg/apikey"
 	"github.com/tributary-rag/tributary/pkg/events"
+	"github.com/tributary-rag/tributary/pkg/eventually"
 	"github.com/tributary-rag/tributary/pkg/kafkatest"
 	"github.com/tributary-rag/tributary/pkg/kafkatransport"
 	"github.com/tributary-rag/tributary/pkg/tracecontext"
@@ -134,19 +135,24 @@ func startReplica(t *testing.T, prefix string, ws WSConfig, cfg Config) *stack {
 // (they start at the newest offset).
 func (st *stack) waitConsuming(t *testing.T) {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
 	for _, k := range []struct{ topic, kind string }{{st.topics.AnswersModerated, ReplyDelta}, {st.topics.QueriesRejected, ReplyRejected}} {
-		for testutil.ToFloat64(st.metrics.replies.WithLabelValues(k.kind, UnknownRequest)) == 0 {
-			if time.Now().After(deadline) {
-				t.Fatalf("edge consumers of %s did not start", k.topic)
+		var probed time.Time
+		eventually.True(t, "edge consumers of "+k.topic+" to start", 60*time.Second, func() bool {
+			if testutil.ToFloat64(st.metrics.replies.WithLabelValues(k.kind, UnknownRequest)) > 0 {
+				return true
 			}
-			var p events.Payload = events.AnswerDelta{RequestID: "probe", TenantID: "acme"}
-			if k.kind == ReplyRejected {
-				p = events.QueryRejected{RequestID: "probe", TenantID: "acme", Code: "probe"}
+			// One probe per 200ms: each one the consumers read late adds
+			// to the unknown-request count that tests measure.
+			if time.Since(probed) >= 200*time.Millisecond {
+				var p events.Payload = events.AnswerDelta{RequestID: "probe", TenantID: "acme"}
+				if k.kind == ReplyRejected {
+					p = events.QueryRejected{RequestID: "probe", TenantID: "acme", Code: "probe"}
+				}
+				st.produce(t, k.topic, p)
+				probed = time.Now()
 			}
-			st.produce(t, k.topic, p)
-			time.Sleep(200 * time.Millisecond)
-		}
+			return false
+		})
 	}
 }
 
@@ -500,13 +506,9 @@ func TestEdgeWiring(t *testing.T) {
 		if d := time.Since(start); d > 5*time.Second {
 			t.Errorf("fast client waited %v", d)
 		}
-		deadline := time.Now().Add(15 * time.Second)
-		for testutil.ToFloat64(st.metrics.disconnects.WithLabelValues("write_error")) == before {
-			if time.Now().After(deadline) {
-				t.Fatal("the slow client was not disconnected")
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+		eventually.True(t, "the slow client to be disconnected", 15*time.Second, func() bool {
+			return testutil.ToFloat64(st.metrics.disconnects.WithLabelValues("write_error")) != before
+		})
 		if o, _ := st.svc.Deliver(t.Context(), Reply{Kind: ReplyDelta, RequestID: accS.RequestID, TenantID: "acme", Seq: 64, Text: "late"}); o != UnknownRequest {
 			t.Errorf("reply to the cut-off client: %s, want %s", o, UnknownRequest)
 		}
@@ -568,11 +570,11 @@ func TestReplicasRouteTheirOwn(t *testing.T) {
 		st     *stack
 		before float64
 	}{{"a", a, unknownA}, {"b", b, unknownB}} {
-		deadline := time.Now().Add(20 * time.Second)
-		d := 0.0
-		for ; d < 1 && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		var d float64
+		eventually.True(t, "replica "+r.name+" to drop the other's delta", 20*time.Second, func() bool {
 			d = testutil.ToFloat64(r.st.metrics.replies.WithLabelValues(ReplyDelta, UnknownRequest)) - r.before
-		}
+			return d >= 1
+		})
 		if d != 1 {
 			t.Errorf("replica %s dropped %v deltas, want 1 (the other's)", r.name, d)
 		}

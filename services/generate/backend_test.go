@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
-	"time"
+	"testing/synctest"
 )
 
 func TestBackendAround(t *testing.T) {
@@ -27,55 +27,58 @@ func TestBackendAround(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			engineCtx := make(chan context.Context, 1)
-			ended := make(chan struct{})
-			b := &Backend{Generator: Extractive{}}
-			if !tt.noEngine {
-				b.Run = func(ctx context.Context) error {
-					defer close(ended)
-					engineCtx <- ctx
-					<-ctx.Done()
-					if tt.engine != nil {
-						return tt.engine
+			synctest.Test(t, func(t *testing.T) {
+				engineCtx := make(chan context.Context, 1)
+				ended := make(chan struct{})
+				b := &Backend{Generator: Extractive{}}
+				if !tt.noEngine {
+					b.Run = func(ctx context.Context) error {
+						defer close(ended)
+						engineCtx <- ctx
+						<-ctx.Done()
+						if tt.engine != nil {
+							return tt.engine
+						}
+						return ctx.Err()
 					}
-					return ctx.Err()
 				}
-			}
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			consume := func(ctx context.Context) error {
-				if tt.noEngine {
+				ctx, cancel := context.WithCancel(context.Background())
+				defer cancel()
+				consume := func(ctx context.Context) error {
+					if tt.noEngine {
+						return tt.consume
+					}
+					ectx := <-engineCtx
+					// Shutdown: the consumer's context ends and it drains; the
+					// engine must keep running until the consumer returns.
+					cancel()
+					<-ctx.Done()
+					synctest.Wait() // the engine has had every chance to stop
+					select {
+					case <-ectx.Done():
+						t.Error("engine stopped while the consumer was draining")
+					default:
+					}
 					return tt.consume
 				}
-				ectx := <-engineCtx
-				// Shutdown: the consumer's context ends and it drains; the
-				// engine must keep running until the consumer returns.
-				cancel()
-				<-ctx.Done()
+				err := b.Around(consume)(ctx)
+				if !errors.Is(err, tt.wantErr) {
+					t.Errorf("Around(consume)() = %v, want %v", err, tt.wantErr)
+				}
+				if tt.wantWrap && (err == nil || err.Error() != "engine: "+tt.wantErr.Error()) {
+					t.Errorf("Around(consume)() = %v, want it to read engine: %v", err, tt.wantErr)
+				}
 				select {
-				case <-ectx.Done():
-					t.Error("engine stopped while the consumer was draining")
-				case <-time.After(10 * time.Millisecond):
+				case <-ended:
+					if !tt.wantEnded {
+						t.Error("engine ran without a Run")
+					}
+				default:
+					if tt.wantEnded {
+						t.Error("engine still running after Around returned")
+					}
 				}
-				return tt.consume
-			}
-			err := b.Around(consume)(ctx)
-			if !errors.Is(err, tt.wantErr) {
-				t.Errorf("Around(consume)() = %v, want %v", err, tt.wantErr)
-			}
-			if tt.wantWrap && (err == nil || err.Error() != "engine: "+tt.wantErr.Error()) {
-				t.Errorf("Around(consume)() = %v, want it to read engine: %v", err, tt.wantErr)
-			}
-			select {
-			case <-ended:
-				if !tt.wantEnded {
-					t.Error("engine ran without a Run")
-				}
-			default:
-				if tt.wantEnded {
-					t.Error("engine still running after Around returned")
-				}
-			}
+			})
 		})
 	}
 }

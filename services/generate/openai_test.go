@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/tributary-rag/tributary/pkg/events"
+	"github.com/tributary-rag/tributary/pkg/eventually"
 	"github.com/tributary-rag/tributary/pkg/inference"
 	"github.com/tributary-rag/tributary/pkg/llm"
 )
@@ -128,13 +129,12 @@ func TestOpenAICancel(t *testing.T) {
 			t.Errorf("Generate = %+v, %v; want cancelled and the callback's error", gen, err)
 		}
 	})
-	deadline := time.Now().Add(10 * time.Second)
-	for srv.engine.Stats().Active != 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("engine still has %d active sequences after the client went away", srv.engine.Stats().Active)
+	eventually.NoError(t, "the engine to drop the sequences of clients that went away", 10*time.Second, func() error {
+		if n := srv.engine.Stats().Active; n != 0 {
+			return fmt.Errorf("%d active sequences", n)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 func TestOpenAIErrorStatus(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/tributary-rag/tributary/pkg/daemon/daemontest"
 	"github.com/tributary-rag/tributary/pkg/events"
+	"github.com/tributary-rag/tributary/pkg/eventually"
 	"github.com/tributary-rag/tributary/pkg/kafkatest"
 	"github.com/tributary-rag/tributary/services/generate"
 )
@@ -71,11 +72,7 @@ func TestRunAnswersWithEngine(t *testing.T) {
 	cluster.Produce(t, msg)
 
 	var completed generate.Completed
-	deadline := time.Now().Add(60 * time.Second)
-	for completed.RequestID == "" {
-		if time.Now().After(deadline) {
-			t.Fatalf("no answer.completed")
-		}
+	eventually.True(t, "answer.completed", 60*time.Second, func() bool {
 		for _, m := range cluster.ReadAll(t, topics.AnswersGenerated) {
 			if kafkatest.Header(m, events.HeaderType) == events.TypeAnswerCompleted {
 				if err := json.Unmarshal(m.Value, &completed); err != nil {
@@ -83,8 +80,8 @@ func TestRunAnswersWithEngine(t *testing.T) {
 				}
 			}
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return completed.RequestID != ""
+	})
 	out := cluster.ReadAll(t, topics.AnswersGenerated)
 	if completed.Mode != generate.ModeEngine || completed.FinishReason != "length" || completed.Deltas == 0 ||
 		completed.Deltas != len(out)-1 || completed.Usage == nil || completed.Usage.CompletionTokens != 12 || completed.Model == "" {
