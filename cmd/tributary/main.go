@@ -13,6 +13,8 @@ import (
 	"os/signal"
 	"sort"
 	"syscall"
+
+	"github.com/tributary-rag/tributary/pkg/docparse"
 )
 
 // command is one subcommand: it parses its own flags from args and runs
@@ -24,14 +26,17 @@ type command struct {
 
 func commands() map[string]command {
 	return map[string]command{
-		"broker":    {"standalone Kafka-protocol broker (kfake)", runBroker},
-		"dev":       {"the whole suite in one process on embedded defaults", runDev},
-		"ingest":    {"upload files or directories to the ingest API", runIngest},
-		"ask":       {"ask a question over the chat WebSocket and stream the answer", runAsk},
-		"audit":     {"verify an audit log (verify) or stream the audit export (export)", runAudit},
-		"vectordb":  {"embedded vector store serving Qdrant's gRPC API", runVectorDB},
-		"llm":       {"generate text locally from a GGUF model", runLLM},
-		"inference": {"OpenAI-compatible inference server on a GGUF model", runInference},
+		"broker":      {"standalone Kafka-protocol broker (kfake)", runBroker},
+		"dev":         {"the whole suite in one process on embedded defaults", runDev},
+		"ingest":      {"upload files or directories to the ingest API", runIngest},
+		"ask":         {"ask a question over the chat WebSocket and stream the answer", runAsk},
+		"search":      {"ranked chunks for a query from POST /v1/search", runSearch},
+		"eval":        {"retrieval quality (recall@k, MRR, nDCG, cited-relevant rate) on a labeled corpus", runEval},
+		"audit":       {"verify an audit log (verify), stream the audit export (export), rotate, rewrap or shred audit keys", runAudit},
+		"vectordb":    {"embedded vector store serving Qdrant's gRPC API", runVectorDB},
+		"llm":         {"generate text locally from a GGUF model", runLLM},
+		"inference":   {"OpenAI-compatible inference server on a GGUF model", runInference},
+		"healthcheck": {"exit 0 when a service URL answers 2xx or a broker/store port accepts connections", runHealthcheck},
 	}
 }
 
@@ -56,6 +61,10 @@ func parseInterspersed(fset *flag.FlagSet, args []string) ([]string, error) {
 }
 
 func main() {
+	// tributary dev parses documents in children of this binary.
+	if code, ok := docparse.RunChild(); ok {
+		os.Exit(code)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/tributary-rag/tributary/pkg/docparse"
 )
 
 // childArgsEnv, when set, makes the test binary run `tributary` with these
@@ -20,6 +22,9 @@ import (
 const childArgsEnv = "TRIBUTARY_TEST_CHILD_ARGS"
 
 func TestMain(m *testing.M) {
+	if code, ok := docparse.RunChild(); ok {
+		os.Exit(code)
+	}
 	if args := os.Getenv(childArgsEnv); args != "" {
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 		err := run(ctx, strings.Split(args, "\n"), os.Stdout, os.Stderr)

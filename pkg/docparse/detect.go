@@ -49,6 +49,13 @@ var extensions = map[string]Format{
 	".tsv":      FormatCSV,
 	".jsonl":    FormatJSONL,
 	".ndjson":   FormatJSONL,
+	// Lightly marked-up text: the markup is a few punctuation lines that
+	// the lexical index ignores, so it is read as plain text.
+	".rst":  FormatText,
+	".adoc": FormatText,
+	".asc":  FormatText,
+	".org":  FormatText,
+	".tex":  FormatText,
 }
 
 // genericTypes are declared media types that say nothing about the format;
@@ -77,9 +84,9 @@ func Detect(in Input) (Format, error) {
 		if f, ok := extensions[ext]; ok {
 			return f, nil
 		}
-		if mt == "" {
-			return "", fmt.Errorf("%w: file extension %q", ErrUnsupportedType, ext)
-		}
+		// An unknown extension (README.Debian, .source, changelog.Debian)
+		// says nothing: a documentation tree is full of text files named
+		// so. The content decides.
 	}
 	f, ok := sniff(in.Data)
 	if !ok {

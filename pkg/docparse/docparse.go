@@ -169,12 +169,14 @@ func (l Limits) withDefaults() Limits {
 	return l
 }
 
-// Parse detects the format of in and parses it into a Document.
+// Parse detects the format of in and parses it into a Document in this
+// process.
 //
 // Parsing runs under lim.Timeout (and ctx). Third-party parsing code (PDF)
-// cannot be interrupted mid-page, so on timeout Parse returns ErrTimeout at
-// once and the abandoned parse finishes in the background. Parse is safe for
-// concurrent use.
+// does not check the context, so on timeout Parse returns ErrTimeout at once
+// but the abandoned parse goes on in the background, possibly forever: a
+// server parsing untrusted input must use a Pool, whose children are killed.
+// Parse is safe for concurrent use.
 func Parse(ctx context.Context, in Input, lim Limits) (Document, error) {
 	lim = lim.withDefaults()
 	if int64(len(in.Data)) > lim.MaxBytes {
@@ -184,6 +186,11 @@ func Parse(ctx context.Context, in Input, lim Limits) (Document, error) {
 	if err != nil {
 		return Document{}, err
 	}
+	return parseAs(ctx, f, in, lim)
+}
+
+// parseAs parses in as format f under lim.Timeout, recovering panics.
+func parseAs(ctx context.Context, f Format, in Input, lim Limits) (Document, error) {
 	ctx, cancel := context.WithTimeout(ctx, lim.Timeout)
 	defer cancel()
 

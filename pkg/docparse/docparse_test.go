@@ -78,7 +78,14 @@ func TestDetect(t *testing.T) {
 		{name: "sniff text", data: "just words\n", want: FormatText},
 		{name: "sniff utf-16 text", data: "\xff\xfeh\x00i\x00", want: FormatText},
 		{name: "unsupported type", ct: "image/png", file: "a.txt", wantErr: ErrUnsupportedType},
-		{name: "unsupported extension", file: "slides.pptx", wantErr: ErrUnsupportedType},
+		{name: "unsupported extension", file: "slides.pptx", data: "PK\x03\x04ppt/slides/slide1.xml", wantErr: ErrUnsupportedType},
+		{name: "unknown extension, text content", file: "README.Debian", data: "Notes for Debian\n\nThis package is built with apt-transport-https.\n", want: FormatText},
+		{name: "unknown extension, Latin-1 text", file: "COPYRIGHT.source", data: "Copyright \xa9 1998 J\xfcrgen\n", want: FormatText},
+		{name: "unknown extension, binary", file: "data.bin", data: "\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", wantErr: ErrUnsupportedType},
+		{name: "reStructuredText", file: "index.rst", data: "Title\n=====\n\nBody.\n", want: FormatText},
+		{name: "AsciiDoc", file: "guide.adoc", data: "= Guide\n\nBody.\n", want: FormatText},
+		{name: "Org", file: "notes.org", data: "* Heading\nBody.\n", want: FormatText},
+		{name: "TeX", file: "paper.tex", data: "\\section{Intro}\nBody.\n", want: FormatText},
 		{name: "binary content", data: "\x00\x01\x02\x03binary", wantErr: ErrUnsupportedType},
 		{name: "zip that is not docx", data: "PK\x03\x04other", wantErr: ErrUnsupportedType},
 		{name: "malformed content type", ct: "text/html; charset", want: FormatHTML},
@@ -133,7 +140,8 @@ func TestEncodings(t *testing.T) {
 		{name: "gb2312 declared", ct: "text/plain; charset=gb2312", data: gbk, want: zh, wantEnc: "gb18030"},
 		{name: "latin-1 declared", ct: "text/plain; charset=iso-8859-1", data: "caf\xe9", want: "café", wantEnc: "windows-1252"},
 		{name: "declared latin-1 but really utf-8", ct: "text/plain; charset=iso-8859-1", data: "café", want: "café", wantEnc: "utf-8"},
-		{name: "invalid utf-8 falls back to replacement", data: "caf\xe9 ok", want: "caf\ufffd ok", wantEnc: "utf-8"},
+		{name: "latin-1 detected", data: "Copyright \xa9 1998 J\xfcrgen, caf\xe9 ok", want: "Copyright © 1998 Jürgen, café ok", wantEnc: "windows-1252"},
+		{name: "undefined windows-1252 byte falls back to replacement", data: "caf\x81 ok", want: "caf\ufffd ok", wantEnc: "utf-8"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"unicode/utf8"
 
 	"golang.org/x/text/encoding"
+	"golang.org/x/text/encoding/charmap"
 	"golang.org/x/text/encoding/htmlindex"
 	"golang.org/x/text/encoding/simplifiedchinese"
 	xunicode "golang.org/x/text/encoding/unicode"
@@ -18,6 +19,8 @@ const (
 	encUTF16LE = "utf-16le"
 	encUTF16BE = "utf-16be"
 	encGB18030 = "gb18030"
+	// encWindows1252 also covers ISO-8859-1, which it extends.
+	encWindows1252 = "windows-1252"
 )
 
 var (
@@ -74,6 +77,12 @@ func decodeText(data []byte, charset string) (string, string) {
 	if s, ok := decodeGB18030(data); ok {
 		return s, encGB18030
 	}
+	// Western legacy text (Latin-1, Windows-1252: old READMEs, licences
+	// with "Copyright \xa9") is never valid UTF-8; Windows-1252 maps every
+	// byte but five, and C1 control bytes mean it is something else.
+	if s, ok := decodeWindows1252(data); ok {
+		return s, encWindows1252
+	}
 	return strings.ToValidUTF8(string(data), "\uFFFD"), encUTF8
 }
 
@@ -107,6 +116,25 @@ func utf16Shape(data []byte) (le, be bool) {
 	}
 	pairs := n / 2
 	return oddZero*10 >= pairs*7 && evenZero*10 < pairs, evenZero*10 >= pairs*7 && oddZero*10 < pairs
+}
+
+// decodeWindows1252 decodes data as Windows-1252 when it is mostly ASCII
+// (legacy Western text) and has none of the five bytes that Windows-1252
+// leaves undefined.
+func decodeWindows1252(data []byte) (string, bool) {
+	high := 0
+	for _, c := range data {
+		switch {
+		case c == 0x81 || c == 0x8D || c == 0x8F || c == 0x90 || c == 0x9D:
+			return "", false
+		case c >= 0x80:
+			high++
+		}
+	}
+	if high*5 > len(data) {
+		return "", false
+	}
+	return decodeWith(charmap.Windows1252, data), true
 }
 
 // decodeGB18030 decodes data as GB18030 and accepts the result when almost no

@@ -4,25 +4,103 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 )
 
-// fuzzFormat runs the parser of one format on arbitrary bytes. It calls the
-// parser directly, not through Parse, so a panic is not hidden by Parse's
-// recover. Errors must be typed; documents must be normalized.
+// fuzzLimits bound each fuzz input. A parse that needs the whole timeout
+// is a hang and fails the target.
+var fuzzLimits = Limits{MaxDocxUncompressed: 4 << 20, Timeout: 10 * time.Second}
+
+// newFuzzPool returns a Pool whose children do not recover parser panics,
+// so fuzzing goes through the same process boundary and limits as serving,
+// and a hang or a panic is a failure.
+func newFuzzPool(f *testing.F) *Pool {
+	f.Helper()
+	p, err := NewPool(context.Background(), PoolOptions{Workers: 1})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { p.Close() })
+	p.strict = true
+	return p
+}
+
+// checkFuzzResult fails on a hang, a crash or an untyped error, and checks
+// that a document is normalized.
+func checkFuzzResult(t *testing.T, d Document, err error) {
+	t.Helper()
+	switch {
+	case errors.Is(err, ErrTimeout):
+		t.Fatalf("parse hung: %v", err)
+	case errors.Is(err, errChildCrashed):
+		t.Fatalf("parser crashed: %v", err)
+	case err != nil:
+		if !errors.Is(err, ErrUnreadable) && !errors.Is(err, ErrTooLarge) && !errors.Is(err, ErrUnsupportedType) {
+			t.Fatalf("untyped error: %v", err)
+		}
+	default:
+		checkDoc(t, d)
+	}
+}
+
+// fuzzFormat runs the parser of one format on arbitrary bytes in a strict
+// Pool child.
 func fuzzFormat(f *testing.F, format Format, seeds ...[]byte) {
 	for _, s := range seeds {
 		f.Add(s)
 	}
+	p := newFuzzPool(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
-		lim := Limits{MaxDocxUncompressed: 4 << 20}.withDefaults()
-		d, err := parseFormat(context.Background(), format, Input{Data: data}, lim)
+		d, err := p.parse(context.Background(), format, Input{Data: data}, fuzzLimits.withDefaults())
+		if errors.Is(err, ErrUnsupportedType) {
+			t.Fatalf("parser of %s returned %v", format, err)
+		}
+		checkFuzzResult(t, d, err)
+	})
+}
+
+// FuzzParse parses arbitrary input end to end: detection, then the parser,
+// in a Pool child.
+func FuzzParse(f *testing.F) {
+	f.Add([]byte("# T\n\nBody."), "", "a.md")
+	f.Add([]byte("%PDF-1.4\n1 0 obj\n<< >>\nendobj\ntrailer\n<< /Root 1 0 R /Prev 9 >>\n%%EOF"), "application/octet-stream", "")
+	f.Add([]byte("<p>hi</p>"), "text/html; charset=gbk", "x.htm")
+	f.Add([]byte("a,b\n1,2\n"), "text/plain", "x.csv")
+	p := newFuzzPool(f)
+	f.Fuzz(func(t *testing.T, data []byte, contentType, fileName string) {
+		d, err := p.Parse(context.Background(), Input{Data: data, ContentType: contentType, FileName: fileName}, fuzzLimits)
+		checkFuzzResult(t, d, err)
+		if err == nil {
+			if want, _ := Detect(Input{Data: data, ContentType: contentType, FileName: fileName}); d.Format != want {
+				t.Fatalf("parsed as %q, detected %q", d.Format, want)
+			}
+		}
+	})
+}
+
+// FuzzDetect checks that detection never panics, names a known format or
+// fails with ErrUnsupportedType, and honours a specific declared type.
+func FuzzDetect(f *testing.F) {
+	f.Add([]byte("%PDF-1.7"), "", "")
+	f.Add([]byte("PK\x03\x04word/document.xml"), "application/octet-stream", "X.DOCX")
+	f.Add([]byte("<html>"), "text/plain; charset=\"", `dir\file.md`)
+	f.Add([]byte("\xff\xfeh\x00"), "text/markdown;;", "a.b.c")
+	known := map[Format]bool{FormatText: true, FormatMarkdown: true, FormatHTML: true, FormatPDF: true, FormatDOCX: true, FormatCSV: true, FormatJSONL: true}
+	f.Fuzz(func(t *testing.T, data []byte, contentType, fileName string) {
+		in := Input{Data: data, ContentType: contentType, FileName: fileName}
+		got, err := Detect(in)
 		if err != nil {
-			if !errors.Is(err, ErrUnreadable) && !errors.Is(err, ErrTooLarge) {
-				t.Fatalf("untyped error: %v", err)
+			if !errors.Is(err, ErrUnsupportedType) || got != "" {
+				t.Fatalf("Detect = %q, %v; want ErrUnsupportedType", got, err)
 			}
 			return
 		}
-		checkDoc(t, d)
+		if !known[got] {
+			t.Fatalf("Detect = unknown format %q", got)
+		}
+		if f, ok := mediaTypes[mediaType(contentType)]; ok && !genericTypes[mediaType(contentType)] && got != f {
+			t.Fatalf("Detect(%q) = %q, want %q", contentType, got, f)
+		}
 	})
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"regexp"
 	"strings"
 
 	"github.com/ledongthuc/pdf"
@@ -15,8 +16,9 @@ import (
 // PDF structure limits: page trees and inheritance chains deeper than these
 // are treated as corrupt (a cycle would otherwise loop forever).
 const (
-	maxPDFTreeDepth = 64
-	maxPDFPages     = 100000
+	maxPDFTreeDepth    = 64
+	maxPDFPages        = 100000
+	maxPDFXrefSections = 10000
 )
 
 // PDF content limits. The library inflates a page's content streams and
@@ -40,7 +42,10 @@ func parsePDF(ctx context.Context, data []byte) (doc Document, err error) {
 			doc, err = Document{}, fmt.Errorf("%w: pdf: %v", ErrUnreadable, p)
 		}
 	}()
-	r, err := pdf.NewReader(bytes.NewReader(data), int64(len(data)))
+	if err := checkXrefChain(data); err != nil {
+		return Document{}, err
+	}
+	r, err := pdf.NewReader(ctxReaderAt{ctx, bytes.NewReader(data)}, int64(len(data)))
 	if err != nil {
 		return Document{}, fmt.Errorf("%w: pdf: %v", ErrUnreadable, err)
 	}
@@ -190,4 +195,96 @@ func contentSize(v pdf.Value, limit int64) (int64, error) {
 		}
 	}
 	return total, nil
+}
+
+// ctxReaderAt fails every read once ctx is done. The PDF library checks no
+// context, but its loops that read the file (the xref /Prev chain, object
+// and stream reads) end on a read error, so an in-process parse stops soon
+// after its deadline. Loops over data already read do not; a Pool's kill
+// covers those.
+type ctxReaderAt struct {
+	ctx context.Context
+	r   io.ReaderAt
+}
+
+func (c ctxReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.ReadAt(p, off)
+}
+
+var (
+	startxrefKeyword = []byte("startxref")
+	prevEntry        = regexp.MustCompile(`/Prev\s+(\d{1,15})\b`)
+)
+
+// checkXrefChain follows the cross-reference sections from the last
+// startxref through their /Prev entries, as the PDF library does, and
+// rejects a chain that returns to a section it has seen: the library would
+// follow it forever. A section it cannot make sense of ends the walk; the
+// library judges the rest.
+func checkXrefChain(data []byte) error {
+	i := bytes.LastIndex(data, startxrefKeyword)
+	if i < 0 {
+		return nil
+	}
+	off, ok := leadingInt(data[i+len(startxrefKeyword):])
+	seen := make(map[int64]bool)
+	for ok {
+		if seen[off] {
+			return fmt.Errorf("%w: pdf: xref /Prev chain loops back to offset %d", ErrUnreadable, off)
+		}
+		if len(seen) >= maxPDFXrefSections {
+			return fmt.Errorf("%w: pdf: more than %d xref sections", ErrUnreadable, maxPDFXrefSections)
+		}
+		seen[off] = true
+		off, ok = prevOffset(data, off)
+	}
+	return nil
+}
+
+// prevOffset returns the /Prev entry of the xref section at off: from the
+// trailer after an xref table, or from the dictionary of an xref stream.
+func prevOffset(data []byte, off int64) (int64, bool) {
+	if off < 0 || off >= int64(len(data)) {
+		return 0, false
+	}
+	sec := data[off:]
+	var dict []byte
+	if bytes.HasPrefix(bytes.TrimLeft(sec, " \t\r\n\f\x00"), []byte("xref")) {
+		t := bytes.Index(sec, []byte("trailer"))
+		if t < 0 {
+			return 0, false
+		}
+		dict = sec[t:]
+		if e := bytes.Index(dict, startxrefKeyword); e >= 0 {
+			dict = dict[:e]
+		}
+	} else {
+		e := bytes.Index(sec, []byte("stream"))
+		if e < 0 {
+			return 0, false
+		}
+		dict = sec[:e]
+	}
+	m := prevEntry.FindSubmatch(dict)
+	if m == nil {
+		return 0, false
+	}
+	return leadingInt(m[1])
+}
+
+// leadingInt parses the decimal integer at the start of b after white space.
+func leadingInt(b []byte) (int64, bool) {
+	b = bytes.TrimLeft(b, " \t\r\n\f\x00")
+	n, digits := int64(0), 0
+	for _, c := range b {
+		if c < '0' || c > '9' || digits == 15 {
+			break
+		}
+		n = n*10 + int64(c-'0')
+		digits++
+	}
+	return n, digits > 0
 }

@@ -9,28 +9,36 @@ import (
 	"github.com/tributary-rag/tributary/pkg/docparse"
 )
 
-// DocChunker is the Chunker of the service: docparse parses the content
+// Parser parses one document under limits. The service's is a
+// *docparse.Pool, which parses in child processes that are killed at the
+// deadline, so no parse outlives its request.
+type Parser interface {
+	Parse(ctx context.Context, in docparse.Input, lim docparse.Limits) (docparse.Document, error)
+}
+
+// DocChunker is the Chunker of the service: its Parser parses the content
 // under its limits (size, DOCX expansion, time), and the heading-aware
 // splitter of package chunk cuts the text into chunks that record their
 // heading path and pages. DocChunker is safe for concurrent use.
 type DocChunker struct {
+	parser   Parser
 	splitter *chunk.Splitter
 	limits   docparse.Limits
 }
 
 // NewDocChunker returns a DocChunker with chunks sized by opts and parsing
-// bounded by lim (zero fields take docparse's defaults).
-func NewDocChunker(opts chunk.Options, lim docparse.Limits) (*DocChunker, error) {
+// done by p, bounded by lim (zero fields take docparse's defaults).
+func NewDocChunker(opts chunk.Options, lim docparse.Limits, p Parser) (*DocChunker, error) {
 	s, err := chunk.New(opts)
 	if err != nil {
 		return nil, fmt.Errorf("new chunker: %w", err)
 	}
-	return &DocChunker{splitter: s, limits: lim}, nil
+	return &DocChunker{parser: p, splitter: s, limits: lim}, nil
 }
 
 // Chunk implements Chunker.
 func (c *DocChunker) Chunk(ctx context.Context, contentType, filename string, content []byte) (Chunked, error) {
-	doc, err := docparse.Parse(ctx, docparse.Input{Data: content, ContentType: contentType, FileName: filename}, c.limits)
+	doc, err := c.parser.Parse(ctx, docparse.Input{Data: content, ContentType: contentType, FileName: filename}, c.limits)
 	if err != nil {
 		return Chunked{}, classifyParseError(err)
 	}

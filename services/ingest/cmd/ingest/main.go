@@ -14,10 +14,17 @@ import (
 	"os"
 
 	"github.com/tributary-rag/tributary/pkg/daemon"
+	"github.com/tributary-rag/tributary/pkg/docparse"
 	"github.com/tributary-rag/tributary/services/ingest"
 )
 
-func main() { os.Exit(daemon.Main("ingest", run)) }
+func main() {
+	// Documents are parsed in children of this binary.
+	if code, ok := docparse.RunChild(); ok {
+		os.Exit(code)
+	}
+	os.Exit(daemon.Main("ingest", run))
+}
 
 func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
 	s := ingest.DefaultSettings()

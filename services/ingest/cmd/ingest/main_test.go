@@ -31,6 +31,8 @@ func TestRunRejectsBadConfiguration(t *testing.T) {
 		{Name: "no upload slots", Env: map[string]string{"TRIBUTARY_MAX_CONCURRENT_UPLOADS": "0"}, Want: []string{"TRIBUTARY_MAX_CONCURRENT_UPLOADS"}},
 		{Name: "bad log level", Env: map[string]string{"TRIBUTARY_LOG_LEVEL": "loud"}, Want: []string{"TRIBUTARY_LOG_LEVEL"}},
 		{Name: "bad instance id", Env: map[string]string{"TRIBUTARY_INSTANCE_ID": "a/b"}, Want: []string{"TRIBUTARY_INSTANCE_ID"}},
+		{Name: "negative parse workers", Env: map[string]string{"TRIBUTARY_PARSE_WORKERS": "-1"}, Want: []string{"TRIBUTARY_PARSE_WORKERS"}},
+		{Name: "tiny parse memory", Args: []string{"--parse-memory", "1000"}, Want: []string{"TRIBUTARY_PARSE_MEMORY"}},
 		{Name: "instance id flag", Args: []string{"--instance-id", "-x"}, Want: []string{"TRIBUTARY_INSTANCE_ID"}},
 		{Name: "topic settings and instance id", Env: map[string]string{"TRIBUTARY_TOPIC_PARTITIONS": "0", "TRIBUTARY_INSTANCE_ID": ".x"},
 			Want: []string{"TRIBUTARY_INSTANCE_ID (--instance-id): \".x\" must be 1-100 characters of [A-Za-z0-9._-]\nTRIBUTARY_TOPIC_PARTITIONS"}},

@@ -1,0 +1,5 @@
+//go:build !race
+
+package docparse
+
+const raceEnabled = false
