@@ -11,13 +11,14 @@ import (
 
 // Endpoints collects the service's endpoints.
 type Endpoints struct {
-	Query  endpoint.Endpoint
-	Answer endpoint.Endpoint
+	Query   endpoint.Endpoint
+	Answer  endpoint.Endpoint
+	Context endpoint.Endpoint
 }
 
 // MakeEndpoints returns the endpoints of s.
 func MakeEndpoints(s Service) Endpoints {
-	return Endpoints{Query: MakeQueryEndpoint(s), Answer: MakeAnswerEndpoint(s)}
+	return Endpoints{Query: MakeQueryEndpoint(s), Answer: MakeAnswerEndpoint(s), Context: MakeContextEndpoint(s)}
 }
 
 // QueryRequest is the request of the Query endpoint.
@@ -30,7 +31,12 @@ type AnswerRequest struct {
 	Event AnswerEvent
 }
 
-// EmitResponse is the response of both endpoints: the events to publish;
+// ContextRequest is the request of the Context endpoint.
+type ContextRequest struct {
+	Retrieved events.QueryRetrieved
+}
+
+// EmitResponse is the response of every endpoint: the events to publish;
 // business errors ride in Err.
 type EmitResponse struct {
 	Emissions []Emission
@@ -60,6 +66,18 @@ func MakeAnswerEndpoint(s Service) endpoint.Endpoint {
 			return nil, fmt.Errorf("answer endpoint: unexpected request %T", request)
 		}
 		out, err := s.ModerateAnswer(ctx, req.Event)
+		return EmitResponse{Emissions: out, Err: err}, nil
+	}
+}
+
+// MakeContextEndpoint returns the endpoint of Service.ScreenContext.
+func MakeContextEndpoint(s Service) endpoint.Endpoint {
+	return func(ctx context.Context, request any) (any, error) {
+		req, ok := request.(ContextRequest)
+		if !ok {
+			return nil, fmt.Errorf("context endpoint: unexpected request %T", request)
+		}
+		out, err := s.ScreenContext(ctx, req.Retrieved)
 		return EmitResponse{Emissions: out, Err: err}, nil
 	}
 }

@@ -38,6 +38,11 @@ func (mw loggingMiddleware) ModerateAnswer(ctx context.Context, ev AnswerEvent) 
 	return mw.next.ModerateAnswer(ctx, ev)
 }
 
+func (mw loggingMiddleware) ScreenContext(ctx context.Context, q events.QueryRetrieved) (out []Emission, err error) {
+	defer func(begin time.Time) { mw.log(ctx, "screen context", q.RequestID, q.TenantID, out, err, begin) }(time.Now())
+	return mw.next.ScreenContext(ctx, q)
+}
+
 func (mw loggingMiddleware) log(ctx context.Context, msg, requestID, tenant string, out []Emission, err error, begin time.Time) {
 	level := slog.LevelDebug
 	attrs := []any{"request_id", requestID, "tenant", tenant, "emitted", len(out),
@@ -114,6 +119,13 @@ func (mw instrumentingMiddleware) ModerateAnswer(ctx context.Context, ev AnswerE
 	begin := time.Now()
 	out, err := mw.next.ModerateAnswer(ctx, ev)
 	mw.record("output", out, err, begin)
+	return out, err
+}
+
+func (mw instrumentingMiddleware) ScreenContext(ctx context.Context, q events.QueryRetrieved) ([]Emission, error) {
+	begin := time.Now()
+	out, err := mw.next.ScreenContext(ctx, q)
+	mw.record("context", out, err, begin)
 	return out, err
 }
 

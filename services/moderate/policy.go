@@ -14,6 +14,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
@@ -24,6 +26,9 @@ import (
 const (
 	InputQuery  = "data.tributary.input.decision"
 	OutputQuery = "data.tributary.output.decision"
+	// ContextQuery screens one retrieved chunk; a bundle may leave it
+	// undefined, and then no chunk is flagged.
+	ContextQuery = "data.tributary.output.context_decision"
 )
 
 // defaultPolicy is the bundle shipped with the service: policy/*.rego,
@@ -129,6 +134,8 @@ type InputDecision struct {
 	Code    string
 	Message string
 	Rules   []string
+	// Score is the injection evidence the policy added up.
+	Score float64
 }
 
 // OutputDecision is the output policy's verdict on one sentence.
@@ -156,8 +163,11 @@ func (d OutputDecision) Redactions() int {
 // embedded OPA. Queries are prepared once; Policy is safe for concurrent
 // use.
 type Policy struct {
+	norm     *Normalizer
+	match    *matcher // nil: the bundle's Rego matches on its own
 	input    rego.PreparedEvalQuery
 	output   rego.PreparedEvalQuery
+	context  rego.PreparedEvalQuery
 	limits   Limits
 	revision string
 }
@@ -177,18 +187,27 @@ func NewPolicy(ctx context.Context, bundle Bundle, limits Limits) (*Policy, erro
 		}
 		return pq, nil
 	}
-	p := &Policy{limits: limits, revision: bundle.Revision()}
+	p := &Policy{norm: NewNormalizer(), limits: limits, revision: bundle.Revision()}
 	var err error
+	if p.match, err = loadMatcher(ctx, bundle.Modules()); err != nil {
+		return nil, fmt.Errorf("policy bundle %s: %w", p.revision, err)
+	}
 	if p.input, err = prepare(InputQuery); err != nil {
 		return nil, err
 	}
 	if p.output, err = prepare(OutputQuery); err != nil {
 		return nil, err
 	}
+	if p.context, err = prepare(ContextQuery); err != nil {
+		return nil, err
+	}
 	if _, err := p.DecideInput(ctx, "probe"); err != nil {
 		return nil, fmt.Errorf("policy bundle %s: %w", p.revision, err)
 	}
 	if _, err := p.DecideOutput(ctx, "probe", 0); err != nil {
+		return nil, fmt.Errorf("policy bundle %s: %w", p.revision, err)
+	}
+	if _, err := p.ScreenChunk(ctx, "probe"); err != nil {
 		return nil, fmt.Errorf("policy bundle %s: %w", p.revision, err)
 	}
 	return p, nil
@@ -199,13 +218,11 @@ func (p *Policy) Revision() string { return p.revision }
 
 // DecideInput evaluates the input policy on a question.
 func (p *Policy) DecideInput(ctx context.Context, question string) (InputDecision, error) {
-	normalized, compact := Normalize(question)
 	in, err := ast.InterfaceToValue(map[string]any{
-		"question":   strings.ToValidUTF8(question, "\uFFFD"),
-		"normalized": normalized,
-		"compact":    compact,
-		"runes":      len([]rune(question)),
-		"limits":     map[string]any{"max_question_runes": p.limits.MaxQuestionRunes},
+		"question": strings.ToValidUTF8(question, "\uFFFD"),
+		"views":    p.views(question),
+		"runes":    utf8.RuneCountInString(question),
+		"limits":   map[string]any{"max_question_runes": p.limits.MaxQuestionRunes},
 	})
 	if err != nil {
 		return InputDecision{}, fmt.Errorf("input policy input: %w", err)
@@ -222,20 +239,110 @@ func (p *Policy) DecideInput(ctx context.Context, question string) (InputDecisio
 	d.Code, _ = m["code"].(string)
 	d.Message, _ = m["message"].(string)
 	d.Rules = stringList(m["rules"])
+	if n, ok := m["score"].(json.Number); ok {
+		d.Score, _ = n.Float64()
+	}
 	if !d.Allow && d.Code == "" {
 		d.Code = "policy"
 	}
 	return d, nil
 }
 
+// Channels of text a client sees, passed to the output policy as
+// input.channel.
+const (
+	ChannelAnswer   = "answer"
+	ChannelTitle    = "citation_title"
+	ChannelSnippet  = "citation_snippet"
+	removedSentence = "[REMOVED:instructions]"
+)
+
+// Unit is one piece of text a client will see, with what the output
+// policy knows about where it comes from.
+type Unit struct {
+	// Channel is ChannelAnswer, ChannelTitle or ChannelSnippet.
+	Channel string
+	Text    string
+	// RedactionsBefore counts the redactions made earlier in the answer.
+	RedactionsBefore int
+	// Context summarizes the screening of the answer's retrieved chunks;
+	// nil when it is not known (not screened, or not yet).
+	Context *ContextSummary
+	// SourceFlagged says the citation's chunk was flagged by screening.
+	SourceFlagged bool
+}
+
+// ContextSummary is what the output policy sees of an answer's retrieved
+// context (input.context).
+type ContextSummary struct {
+	Chunks   int     `json:"chunks"`
+	Flagged  int     `json:"flagged"`
+	MaxScore float64 `json:"max_score"`
+}
+
 // DecideOutput evaluates the output policy on one sentence of an answer
 // that already needed redactionsBefore redactions.
 func (p *Policy) DecideOutput(ctx context.Context, sentence string, redactionsBefore int) (OutputDecision, error) {
-	in, err := ast.InterfaceToValue(map[string]any{
-		"text":              strings.ToValidUTF8(sentence, "\uFFFD"),
-		"redactions_before": redactionsBefore,
+	return p.DecideText(ctx, Unit{Channel: ChannelAnswer, Text: sentence, RedactionsBefore: redactionsBefore})
+}
+
+// Screening is the verdict on one retrieved chunk.
+type Screening struct {
+	Flagged bool
+	Score   float64
+	Signals []string
+}
+
+// ScreenChunk assesses a retrieved chunk for injected instructions
+// (indirect prompt injection).
+func (p *Policy) ScreenChunk(ctx context.Context, text string) (Screening, error) {
+	in, err := ast.InterfaceToValue(map[string]any{"text": strings.ToValidUTF8(text, "\uFFFD"), "views": p.views(text)})
+	if err != nil {
+		return Screening{}, fmt.Errorf("context policy input: %w", err)
+	}
+	rs, err := p.context.Eval(ctx, rego.EvalParsedInput(in))
+	if err != nil {
+		return Screening{}, fmt.Errorf("context policy: %w", err)
+	}
+	if len(rs) == 0 || len(rs[0].Expressions) == 0 {
+		return Screening{}, nil // the bundle does not screen context
+	}
+	m, ok := rs[0].Expressions[0].Value.(map[string]any)
+	if !ok {
+		return Screening{}, fmt.Errorf("context policy: decision is %T, not an object", rs[0].Expressions[0].Value)
+	}
+	sc := Screening{Signals: stringList(m["signals"])}
+	sc.Flagged, _ = m["flagged"].(bool)
+	if n, ok := m["score"].(json.Number); ok {
+		sc.Score, _ = n.Float64()
+	}
+	return sc, nil
+}
+
+// DecideText evaluates the output policy on a unit of text: the
+// recognizers' entities and the injection views go in, the redactions the
+// policy chose are applied here.
+func (p *Policy) DecideText(ctx context.Context, u Unit) (OutputDecision, error) {
+	text := strings.ToValidUTF8(u.Text, "\uFFFD")
+	ents := Recognize(text)
+	list := make([]any, len(ents))
+	for i, e := range ents {
+		list[i] = map[string]any{"id": e.ID, "kind": e.Kind, "score": e.Score, "positive": e.Positive,
+			"negative": e.Negative, "negative_by": e.NegativeBy}
+	}
+	input := map[string]any{
+		"text":              text,
+		"channel":           u.Channel,
+		"entities":          list,
+		"views":             p.views(text),
+		"redactions_before": u.RedactionsBefore,
+		"source_flagged":    u.SourceFlagged,
 		"limits":            map[string]any{"max_redactions": p.limits.MaxRedactions},
-	})
+	}
+	if c := u.Context; c != nil {
+		input["context"] = map[string]any{"chunks": c.Chunks, "flagged": c.Flagged, "max_score": c.MaxScore}
+	}
+	in, err := ast.InterfaceToValue(input)
 	if err != nil {
 		return OutputDecision{}, fmt.Errorf("output policy input: %w", err)
 	}
@@ -248,12 +355,6 @@ func (p *Policy) DecideOutput(ctx context.Context, sentence string, redactionsBe
 	if d.Block, ok = m["block"].(bool); !ok {
 		return OutputDecision{}, errors.New("output policy: decision.block is not a boolean")
 	}
-	if d.Text, ok = m["text"].(string); !ok {
-		return OutputDecision{}, errors.New("output policy: decision.text is not a string")
-	}
-	if d.Block {
-		d.Text = ""
-	}
 	d.Rules = stringList(m["rules"])
 	if counts, ok := m["counts"].(map[string]any); ok && len(counts) > 0 {
 		d.Counts = make(map[string]int, len(counts))
@@ -265,7 +366,108 @@ func (p *Policy) DecideOutput(ctx context.Context, sentence string, redactionsBe
 			}
 		}
 	}
+	switch drop, _ := m["drop"].(bool); {
+	case d.Block:
+	case drop:
+		d.Text = removedSentence + trailingSpace(text)
+	default:
+		var spans []span
+		chosen := map[int]bool{}
+		for _, id := range numberList(m["redact"]) {
+			chosen[id] = true
+		}
+		for _, e := range ents {
+			if chosen[e.ID] {
+				spans = append(spans, span{e.Start, e.End, e.Kind})
+			}
+		}
+		if ms, ok := m["matches"].(map[string]any); ok {
+			for kind, list := range ms {
+				for _, lit := range stringList(list) {
+					for off := 0; lit != ""; {
+						i := strings.Index(text[off:], lit)
+						if i < 0 {
+							break
+						}
+						spans = append(spans, span{off + i, off + i + len(lit), kind})
+						off += i + len(lit)
+					}
+				}
+			}
+		}
+		d.Text = applySpans(text, spans)
+	}
 	return d, nil
+}
+
+// views folds text for the injection rules.
+func (p *Policy) views(text string) map[string]any {
+	v := p.norm.Views(text)
+	dec := make([]any, len(v.Decoded))
+	for i, s := range v.Decoded {
+		dec[i] = s
+	}
+	ev := make([]any, len(v.Evasion))
+	for i, s := range v.Evasion {
+		ev[i] = s
+	}
+	out := map[string]any{"text": v.Text, "joined": v.Joined, "compact": v.Compact, "decoded": dec, "evasion": ev}
+	if p.match != nil {
+		out["matches"] = p.match.matches(v)
+	}
+	return out
+}
+
+type span struct {
+	start, end int
+	kind       string
+}
+
+// applySpans replaces each span of text by its placeholder; overlapping
+// spans merge and keep the first kind.
+func applySpans(text string, spans []span) string {
+	if len(spans) == 0 {
+		return text
+	}
+	sort.Slice(spans, func(i, j int) bool { return spans[i].start < spans[j].start })
+	var b strings.Builder
+	last := 0
+	for i := 0; i < len(spans); i++ {
+		sp := spans[i]
+		if sp.start < last {
+			continue
+		}
+		end := sp.end
+		for i+1 < len(spans) && spans[i+1].start < end {
+			i++
+			end = max(end, spans[i].end)
+		}
+		b.WriteString(text[last:sp.start])
+		b.WriteString("[REDACTED:" + sp.kind + "]")
+		last = end
+	}
+	b.WriteString(text[last:])
+	return b.String()
+}
+
+// trailingSpace keeps a removed sentence's separator, so the next one does
+// not glue to the placeholder.
+func trailingSpace(s string) string {
+	t := strings.TrimRightFunc(s, unicode.IsSpace)
+	return s[len(t):]
+}
+
+func numberList(v any) []int {
+	list, _ := v.([]any)
+	out := make([]int, 0, len(list))
+	for _, e := range list {
+		if n, ok := e.(json.Number); ok {
+			if i, err := n.Int64(); err == nil {
+				out = append(out, int(i))
+			}
+		}
+	}
+	return out
 }
 
 func evalObject(ctx context.Context, pq rego.PreparedEvalQuery, in ast.Value) (map[string]any, error) {

@@ -12,11 +12,13 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 
 	"github.com/tributary-rag/tributary/pkg/events"
 )
@@ -39,6 +41,8 @@ const (
 	// output policies.
 	ActionQuery  = "query.moderate"
 	ActionAnswer = "answer.moderate"
+	// ActionContext is the audit action of screening retrieved chunks.
+	ActionContext = "context.screen"
 )
 
 // Sink says where an Emission goes.
@@ -79,12 +83,20 @@ type Service interface {
 	// ModerateAnswer feeds one generated answer event through the output
 	// policy. Events of one request must come in order, one at a time.
 	ModerateAnswer(ctx context.Context, ev AnswerEvent) ([]Emission, error)
+	// ScreenContext screens the chunks retrieved for a question for
+	// injected instructions and keeps the verdict for the answer.
+	ScreenContext(ctx context.Context, q events.QueryRetrieved) ([]Emission, error)
 }
 
 // Decider is the policy engine; *Policy implements it.
 type Decider interface {
 	DecideInput(ctx context.Context, question string) (InputDecision, error)
 	DecideOutput(ctx context.Context, sentence string, redactionsBefore int) (OutputDecision, error)
+	// DecideText moderates a unit of text on any channel (a citation's
+	// title or snippet).
+	DecideText(ctx context.Context, u Unit) (OutputDecision, error)
+	// ScreenChunk assesses a retrieved chunk for injected instructions.
+	ScreenChunk(ctx context.Context, text string) (Screening, error)
 	Revision() string
 }
 
@@ -128,8 +140,18 @@ type service struct {
 	now    func() time.Time
 
 	mu        sync.Mutex
-	states    map[string]*answerState // by tenant + request id
+	states    map[string]*answerState     // by tenant + request id
+	contexts  map[string]*screenedContext // by tenant + request id
 	lastSweep time.Time
+}
+
+// screenedContext is the screening verdict on a request's retrieved chunks,
+// kept for StateTTL after the retrieval (not dropped at completion, so a
+// redelivered completed event is moderated the same way).
+type screenedContext struct {
+	summary ContextSummary
+	flagged map[string]bool // chunk ids
+	touched time.Time
 }
 
 // NewService returns the moderation service over policy.
@@ -140,7 +162,7 @@ func NewService(policy Decider, cfg Config) Service {
 	if cfg.StateTTL <= 0 {
 		cfg.StateTTL = 10 * time.Minute
 	}
-	return &service{policy: policy, cfg: cfg, now: time.Now, states: map[string]*answerState{}}
+	return &service{policy: policy, cfg: cfg, now: time.Now, states: map[string]*answerState{}, contexts: map[string]*screenedContext{}}
 }
 
 func (s *service) ModerateQuery(ctx context.Context, q events.Query) ([]Emission, error) {
@@ -268,6 +290,52 @@ func (s *service) sweepLocked(now time.Time) {
 			delete(s.states, k)
 		}
 	}
+	for k, c := range s.contexts {
+		if now.Sub(c.touched) > s.cfg.StateTTL {
+			delete(s.contexts, k)
+		}
+	}
+}
+
+func (s *service) ScreenContext(ctx context.Context, q events.QueryRetrieved) ([]Emission, error) {
+	if q.RequestID == "" || q.TenantID == "" {
+		return nil, fmt.Errorf("%w: retrieval without request_id or tenant", ErrInvalid)
+	}
+	c := &screenedContext{summary: ContextSummary{Chunks: len(q.Results)}, flagged: map[string]bool{}, touched: s.now()}
+	var signals []string
+	for _, r := range q.Results {
+		sc, err := s.policy.ScreenChunk(ctx, r.Title+"\n"+r.Text)
+		if err != nil {
+			return nil, err
+		}
+		c.summary.MaxScore = max(c.summary.MaxScore, sc.Score)
+		if sc.Flagged {
+			c.summary.Flagged++
+			c.flagged[r.ChunkID] = true
+			signals = append(signals, sc.Signals...)
+		}
+	}
+	key := stateKey(q.TenantID, q.RequestID)
+	s.mu.Lock()
+	s.sweepLocked(c.touched)
+	s.contexts[key] = c
+	s.mu.Unlock()
+	if c.summary.Flagged == 0 {
+		return nil, nil
+	}
+	sort.Strings(signals)
+	a := s.audit(&answerState{tenant: q.TenantID, requestID: q.RequestID}, "allow", "context_flagged",
+		dedupe(signals), map[string]int{"injection.context": c.summary.Flagged})
+	a.Action, a.Details["stage"] = ActionContext, "context"
+	a.Details["chunks"] = strconv.Itoa(c.summary.Chunks)
+	return []Emission{{SinkAudit, AuditID(q.TenantID, q.RequestID, "context"), a}}, nil
+}
+
+// context returns the screening of a request's retrieved chunks, or nil.
+func (s *service) context(tenant, requestID string) *screenedContext {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.contexts[stateKey(tenant, requestID)]
 }
 
 func (s *service) delta(ctx context.Context, cur *answerState, ev AnswerEvent, now time.Time) (*answerState, []Emission, error) {
@@ -385,17 +453,30 @@ func (s *service) complete(ctx context.Context, cur *answerState, ev AnswerEvent
 	}
 	out = append(out, em...)
 
-	// Citation snippets quote the sources, which may hold personal data.
+	// Citation titles and snippets quote the sources, which may hold
+	// personal data or injected instructions: both pass the output policy.
+	screened := s.context(ev.TenantID, ev.RequestID)
+	var summary *ContextSummary
+	if screened != nil {
+		summary = &screened.summary
+	}
 	cites := append([]events.Citation(nil), c.Citations...)
 	for i := range cites {
-		if cites[i].Snippet == "" {
-			continue
+		flagged := screened != nil && screened.flagged[cites[i].ChunkID]
+		if cites[i].Title != "" {
+			d, err := s.policy.DecideText(ctx, Unit{Channel: ChannelTitle, Text: cites[i].Title, Context: summary, SourceFlagged: flagged})
+			if err != nil {
+				return nil, err
+			}
+			cites[i].Title = d.Text
 		}
-		d, err := s.policy.DecideOutput(ctx, cites[i].Snippet, 0)
-		if err != nil {
-			return nil, err
+		if cites[i].Snippet != "" {
+			d, err := s.policy.DecideText(ctx, Unit{Channel: ChannelSnippet, Text: cites[i].Snippet, Context: summary, SourceFlagged: flagged})
+			if err != nil {
+				return nil, err
+			}
+			cites[i].Snippet = trimCutEntity(d.Text)
 		}
-		cites[i].Snippet = d.Text
 	}
 
 	done := &Completed{AnswerCompleted: c.AnswerCompleted, fields: maps.Clone(c.fields)}
@@ -424,12 +505,16 @@ func (s *service) complete(ctx context.Context, cur *answerState, ev AnswerEvent
 		sort.Strings(rules)
 		rules = dedupe(rules)
 	}
-	set("moderation", map[string]any{
+	mod := map[string]any{
 		"policy":     s.policy.Revision(),
 		"rules":      rules,
 		"redactions": st.redactions,
 		"blocked":    st.blocked,
-	})
+	}
+	if summary != nil {
+		mod["context"] = summary
+	}
+	set("moderation", mod)
 	if err != nil {
 		return nil, err
 	}
@@ -481,4 +566,24 @@ func dedupe(sorted []string) []string {
 		}
 	}
 	return out
+}
+
+// cutTail is what may remain of an entity where a producer cut a snippet
+// ("…" appended): trailing groups of digits, or a word with "@" or digits.
+var cutTail = regexp.MustCompile(`(?:[\p{L}\p{N}._%+\-]*@[\p{L}\p{N}._\-]*|(?:[+(]?\p{Nd}[\p{Nd}()]*[ \-.]?)*\p{Nd}|[A-Za-z\p{Nd}]*\p{Nd}[A-Za-z\p{Nd}]*)$`)
+
+// trimCutEntity removes from a snippet that was cut short the tail that
+// could be the beginning of personal data the recognizers could not see
+// whole ("4111 1111 1111…" of a card): producers cut snippets before this
+// service sees them.
+func trimCutEntity(s string) string {
+	body, ok := strings.CutSuffix(s, "…")
+	if !ok {
+		return s
+	}
+	loc := cutTail.FindStringIndex(body)
+	if loc == nil || loc[0] == loc[1] {
+		return s
+	}
+	return strings.TrimRightFunc(body[:loc[0]], unicode.IsSpace) + "…"
 }

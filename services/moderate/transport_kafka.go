@@ -49,6 +49,41 @@ func NewAnswerSubscriber(brokers []string, group string, topics events.Topics, p
 	}, kafkatransport.PermanentFailures(permanent)(e.Answer), DecodeAnswerEvent, EncodeEmissions(topics), append([]kafkatransport.SubscriberOption{kafkatransport.SubscriberKeyConcurrency(kafkatransport.RequestLanes)}, opts...)...)
 }
 
+// NewContextSubscriber returns the Subscriber that screens the chunks
+// retrieved for each question on queries.retrieved (the same event
+// generate answers from), so that the output policy knows at answer time
+// which sources carry injected instructions. An empty group means
+// KafkaGroup.
+func NewContextSubscriber(brokers []string, group string, topics events.Topics, producer kafkatransport.Producer, e Endpoints, opts ...kafkatransport.SubscriberOption) *kafkatransport.Subscriber {
+	if group == "" {
+		group = KafkaGroup
+	}
+	return kafkatransport.NewSubscriber(kafkatransport.SubscriberConfig{
+		Brokers:  brokers,
+		Group:    group,
+		Topic:    topics.QueriesRetrieved,
+		Producer: producer,
+	}, kafkatransport.PermanentFailures(permanent)(e.Context), DecodeQueryRetrieved, EncodeEmissions(topics), append([]kafkatransport.SubscriberOption{kafkatransport.SubscriberKeyConcurrency(kafkatransport.RequestLanes)}, opts...)...)
+}
+
+// DecodeQueryRetrieved decodes a tributary.query.retrieved event. Every
+// error is permanent.
+func DecodeQueryRetrieved(_ context.Context, msg kafka.Message) (any, error) {
+	var p events.QueryRetrieved
+	env, err := events.Unmarshal(msg, &p)
+	if err != nil {
+		return nil, kafkatransport.Permanent(fmt.Errorf("%w: %w", ErrInvalid, err))
+	}
+	if err := sameTenant(env, p.TenantID); err != nil {
+		return nil, err
+	}
+	if p.RequestID == "" {
+		return nil, kafkatransport.Permanent(fmt.Errorf("%w: no request_id", ErrInvalid))
+	}
+	p.TenantID = env.TenantID
+	return ContextRequest{Retrieved: p}, nil
+}
+
 // permanent reports whether a business error of the endpoints is
 // permanent for the subscriber: ErrInvalid is; the others (a policy
 // evaluation failing) are retried.

@@ -1,19 +1,30 @@
-# Output policy: moderates one sentence of a streamed answer.
+# Output policy: moderates one unit of text a client will see — a sentence
+# of a streamed answer, a citation title or a citation snippet.
 #
 # Input (built by the moderate service):
-#   text        the sentence (or a forced cut of a long run without one)
+#   text        the unit (a sentence, or a forced cut of a long run)
+#   channel     "answer", "citation_title" or "citation_snippet"
+#   entities    personal data the recognizers found: [{"id", "kind",
+#               "score", "positive", "negative", "negative_by"}]; kinds:
+#               email, phone, id_card, card, iban, ssn, ip, passport
+#   views       folded views of text (see injection.rego)
 #   redactions_before  redactions already made earlier in the same answer
+#   source_flagged  (citations) the cited chunk was flagged when the
+#               retrieved context was screened
+#   context     (when known) {"chunks", "flagged", "max_score"} of the
+#               answer's retrieved chunks; the default policy does not use
+#               it for answer sentences, whose moderation must stay a
+#               function of the answer text (see docs/moderate.md)
 #   limits.max_redactions  configured limit (0: the default below)
 #
 # Result: data.tributary.output.decision
-#   {"text": redacted sentence ("" when blocked), "block": bool,
-#    "rules": [rule ids that fired], "counts": {rule id: matches}}
-#
-# Redaction runs in stages, each on the previous stage's output, so a
-# digit run is claimed by the first kind that validates it: e-mail, then
-# resident ID (checksum), bank card (Luhn), Chinese mobile, international
-# phone. Matches are replaced by "[REDACTED:<kind>]".
+#   {"redact": [entity ids], "matches": {kind: [literal strings]},
+#    "drop": bool, "block": bool, "rules": [rule ids], "counts": {rule: n}}
+# The service replaces each redacted entity and each literal match by
+# "[REDACTED:<kind>]", and a dropped unit by "[REMOVED:instructions]".
 package tributary.output
+
+import data.tributary.injection
 
 default_max_redactions := 20
 
@@ -23,101 +34,73 @@ max_redactions := input.limits.max_redactions if {
 
 redactions_before := object.get(input, "redactions_before", 0)
 
-placeholder(kind) := sprintf("[REDACTED:%s]", [kind])
+# A recognizer's base score, moved by the words around it: words for the
+# kind ("phone", 身份证) add, words against it ("order", "ISBN", a currency)
+# subtract unless words for it are there too.
+positive_weight := 0.35
 
-redact(text, matches, kind) := strings.replace_n({m: placeholder(kind) | some m in matches}, text)
+negative_weight := 0.5
 
-# \b is an ASCII word boundary: it holds between a digit and a CJK
-# character or punctuation, but not inside a longer run of digits or
-# letters, so "电话13812345678。" matches and a 25-digit number does not.
-email_re := `[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}`
+thresholds := {"email": 0.5, "phone": 0.5, "id_card": 0.5, "bank_card": 0.5, "iban": 0.5, "ssn": 0.5, "ip": 0.5, "passport": 0.5}
 
-id_re := `\b[1-9][0-9]{16}[0-9Xx]\b`
+score(e) := e.score + positive_weight if e.positive
 
-card_re := `\b[0-9](?:[ -]?[0-9]){12,18}\b`
-
-cn_mobile_re := `(?:(?:\+|\b00)86[ -]?|\b)1[3-9][0-9](?:[ -]?[0-9]{4}){2}\b`
-
-intl_phone_re := `\+[1-9][0-9]{0,2}(?:[ .-]?[0-9]){6,13}\b`
-
-emails := {m | some m in regex.find_n(email_re, input.text, -1)}
-
-text_email := redact(input.text, emails, "email")
-
-ids := {m |
-	some m in regex.find_n(id_re, text_email, -1)
-	id_checksum_valid(m)
+score(e) := e.score - negative_weight if {
+	not e.positive
+	e.negative
 }
 
-text_id := redact(text_email, ids, "id_card")
-
-# A "+" or "00" before the digits makes them a phone number in
-# international form, whatever Luhn says (+86 138… passes it).
-cards := {m |
-	some m in regex.find_n(card_re, text_id, -1)
-	not contains(text_id, concat("", ["+", m]))
-	not startswith(m, "00")
-	luhn_valid(regex.replace(m, `[ -]`, ""))
+score(e) := e.score if {
+	not e.positive
+	not e.negative
 }
 
-text_card := redact(text_id, cards, "bank_card")
-
-cn_mobiles := {m | some m in regex.find_n(cn_mobile_re, text_card, -1)}
-
-text_cn := redact(text_card, cn_mobiles, "phone")
-
-intl_phones := {m | some m in regex.find_n(intl_phone_re, text_cn, -1)}
-
-redacted_text := redact(text_cn, intl_phones, "phone")
-
-# Resident identity number (GB 11643): 17 digits and a check character
-# from ISO 7064 MOD 11-2.
-id_weights := [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
-
-id_check_chars := ["1", "0", "X", "9", "8", "7", "6", "5", "4", "3", "2"]
-
-id_checksum_valid(s) if {
-	chars := split(upper(s), "")
-	count(chars) == 18
-	total := sum([x | some i in numbers.range(0, 16); x := to_number(chars[i]) * id_weights[i]])
-	chars[17] == id_check_chars[total % 11]
+redact contains e.id if {
+	some e in input.entities
+	score(e) >= object.get(thresholds, e.kind, 0.5)
 }
 
-# Luhn (ISO/IEC 7812) over a string of 13-19 digits.
-luhn_valid(digits) if {
-	ds := [to_number(c) | some c in split(digits, "")]
-	n := count(ds)
-	n >= 13
-	n <= 19
-	total := sum([x | some i in numbers.range(0, n - 1); x := luhn_term(ds[i], (n - 1) - i)])
-	total % 10 == 0
+# Operators add literal redactions here: kind → regular expression.
+custom_patterns := {}
+
+matches := {kind: ms |
+	some kind, re in custom_patterns
+	ms := regex.find_n(re, input.text, -1)
+	count(ms) > 0
 }
 
-luhn_term(d, pos) := d if pos % 2 == 0
+# Source text that carries injected instructions (an extractive answer
+# quotes it; a model may have followed it) is removed, not quoted.
+assessment := injection.assess(input.views)
 
-luhn_term(d, pos) := d * 2 if {
-	pos % 2 == 1
-	d * 2 <= 9
+default drop := false
+
+drop if assessment.flagged
+
+# A citation of a chunk that screening flagged shows no text of it.
+drop if {
+	input.channel != "answer"
+	object.get(input, "source_flagged", false)
 }
 
-luhn_term(d, pos) := (d * 2) - 9 if {
-	pos % 2 == 1
-	d * 2 > 9
+pii_counts := {concat("", ["pii.", kind]): n |
+	some kind in {e.kind | some e in input.entities; e.id in redact}
+	n := count({e.id | some e in input.entities; e.kind == kind; e.id in redact})
 }
 
-counts := {rule: n |
-	some rule, ms in {
-		"pii.email": emails,
-		"pii.id_card": ids,
-		"pii.bank_card": cards,
-		"pii.phone.cn_mobile": cn_mobiles,
-		"pii.phone.international": intl_phones,
-	}
-	n := count(ms)
-	n > 0
+custom_counts := {concat("", ["pii.", kind]): count(ms) | some kind, ms in matches}
+
+injection_counts := {"injection.indirect": 1} if drop else := {}
+
+# context_decision screens one retrieved chunk (input: {"text", "views"}):
+# flagged chunks are reported at answer time and never quoted in citations.
+context_decision := {"flagged": a.flagged, "score": a.score, "signals": a.signals} if {
+	a := injection.assess(input.views)
 }
 
-total_redactions := sum([n | some n in counts])
+counts := object.union(object.union(pii_counts, custom_counts), injection_counts)
+
+total_redactions := sum([n | some r, n in counts; startswith(r, "pii.")])
 
 # The answer repeats the assistant's own instructions: the model was talked
 # into leaking its prompt, so the rest of the answer is withheld.
@@ -127,26 +110,26 @@ system_prompt_markers := [
 ]
 
 block_rules contains "leak.system_prompt" if {
+	input.channel == "answer"
+	contains(input.views.text, "tributary")
 	some marker in system_prompt_markers
-	regex.match(marker, lower(input.text))
+	regex.match(marker, input.views.text)
 }
 
 # An answer that would need more redactions than the limit is a bulk
 # personal-data dump, not an answer: it is withheld.
-block_rules contains "pii.bulk" if redactions_before + total_redactions > max_redactions
+block_rules contains "pii.bulk" if {
+	input.channel == "answer"
+	redactions_before + total_redactions > max_redactions
+}
 
 rules := sort(array.concat([r | some r, _ in counts], [r | some r in block_rules]))
 
 decision := {
-	"text": "",
-	"block": true,
-	"rules": rules,
-	"counts": counts,
-} if {
-	count(block_rules) > 0
-} else := {
-	"text": redacted_text,
-	"block": false,
+	"redact": sort([id | some id in redact]),
+	"matches": matches,
+	"drop": drop,
+	"block": count(block_rules) > 0,
 	"rules": rules,
 	"counts": counts,
 }
