@@ -56,7 +56,7 @@ func TestEngineBackend(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	n := 0
-	gen, err := g.Generate(ctx, Request{Prompt: storyPrompt(), MaxTokens: 500}, func(string) error {
+	gen, err := g.Generate(ctx, Request{Prompt: storyPrompt(), MaxTokens: 400}, func(string) error {
 		if n++; n == 2 {
 			cancel()
 		}
