@@ -5,6 +5,7 @@
 //	go run ./ann gen -dir out/ann          # dataset + exact ground truth
 //	go run ./ann run -dir out/ann -runs 3  # build, recall, latency → go.json
 //	go run ./ann grpc -dir out/ann         # the same through the gRPC API → grpc.json
+//	go run ./ann quant -dir out/ann        # int8 index, originals mapped, rescored → quant.json
 //
 // run.sh in this directory runs everything, peers included, and prints the
 // report.
@@ -41,7 +42,7 @@ func main() {
 
 func run(args []string, stdout io.Writer) error {
 	if len(args) == 0 {
-		return errors.New("usage: ann gen|run|grpc [flags]")
+		return errors.New("usage: ann gen|run|grpc|quant [flags]")
 	}
 	switch args[0] {
 	case "gen":
@@ -50,6 +51,8 @@ func run(args []string, stdout io.Writer) error {
 		return runBench(args[1:], stdout)
 	case "grpc":
 		return runGRPC(args[1:], stdout)
+	case "quant":
+		return runQuant(args[1:], stdout)
 	default:
 		return fmt.Errorf("unknown subcommand %q", args[0])
 	}

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/tributary-rag/tributary/pkg/vectordb"
@@ -24,6 +25,7 @@ func runVectorDB(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	snapshotMB := fs.Int("snapshot-mb", 64, "WAL size in MiB that triggers a snapshot and WAL compaction")
 	annThreshold := fs.Int("ann-threshold", 20000, "vectors per space from which searches use the HNSW index")
 	hnswEf := fs.Int("hnsw-ef", 128, "default HNSW search beam width (a request's hnsw_ef overrides it)")
+	restore := fs.String("restore-snapshot", "", "restore a snapshot file before serving: PATH restores the collections (and aliases) it holds, PATH:NAME its one collection as NAME; existing collections of those names are replaced")
 	logLevel := fs.String("log-level", vectordbEnv("TRIBUTARY_LOG_LEVEL", "info"), "log level: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -63,6 +65,17 @@ func runVectorDB(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	)
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
+	}
+	if *restore != "" {
+		path, as := *restore, ""
+		if i := strings.LastIndexByte(path, ':'); i > 0 && !strings.ContainsAny(path[i+1:], `/\`) {
+			path, as = path[:i], path[i+1:]
+		}
+		if err := store.RestoreSnapshot(ctx, path, as); err != nil {
+			store.Close()
+			return fmt.Errorf("restore snapshot %s: %w", *restore, err)
+		}
+		logger.Info("snapshot restored", "path", path, "as", as)
 	}
 	lis, err := net.Listen("tcp", *listen)
 	if err != nil {

@@ -124,6 +124,7 @@ type config struct {
 	efConstr int
 	efSearch int
 	seed     uint64
+	quantile float32 // > 0: int8 scalar quantization (see ScalarInt8)
 }
 
 // M sets the number of neighbours each node keeps on the upper layers; the
@@ -162,6 +163,23 @@ func EfSearch(ef int) Option {
 	}
 }
 
+// ScalarInt8 stores each vector as int8 codes with one float32 scale (and,
+// for L2, its squared norm) instead of float32 components: dim+4 bytes
+// instead of 4·dim, a quarter for 384 dimensions. The scale maps the
+// quantile-th largest |component| of the vector to 127 (quantile in
+// (0.5, 1]; larger components saturate). Distances are computed between
+// the float32 query and the codes, so results are approximate: rescore
+// the best candidates with the original vectors (the vector store does).
+func ScalarInt8(quantile float32) Option {
+	return func(c *config) error {
+		if !(quantile > 0.5 && quantile <= 1) {
+			return fmt.Errorf("quantile %v outside (0.5, 1]", quantile)
+		}
+		c.quantile = quantile
+		return nil
+	}
+}
+
 // Seed sets the seed of the random level generator. Single-threaded builds
 // with the same seed and insertion order produce the same graph.
 func Seed(seed uint64) Option {
@@ -186,7 +204,10 @@ const (
 
 // segment holds segSize consecutive ids.
 type segment struct {
-	vecs  []float32       // segSize*dim
+	vecs  []float32       // segSize*dim; nil when quantized
+	codes []int8          // segSize*dim when quantized
+	scale []float32       // per node when quantized
+	sqn   []float32       // per node when quantized with L2: |decoded|²
 	links []uint32        // level 0: segSize*(m0+1), [count, ids...] per node
 	upper [][]uint32      // levels 1..L per node: L*(m+1) words, [count, ids...] per level
 	level []uint8         // top level of each node
@@ -203,6 +224,7 @@ type Index struct {
 	efSearch int
 	ml       float64
 	dist     func(a, b []float32) float32 // smaller is closer
+	quantile float32                      // > 0: vectors are int8 codes
 
 	segs   atomic.Pointer[[]*segment]
 	growMu sync.Mutex
@@ -244,6 +266,7 @@ func New(dim int, metric Metric, opts ...Option) (*Index, error) {
 		efSearch: cfg.efSearch,
 		ml:       1 / math.Log(float64(cfg.m)),
 		seed:     cfg.seed,
+		quantile: cfg.quantile,
 		rng:      rand.New(rand.NewPCG(cfg.seed, cfg.seed^0x9e3779b97f4a7c15)),
 	}
 	switch metric {
@@ -296,7 +319,7 @@ func (ix *Index) Stats() Stats {
 		if s == nil {
 			continue
 		}
-		st.Bytes += int64(4*len(s.vecs)) + int64(4*len(s.links)) + int64(24*len(s.upper)) +
+		st.Bytes += int64(4*len(s.vecs)) + int64(len(s.codes)) + int64(4*len(s.scale)+4*len(s.sqn)) + int64(4*len(s.links)) + int64(24*len(s.upper)) +
 			int64(len(s.level)) + int64(4*len(s.state)) + int64(8*len(s.mu))
 		for i := range s.upper {
 			if s.state[i].Load()&statePresent != 0 {
@@ -320,11 +343,79 @@ func (ix *Index) segment(id uint32) *segment {
 	return t[i]
 }
 
-// vec returns the stored vector of a present id.
+// vec returns the stored vector of a present id; not for quantized indexes.
 func (ix *Index) vec(id uint32) []float32 {
 	s := (*ix.segs.Load())[id>>segBits]
 	o := int(id&segMask) * ix.dim
 	return s.vecs[o : o+ix.dim : o+ix.dim]
+}
+
+// Quantized reports whether vectors are stored as int8 codes.
+func (ix *Index) Quantized() bool { return ix.quantile > 0 }
+
+// stored returns the vector of a present id: the stored one, or for a
+// quantized index the decoded codes written into buf (grown as needed).
+func (ix *Index) stored(id uint32, buf *[]float32) []float32 {
+	if ix.quantile == 0 {
+		return ix.vec(id)
+	}
+	s := (*ix.segs.Load())[id>>segBits]
+	off := int(id & segMask)
+	c := s.codes[off*ix.dim : (off+1)*ix.dim]
+	if cap(*buf) < ix.dim {
+		*buf = make([]float32, ix.dim)
+	}
+	v := (*buf)[:ix.dim]
+	sc := s.scale[off]
+	for i, x := range c {
+		v[i] = sc * float32(x)
+	}
+	return v
+}
+
+// distTo returns the distance from query q to the stored vector of id.
+func (ix *Index) distTo(q []float32, id uint32) float32 {
+	if ix.quantile == 0 {
+		return ix.dist(q, ix.vec(id))
+	}
+	s := (*ix.segs.Load())[id>>segBits]
+	off := int(id & segMask)
+	d := s.scale[off] * vecmath.DotI8(q, s.codes[off*ix.dim:(off+1)*ix.dim])
+	if ix.metric == L2 {
+		return vecmath.Dot(q, q) - 2*d + s.sqn[off]
+	}
+	return -d
+}
+
+// prefetch starts loading the stored vector of id into cache.
+func (ix *Index) prefetch(id uint32) {
+	if ix.quantile == 0 {
+		vecmath.Prefetch(ix.vec(id))
+		return
+	}
+	s := (*ix.segs.Load())[id>>segBits]
+	off := int(id&segMask) * ix.dim
+	vecmath.PrefetchI8(s.codes[off : off+ix.dim])
+}
+
+// put stores vec for the node at off of seg, quantizing it when the index
+// is quantized with the given quantile (Load passes 1: its vectors were
+// decoded from codes, and quantile 1 reproduces those codes).
+func (ix *Index) put(seg *segment, off int, vec []float32, quantile float32) {
+	if ix.quantile == 0 {
+		copy(seg.vecs[off*ix.dim:(off+1)*ix.dim], vec)
+		return
+	}
+	c := seg.codes[off*ix.dim : (off+1)*ix.dim]
+	sc := vecmath.QuantizeI8(vec, c, quantile)
+	seg.scale[off] = sc
+	if seg.sqn != nil {
+		var n float32
+		for _, x := range c {
+			n += sc * float32(x) * sc * float32(x)
+		}
+		seg.sqn[off] = n
+	}
 }
 
 // links returns the [count, ids...] list of id at level; id must have that
@@ -354,14 +445,23 @@ func (ix *Index) ensureSegment(id uint32) *segment {
 	}
 	t := make([]*segment, max(len(old), i+1))
 	copy(t, old)
-	t[i] = &segment{
-		vecs:  make([]float32, segSize*ix.dim),
+	seg := &segment{
 		links: make([]uint32, segSize*(ix.m0+1)),
 		upper: make([][]uint32, segSize),
 		level: make([]uint8, segSize),
 		state: make([]atomic.Uint32, segSize),
 		mu:    make([]sync.Mutex, segSize),
 	}
+	if ix.quantile > 0 {
+		seg.codes = make([]int8, segSize*ix.dim)
+		seg.scale = make([]float32, segSize)
+		if ix.metric == L2 {
+			seg.sqn = make([]float32, segSize)
+		}
+	} else {
+		seg.vecs = make([]float32, segSize*ix.dim)
+	}
+	t[i] = seg
 	ix.segs.Store(&t)
 	return t[i]
 }
@@ -391,7 +491,7 @@ func (ix *Index) Add(id uint32, vec []float32) error {
 		return fmt.Errorf("add %d: %w", id, ErrExists)
 	}
 	level := ix.randomLevel()
-	copy(seg.vecs[off*ix.dim:(off+1)*ix.dim], vec)
+	ix.put(seg, off, vec, ix.quantile)
 	seg.level[off] = uint8(level)
 	if level > 0 {
 		seg.upper[off] = make([]uint32, level*(ix.m+1))
@@ -428,9 +528,9 @@ func (ix *Index) insert(id uint32, level int) {
 		}
 	}
 	epID, top := unpackEntry(e)
-	q := ix.vec(id)
 	s := ix.getSearcher()
 	defer ix.searchers.Put(s)
+	q := ix.stored(id, &s.qbuf)
 
 	cur, curDist := ix.greedy(q, epID, top, level)
 	s.eps = append(s.eps[:0], item{curDist, cur})
@@ -458,7 +558,7 @@ func (ix *Index) insert(id uint32, level int) {
 // the closest neighbour while that improves, and returns the closest node
 // found and its distance.
 func (ix *Index) greedy(q []float32, cur uint32, top, stop int) (uint32, float32) {
-	curDist := ix.dist(q, ix.vec(cur))
+	curDist := ix.distTo(q, cur)
 	for l := top; l > stop; l-- {
 		for changed := true; changed; {
 			changed = false
@@ -466,7 +566,7 @@ func (ix *Index) greedy(q []float32, cur uint32, top, stop int) (uint32, float32
 			n := atomic.LoadUint32(&list[0])
 			for i := 1; i <= int(n); i++ {
 				nb := atomic.LoadUint32(&list[i])
-				if d := ix.dist(q, ix.vec(nb)); d < curDist {
+				if d := ix.distTo(q, nb); d < curDist {
 					cur, curDist, changed = nb, d, true
 				}
 			}
@@ -496,10 +596,10 @@ func (ix *Index) selectNeighbors(s *searcher, cands []item, m int, self uint32) 
 		if c.id == self {
 			continue
 		}
-		cv := ix.vec(c.id)
+		cv := ix.stored(c.id, &s.cbuf)
 		good := true
 		for _, p := range s.pick {
-			if ix.dist(cv, ix.vec(p.id)) < c.dist {
+			if ix.distTo(cv, p.id) < c.dist {
 				good = false
 				break
 			}
@@ -527,7 +627,7 @@ func (ix *Index) setOwn(s *searcher, id uint32, level int, sel []item) {
 	n := int(atomic.LoadUint32(&list[0]))
 	s.prune = append(s.prune[:0], sel...)
 	if n > 0 {
-		v := ix.vec(id)
+		v := ix.stored(id, &s.cbuf)
 	existing:
 		for i := 1; i <= n; i++ {
 			nb := atomic.LoadUint32(&list[i])
@@ -536,7 +636,7 @@ func (ix *Index) setOwn(s *searcher, id uint32, level int, sel []item) {
 					continue existing
 				}
 			}
-			s.prune = append(s.prune, item{ix.dist(v, ix.vec(nb)), nb})
+			s.prune = append(s.prune, item{ix.distTo(v, nb), nb})
 		}
 		sortItems(s.prune)
 	}
@@ -573,11 +673,11 @@ func (ix *Index) connect(s *searcher, node, newID uint32, d float32, level int) 
 		atomic.StoreUint32(&list[0], uint32(n+1))
 		return
 	}
-	nv := ix.vec(node)
+	nv := ix.stored(node, &s.cbuf)
 	s.prune = append(s.prune[:0], item{d, newID})
 	for i := 1; i <= n; i++ {
 		id := atomic.LoadUint32(&list[i])
-		s.prune = append(s.prune, item{ix.dist(nv, ix.vec(id)), id})
+		s.prune = append(s.prune, item{ix.distTo(nv, id), id})
 	}
 	sortItems(s.prune)
 	sel := ix.selectNeighbors(s, s.prune, mmax, node)
@@ -623,7 +723,8 @@ func (ix *Index) Vector(id uint32) []float32 {
 	if !ix.Contains(id) {
 		return nil
 	}
-	return append([]float32(nil), ix.vec(id)...)
+	var buf []float32
+	return append([]float32(nil), ix.stored(id, &buf)...)
 }
 
 // eligible reports whether a reached node may enter the results.
@@ -690,7 +791,7 @@ func (ix *Index) SearchExact(q []float32, k int, allow func(id uint32) bool) []R
 			if allow != nil && !allow(id) {
 				continue
 			}
-			d := ix.dist(q, seg.vecs[off*ix.dim:(off+1)*ix.dim])
+			d := ix.distTo(q, id)
 			if h.len() < k {
 				h.push(item{d, id})
 			} else if d < h.top().dist {
@@ -745,12 +846,12 @@ func (ix *Index) searchLayer(s *searcher, q []float32, eps []item, ef, level int
 			if !s.visit(nb) {
 				s.batch = append(s.batch, nb)
 				if !ix.noPrefetch {
-					vecmath.Prefetch(ix.vec(nb))
+					ix.prefetch(nb)
 				}
 			}
 		}
 		for _, nb := range s.batch {
-			d := ix.dist(q, ix.vec(nb))
+			d := ix.distTo(q, nb)
 			if s.res.len() < ef || d < lower {
 				s.cand.push(item{d, nb})
 				if !filter || ix.eligible(nb, allow) {

@@ -56,6 +56,9 @@ func (c *countingWriter) u64(v uint64) {
 	c.write(c.buf[:8])
 }
 
+// quantizedFlag is the metric byte's bit for a quantized index.
+const quantizedFlag = 0x80
+
 // WriteTo writes the index to w in a versioned binary format with a CRC-32C
 // trailer; Load reads it back. It implements io.WriterTo.
 //
@@ -83,7 +86,13 @@ func (ix *Index) WriteTo(w io.Writer) (int64, error) {
 	cw := &countingWriter{w: bufio.NewWriterSize(w, 1<<16), crc: crc32.New(crc32.MakeTable(crc32.Castagnoli))}
 	cw.write([]byte(fileMagic))
 	cw.u32(uint32(ix.dim))
-	cw.u8(uint8(ix.metric))
+	// The metric byte's high bit marks a quantized index; its vectors are
+	// written decoded and re-quantized exactly on load.
+	mb := uint8(ix.metric)
+	if ix.quantile > 0 {
+		mb |= quantizedFlag
+	}
+	cw.u8(mb)
 	cw.u16(uint16(ix.m))
 	cw.u32(uint32(ix.efConstr))
 	cw.u32(uint32(ix.efSearch))
@@ -98,6 +107,7 @@ func (ix *Index) WriteTo(w io.Writer) (int64, error) {
 	}
 	cw.u32(uint32(count))
 	var ids []uint32
+	var buf []float32
 	for si, s := range segs {
 		if s == nil {
 			continue
@@ -115,7 +125,7 @@ func (ix *Index) WriteTo(w io.Writer) (int64, error) {
 			cw.u32(id)
 			cw.u8(flags)
 			cw.u8(uint8(level))
-			for _, f := range s.vecs[off*ix.dim : (off+1)*ix.dim] {
+			for _, f := range ix.stored(id, &buf) {
 				cw.u32(math.Float32bits(f))
 			}
 			for l := 0; l <= level; l++ {
@@ -190,7 +200,8 @@ func Load(r io.Reader) (*Index, error) {
 		return nil, fmt.Errorf("load hnsw index: %w: bad magic or version", ErrCorrupt)
 	}
 	dim := int(cr.u32())
-	metric := Metric(cr.u8())
+	mb := cr.u8()
+	metric := Metric(mb &^ quantizedFlag)
 	m := int(cr.u16())
 	efc := int(cr.u32())
 	efs := int(cr.u32())
@@ -201,7 +212,11 @@ func Load(r io.Reader) (*Index, error) {
 	if cr.err != nil {
 		return nil, fmt.Errorf("load hnsw index: %w: %w", ErrCorrupt, cr.err)
 	}
-	ix, err := New(dim, metric, M(m), EfConstruction(efc), EfSearch(efs), Seed(seed))
+	opts := []Option{M(m), EfConstruction(efc), EfSearch(efs), Seed(seed)}
+	if mb&quantizedFlag != 0 {
+		opts = append(opts, ScalarInt8(1))
+	}
+	ix, err := New(dim, metric, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("load hnsw index: %w: %w", ErrCorrupt, err)
 	}
@@ -233,7 +248,7 @@ func Load(r io.Reader) (*Index, error) {
 		if seg.state[off].Load() != 0 {
 			return nil, corrupt("node %d appears twice", id)
 		}
-		copy(seg.vecs[off*dim:(off+1)*dim], vec)
+		ix.put(seg, off, vec, 1)
 		seg.level[off] = uint8(level)
 		if level > 0 {
 			seg.upper[off] = make([]uint32, level*(ix.m+1))

@@ -24,6 +24,9 @@ type searcher struct {
 	conn    []item
 	prune   []item
 	batch   []uint32
+	// qbuf and cbuf hold decoded vectors of a quantized index: the node
+	// being inserted, and the candidate being compared.
+	qbuf, cbuf []float32
 }
 
 func (ix *Index) getSearcher() *searcher {

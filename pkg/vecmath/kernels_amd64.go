@@ -2,7 +2,11 @@
 
 package vecmath
 
-import "golang.org/x/sys/cpu"
+import (
+	"unsafe"
+
+	"golang.org/x/sys/cpu"
+)
 
 // useAsm is fixed at package initialisation from the CPU's features; it is a
 // read-only package variable, not mutable state.
@@ -29,6 +33,21 @@ func l2sq(a, b []float32) float32 {
 }
 
 //go:noescape
+func dotI8AVX2(q []float32, c []int8) float32
+
+func dotI8(q []float32, c []int8) float32 {
+	if useAsm {
+		n := len(q) &^ 7
+		s := dotI8AVX2(q[:n], c[:n])
+		if n < len(q) {
+			s += dotI8Generic(q[n:], c[n:len(q)])
+		}
+		return s
+	}
+	return dotI8Generic(q, c)
+}
+
+//go:noescape
 func prefetchAsm(p *float32)
 
 // Prefetch hints the CPU to start loading the beginning of v into cache, so
@@ -37,5 +56,12 @@ func prefetchAsm(p *float32)
 func Prefetch(v []float32) {
 	if len(v) > 0 {
 		prefetchAsm(&v[0])
+	}
+}
+
+// PrefetchI8 is Prefetch for int8 codes.
+func PrefetchI8(c []int8) {
+	if len(c) > 0 {
+		prefetchAsm((*float32)(unsafe.Pointer(&c[0])))
 	}
 }

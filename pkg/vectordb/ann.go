@@ -40,7 +40,7 @@ type hnswANN struct {
 
 // newANNIndex builds an empty HNSW index for a dense space, or nil for
 // distances the index does not serve (Manhattan).
-func newANNIndex(dim int, dist qdrant.Distance, m, efConstruct int) annIndex {
+func newANNIndex(dim int, dist qdrant.Distance, m, efConstruct int, quantile float32) annIndex {
 	var metric hnsw.Metric
 	switch dist {
 	case qdrant.Distance_Cosine:
@@ -52,7 +52,11 @@ func newANNIndex(dim int, dist qdrant.Distance, m, efConstruct int) annIndex {
 	default:
 		return nil
 	}
-	ix, err := hnsw.New(dim, metric, hnsw.M(m), hnsw.EfConstruction(efConstruct))
+	opts := []hnsw.Option{hnsw.M(m), hnsw.EfConstruction(efConstruct)}
+	if quantile > 0 {
+		opts = append(opts, hnsw.ScalarInt8(quantile))
+	}
+	ix, err := hnsw.New(dim, metric, opts...)
 	if err != nil {
 		return nil
 	}

@@ -25,6 +25,13 @@ type denseSpace struct {
 	annReady atomic.Bool
 
 	m, efConstruct int // HNSW build parameters
+	// quantile > 0: the graph holds int8 codes (see hnsw.ScalarInt8) and
+	// graph searches are rescored with the rows.
+	quantile float32
+	// rows keeps data in a memory-mapped file (on_disk) instead of the
+	// heap; nil when data is on the heap.
+	rows *rowFile
+	file string // the file rows maps, created at the first row
 }
 
 func (d *denseSpace) row(slot uint32) []float32 {
@@ -67,6 +74,7 @@ type collection struct {
 	name     string
 	create   *qdrant.CreateCollection
 	unnamed  bool // a single unnamed dense vector
+	custom   bool // custom sharding: requests may name shard keys
 	dims     map[string]int
 	dists    map[string]qdrant.Distance
 	sparseOK map[string]bool
@@ -80,8 +88,10 @@ type collection struct {
 	free    []uint32
 	live    int
 	indexes map[string]*fieldIndex
-	dropped bool // set when the collection is deleted; writes then fail
-	loading bool // set while a snapshot loads: graphs are not built yet
+	// shardKeys are the keys of a custom-sharded collection, by shardKeyString.
+	shardKeys map[string]*qdrant.ShardKey
+	dropped   bool // set when the collection is deleted; writes then fail
+	loading   bool // set while a snapshot loads: graphs are not built yet
 
 	// sorted caches the live slots in id order; writers that add or remove
 	// ids reset it.
@@ -111,20 +121,19 @@ func newCollection(req *qdrant.CreateCollection, ann annConfig) (*collection, er
 	if err := validCollectionName(req.GetCollectionName()); err != nil {
 		return nil, err
 	}
-	if req.GetQuantizationConfig() != nil {
-		return nil, unimplementedf("quantization")
-	}
 	c := &collection{
-		name:     req.GetCollectionName(),
-		create:   proto.Clone(req).(*qdrant.CreateCollection),
-		dims:     map[string]int{},
-		dists:    map[string]qdrant.Distance{},
-		sparseOK: map[string]bool{},
-		annCfg:   ann,
-		dense:    map[string]*denseSpace{},
-		sparse:   map[string]*sparseSpace{},
-		slots:    map[pointID]uint32{},
-		indexes:  map[string]*fieldIndex{},
+		name:      req.GetCollectionName(),
+		create:    proto.Clone(req).(*qdrant.CreateCollection),
+		dims:      map[string]int{},
+		dists:     map[string]qdrant.Distance{},
+		sparseOK:  map[string]bool{},
+		annCfg:    ann,
+		dense:     map[string]*denseSpace{},
+		sparse:    map[string]*sparseSpace{},
+		slots:     map[pointID]uint32{},
+		indexes:   map[string]*fieldIndex{},
+		shardKeys: map[string]*qdrant.ShardKey{},
+		custom:    req.GetShardingMethod() == qdrant.ShardingMethod_Custom,
 	}
 	addDense := func(name string, p *qdrant.VectorParams) error {
 		if strings.ContainsRune(name, 0) || len(name) > 255 {
@@ -136,8 +145,14 @@ func newCollection(req *qdrant.CreateCollection, ann annConfig) (*collection, er
 		if p.GetMultivectorConfig() != nil {
 			return unimplementedf("multi-vectors")
 		}
+		quantile, err := parseQuantization(req.GetQuantizationConfig())
+		if err != nil {
+			return err
+		}
 		if p.GetQuantizationConfig() != nil {
-			return unimplementedf("quantization")
+			if quantile, err = parseQuantization(p.GetQuantizationConfig()); err != nil {
+				return err
+			}
 		}
 		if p.Datatype != nil && p.GetDatatype() != qdrant.Datatype_Float32 {
 			return unimplementedf("vector datatype %s", p.GetDatatype())
@@ -152,19 +167,12 @@ func newCollection(req *qdrant.CreateCollection, ann annConfig) (*collection, er
 		}
 		c.dims[name] = int(p.GetSize())
 		c.dists[name] = p.GetDistance()
-		m, efc := hnswM, hnswEfConstruction
-		for _, h := range []*qdrant.HnswConfigDiff{req.GetHnswConfig(), p.GetHnswConfig()} {
-			if h == nil {
-				continue
-			}
-			if h.M != nil && h.GetM() >= 2 && h.GetM() <= 128 {
-				m = int(h.GetM())
-			}
-			if h.EfConstruct != nil && h.GetEfConstruct() >= 4 && h.GetEfConstruct() <= 4096 {
-				efc = int(h.GetEfConstruct())
-			}
+		m, efc := hnswParams(req.GetHnswConfig(), p.GetHnswConfig())
+		d := &denseSpace{name: name, dim: int(p.GetSize()), dist: p.GetDistance(), m: m, efConstruct: efc, quantile: quantile}
+		if p.GetOnDisk() && ann.vectorDir != "" {
+			d.file = ann.rowFileName(req.GetCollectionName(), name)
 		}
-		c.dense[name] = &denseSpace{name: name, dim: int(p.GetSize()), dist: p.GetDistance(), m: m, efConstruct: efc}
+		c.dense[name] = d
 		return nil
 	}
 	switch vc := req.GetVectorsConfig().GetConfig().(type) {
@@ -246,9 +254,6 @@ func (c *collection) preparePoints(ps []*qdrant.PointStruct, normalizeCosine boo
 			} else {
 				pp.dense[name] = append([]float32(nil), pv.dense...)
 			}
-		}
-		if c.unnamed && len(pp.dense) == 0 {
-			return nil, invalidf("Vector dimension error: expected dim: %d, got 0", c.dims[""])
 		}
 		out = append(out, pp)
 	}
@@ -346,7 +351,7 @@ func (c *collection) allocSlot() uint32 {
 	slot := uint32(len(c.points))
 	c.points = append(c.points, point{})
 	for _, d := range c.dense {
-		d.data = append(d.data, make([]float32, d.dim)...)
+		d.appendRow()
 		d.present = append(d.present, false)
 	}
 	for _, s := range c.sparse {
@@ -654,7 +659,7 @@ func (c *collection) maybeBuildANN() func() {
 		} else if d.count < c.annCfg.threshold {
 			continue
 		}
-		ann := c.annCfg.newIndex(d.dim, d.dist, d.m, d.efConstruct)
+		ann := c.annCfg.newIndex(d.dim, d.dist, d.m, d.efConstruct, d.quantile)
 		if ann == nil {
 			continue
 		}

@@ -26,6 +26,9 @@ func (s *Store) CreateCollection(ctx context.Context, req *qdrant.CreateCollecti
 	if _, ok := s.colls[c.name]; ok {
 		return invalidf("Collection `%s` already exists!", c.name)
 	}
+	if _, ok := s.aliases[c.name]; ok {
+		return invalidf("Alias with the same name `%s` already exists!", c.name)
+	}
 	seq, err := s.wal.Append(opCreateCollection, data)
 	if err != nil {
 		return internalf("append wal: %v", err)
@@ -54,7 +57,7 @@ func (s *Store) DeleteCollection(ctx context.Context, name string) (bool, error)
 		return false, internalf("append wal: %v", err)
 	}
 	c.dropped = true
-	delete(s.colls, name)
+	s.dropCollection(name)
 	if err := s.wal.Sync(seq); err != nil {
 		return false, internalf("sync wal: %v", err)
 	}
@@ -130,9 +133,22 @@ func (s *Store) Upsert(ctx context.Context, req *qdrant.UpsertPoints) (*qdrant.U
 	if err != nil {
 		return nil, err
 	}
+	if err := c.checkShardKeys(req.GetShardKeySelector()); err != nil {
+		return nil, err
+	}
 	ps, err := c.preparePoints(req.GetPoints(), true)
 	if err != nil {
 		return nil, err
+	}
+	if c.unnamed {
+		// Only the unnamed vector can be missing from an upsert (named
+		// vectors are optional); UpdateVectors/DeleteVectors may leave a
+		// point without it.
+		for _, p := range ps {
+			if len(p.dense) == 0 {
+				return nil, invalidf("Vector dimension error: expected dim: %d, got 0", c.dims[""])
+			}
+		}
 	}
 	data, err := proto.Marshal(&qdrant.UpsertPoints{CollectionName: c.name, Points: req.GetPoints()})
 	if err != nil {
@@ -191,6 +207,9 @@ func (s *Store) Delete(ctx context.Context, req *qdrant.DeletePoints) (*qdrant.U
 	if err != nil {
 		return nil, err
 	}
+	if err := c.checkShardKeys(req.GetShardKeySelector()); err != nil {
+		return nil, err
+	}
 	pred, err := selectorPredicate(req.GetPoints())
 	if err != nil {
 		return nil, err
@@ -216,6 +235,9 @@ func (s *Store) Delete(ctx context.Context, req *qdrant.DeletePoints) (*qdrant.U
 func (s *Store) SetPayload(ctx context.Context, req *qdrant.SetPayloadPoints, overwrite bool) (*qdrant.UpdateResult, error) {
 	c, err := s.collection(req.GetCollectionName())
 	if err != nil {
+		return nil, err
+	}
+	if err := c.checkShardKeys(req.GetShardKeySelector()); err != nil {
 		return nil, err
 	}
 	pred, err := selectorPredicate(req.GetPointsSelector())
@@ -298,6 +320,9 @@ func (s *Store) Get(ctx context.Context, req *qdrant.GetPoints) ([]*qdrant.Retri
 	if err != nil {
 		return nil, err
 	}
+	if err := c.checkShardKeys(req.GetShardKeySelector()); err != nil {
+		return nil, err
+	}
 	ids, err := parseIDs(req.GetIds())
 	if err != nil {
 		return nil, err
@@ -332,6 +357,9 @@ func (c *collection) retrieved(slot uint32, psel payloadSelector, vsel vectorSel
 func (s *Store) Scroll(ctx context.Context, req *qdrant.ScrollPoints) ([]*qdrant.RetrievedPoint, *qdrant.PointId, error) {
 	c, err := s.collection(req.GetCollectionName())
 	if err != nil {
+		return nil, nil, err
+	}
+	if err := c.checkShardKeys(req.GetShardKeySelector()); err != nil {
 		return nil, nil, err
 	}
 	if req.GetOrderBy() != nil {
@@ -407,6 +435,9 @@ func (s *Store) Count(ctx context.Context, req *qdrant.CountPoints) (uint64, err
 	if err != nil {
 		return 0, err
 	}
+	if err := c.checkShardKeys(req.GetShardKeySelector()); err != nil {
+		return 0, err
+	}
 	pred, err := compileFilter(req.GetFilter())
 	if err != nil {
 		return 0, err
@@ -429,6 +460,9 @@ func (s *Store) Query(ctx context.Context, req *qdrant.QueryPoints) ([]*qdrant.S
 	}
 	c, err := s.collection(req.GetCollectionName())
 	if err != nil {
+		return nil, err
+	}
+	if err := c.checkShardKeys(req.GetShardKeySelector()); err != nil {
 		return nil, err
 	}
 	limit, offset := defaultQueryLimit, 0
@@ -492,16 +526,17 @@ func (s *Store) Search(ctx context.Context, req *qdrant.SearchPoints) ([]*qdrant
 	}
 	limit := req.GetLimit()
 	q := &qdrant.QueryPoints{
-		CollectionName: req.GetCollectionName(),
-		Query:          qdrant.NewQueryNearest(in),
-		Using:          req.VectorName,
-		Filter:         req.GetFilter(),
-		Params:         req.GetParams(),
-		ScoreThreshold: req.ScoreThreshold,
-		Limit:          &limit,
-		Offset:         req.Offset,
-		WithVectors:    req.GetWithVectors(),
-		WithPayload:    req.GetWithPayload(),
+		CollectionName:   req.GetCollectionName(),
+		Query:            qdrant.NewQueryNearest(in),
+		Using:            req.VectorName,
+		Filter:           req.GetFilter(),
+		Params:           req.GetParams(),
+		ScoreThreshold:   req.ScoreThreshold,
+		Limit:            &limit,
+		Offset:           req.Offset,
+		WithVectors:      req.GetWithVectors(),
+		WithPayload:      req.GetWithPayload(),
+		ShardKeySelector: req.GetShardKeySelector(),
 	}
 	return s.Query(ctx, q)
 }
@@ -540,13 +575,14 @@ func (s *Store) CollectionInfo(ctx context.Context, name string) (*qdrant.Collec
 		Config: &qdrant.CollectionConfig{
 			Params: &qdrant.CollectionParams{
 				ShardNumber:         1,
+				ShardingMethod:      c.create.ShardingMethod,
 				OnDiskPayload:       c.create.GetOnDiskPayload(),
 				VectorsConfig:       c.create.GetVectorsConfig(),
 				SparseVectorsConfig: c.create.GetSparseVectorsConfig(),
 				ReplicationFactor:   ptr[uint32](1),
 			},
 			HnswConfig:      hnsw,
-			OptimizerConfig: &qdrant.OptimizersConfigDiff{},
+			OptimizerConfig: optimizerConfig(c.create.GetOptimizersConfig()),
 			WalConfig:       &qdrant.WalConfigDiff{},
 			Metadata:        c.create.GetMetadata(),
 		},
@@ -575,4 +611,13 @@ func schemaType(t qdrant.FieldType) qdrant.PayloadSchemaType {
 		return qdrant.PayloadSchemaType_Uuid
 	}
 	return qdrant.PayloadSchemaType_UnknownType
+}
+
+// optimizerConfig reports the optimizer settings as created or updated;
+// the store has no optimizer, so they are informational.
+func optimizerConfig(o *qdrant.OptimizersConfigDiff) *qdrant.OptimizersConfigDiff {
+	if o == nil {
+		return &qdrant.OptimizersConfigDiff{}
+	}
+	return proto.Clone(o).(*qdrant.OptimizersConfigDiff)
 }

@@ -94,6 +94,7 @@ func (c *collection) runStage(st queryStage, depth int) ([]scored, bool, error) 
 		exact:     st.params.GetExact(),
 		ef:        int(min(st.params.GetHnswEf(), 1<<16)),
 		restrict:  restrict,
+		quant:     st.params.GetQuantization(),
 	}
 	switch q := st.query.GetVariant().(type) {
 	case nil:

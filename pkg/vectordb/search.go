@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"sync"
+	"sync/atomic"
 
 	"github.com/qdrant/go-client/qdrant"
 	"github.com/tributary-rag/tributary/pkg/hnsw"
@@ -44,7 +45,11 @@ type annConfig struct {
 	// ef is the default search beam width.
 	ef int
 	// newIndex builds an empty index for a space; nil disables ANN.
-	newIndex func(dim int, dist qdrant.Distance, m, efConstruct int) annIndex
+	newIndex func(dim int, dist qdrant.Distance, m, efConstruct int, quantile float32) annIndex
+	// vectorDir holds the files of on_disk vectors ("": keep them on the
+	// heap); fileSeq numbers them so that names are never reused.
+	vectorDir string
+	fileSeq   *atomic.Uint64
 }
 
 // scored is one search hit.
@@ -146,6 +151,7 @@ type searchRequest struct {
 	exact     bool
 	ef        int
 	restrict  []uint32 // when non-nil, only these slots are candidates
+	quant     *qdrant.QuantizationSearchParams
 	exclude   map[uint32]bool
 }
 
@@ -189,7 +195,7 @@ func (c *collection) searchDense(d *denseSpace, q []float32, r searchRequest) []
 	if cands == nil && r.pred != nil {
 		candSet = c.indexCandidates(r.filter)
 	}
-	if !r.exact && d.ann != nil && d.annReady.Load() && r.restrict == nil && d.count >= c.annCfg.threshold && r.limit <= 4096 {
+	if !r.exact && !r.quant.GetIgnore() && d.ann != nil && d.annReady.Load() && r.restrict == nil && d.count >= c.annCfg.threshold && r.limit <= 4096 {
 		useANN := true
 		ef := max(r.ef, c.annCfg.ef, r.limit)
 		if r.pred != nil {
@@ -214,7 +220,8 @@ func (c *collection) searchDense(d *denseSpace, q []float32, r searchRequest) []
 			if r.pred != nil || len(r.exclude) > 0 {
 				filt = accept
 			}
-			slots := d.ann.Search(q, r.limit, min(ef, 1<<16), filt)
+			k := annCandidates(d, r.limit, r.quant)
+			slots := d.ann.Search(q, k, min(max(ef, k), 1<<16), filt)
 			if len(slots) >= r.limit {
 				out := make([]scored, 0, len(slots))
 				for _, s := range slots {
@@ -230,7 +237,7 @@ func (c *collection) searchDense(d *denseSpace, q []float32, r searchRequest) []
 				}
 				sortScored(out, better)
 				c.annSearches.Add(1)
-				return out
+				return truncate(out, r.limit)
 			}
 			// Fewer hits than asked for: the filter may be more selective
 			// than estimated, so answer exactly.

@@ -20,8 +20,8 @@ import (
 // official client compares it with its own for compatibility.
 const ServerVersion = "1.17.0"
 
-// NewServer returns a gRPC server serving Qdrant's Qdrant, Collections and
-// Points services from s. Methods the store does not implement answer
+// NewServer returns a gRPC server serving Qdrant's Qdrant, Collections,
+// Points and Snapshots services from s. Methods the store does not implement answer
 // codes.Unimplemented. A nil logger discards.
 func NewServer(s *Store, logger *slog.Logger, opts ...grpc.ServerOption) *grpc.Server {
 	if logger == nil {
@@ -34,11 +34,18 @@ func NewServer(s *Store, logger *slog.Logger, opts ...grpc.ServerOption) *grpc.S
 		// grpc-go's default policy would answer with GOAWAY (too_many_pings).
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 		grpc.ChainUnaryInterceptor(recoverInterceptor(logger)),
+		// Services the store does not serve (Qdrant's internal cluster
+		// services, typos) get the same Unimplemented answer as methods.
+		grpc.UnknownServiceHandler(func(_ any, stream grpc.ServerStream) error {
+			method, _ := grpc.MethodFromServerStream(stream)
+			return unimplementedf("%s", method)
+		}),
 	}, opts...)
 	g := grpc.NewServer(opts...)
 	qdrant.RegisterQdrantServer(g, &qdrantService{})
 	qdrant.RegisterCollectionsServer(g, &collectionsService{s: s})
 	qdrant.RegisterPointsServer(g, &pointsService{s: s})
+	qdrant.RegisterSnapshotsServer(g, &snapshotsService{s: s})
 	return g
 }
 

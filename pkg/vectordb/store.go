@@ -5,9 +5,12 @@ package vectordb
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -15,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/qdrant/go-client/qdrant"
@@ -35,6 +39,12 @@ const (
 	opOverwritePayload byte = 8
 
 	snapANN byte = 9 // collection, vector name, node table, HNSW graph
+
+	opUpdateCollection byte = 10
+	opAliases          byte = 11 // one ChangeAliases: all its actions or none
+	opCreateShardKey   byte = 12
+	opDeleteShardKey   byte = 13
+	opDeletePayload    byte = 14
 
 	snapHeader byte = 100
 	snapEnd    byte = 101
@@ -79,8 +89,9 @@ type Store struct {
 	// so the snapshot's state is exactly the WAL prefix it names.
 	gate sync.RWMutex
 
-	mu    sync.RWMutex // guards colls (the map, not the collections)
-	colls map[string]*collection
+	mu      sync.RWMutex // guards colls (the map, not the collections) and aliases
+	colls   map[string]*collection
+	aliases map[string]string // alias → collection name
 
 	snapMu  sync.Mutex
 	snapSeq uint64 // seq covered by the newest snapshot; guarded by snapMu
@@ -112,19 +123,26 @@ func Open(dir string, opts ...Option) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	o.ann.vectorDir, o.ann.fileSeq = filepath.Join(dir, "vectors"), new(atomic.Uint64)
+	if err := resetVectorDir(o.ann.vectorDir); err != nil {
+		unlockDir(lock)
+		return nil, err
+	}
 	s := &Store{
-		dir:   dir,
-		opts:  o,
-		lock:  lock,
-		colls: map[string]*collection{},
-		kick:  make(chan struct{}, 1),
-		stop:  make(chan struct{}),
-		done:  make(chan struct{}),
+		dir:     dir,
+		opts:    o,
+		lock:    lock,
+		colls:   map[string]*collection{},
+		aliases: map[string]string{},
+		kick:    make(chan struct{}, 1),
+		stop:    make(chan struct{}),
+		done:    make(chan struct{}),
 	}
 	if err := s.recover(); err != nil {
 		unlockDir(lock)
 		return nil, err
 	}
+	removeSnapshotTemps(dir)
 	go s.compactor()
 	return s, nil
 }
@@ -144,6 +162,15 @@ func (s *Store) Close() error {
 		if cerr := s.wal.Close(); err == nil {
 			err = cerr
 		}
+		// Row files are caches: close and delete them (their mappings stay
+		// valid for callers that still hold a collection).
+		s.mu.Lock()
+		for _, c := range s.colls {
+			for _, d := range c.dense {
+				d.release()
+			}
+		}
+		s.mu.Unlock()
 		unlockDir(s.lock)
 	})
 	return err
@@ -244,7 +271,7 @@ func (s *Store) replay(r wal.Record) error {
 		}
 		s.colls[c.name] = c
 	case opDeleteCollection:
-		delete(s.colls, string(r.Data))
+		s.dropCollection(string(r.Data))
 	case opUpsert:
 		var req qdrant.UpsertPoints
 		if err := proto.Unmarshal(r.Data, &req); err != nil {
@@ -317,6 +344,24 @@ func (s *Store) replay(r wal.Record) error {
 		if c := s.colls[req.GetCollectionName()]; c != nil {
 			c.applyDeleteIndex(req.GetFieldName())
 		}
+	case opPutPoints:
+		var req qdrant.UpsertPoints
+		if err := proto.Unmarshal(r.Data, &req); err != nil {
+			return fmt.Errorf("decode points: %w", err)
+		}
+		c := s.colls[req.GetCollectionName()]
+		if c == nil {
+			return collectionNotFound(req.GetCollectionName())
+		}
+		ps, err := c.preparePoints(req.GetPoints(), false)
+		if err != nil {
+			return err
+		}
+		if after := c.applyUpsert(ps); after != nil {
+			after()
+		}
+	case opUpdateCollection, opAliases, opCreateShardKey, opDeleteShardKey, opDeletePayload:
+		return s.replayMore(r)
 	default:
 		return fmt.Errorf("unknown wal record type %d", r.Type)
 	}
@@ -482,12 +527,32 @@ func (s *Store) Snapshot() error {
 }
 
 // writeSnapshot serializes the state. Caller holds s.gate exclusively.
-func (s *Store) writeSnapshot(seq uint64) (err error) {
-	final := filepath.Join(s.dir, snapshotName(seq))
+func (s *Store) writeSnapshot(seq uint64) error {
+	s.mu.RLock()
+	names := make([]string, 0, len(s.colls))
+	for name := range s.colls {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	colls := make([]*collection, 0, len(names))
+	for _, name := range names {
+		colls = append(colls, s.colls[name])
+	}
+	ca := s.aliasRecord("")
+	s.mu.RUnlock()
+	_, _, err := s.writeStateFile(filepath.Join(s.dir, snapshotName(seq)), seq, colls, ca.ChangeAliases)
+	return err
+}
+
+// writeStateFile writes colls and the alias actions to final through a
+// temporary file that is synced and renamed, so a crash leaves either no
+// file or a whole one. It returns the file's size and SHA-256 (hex). Caller
+// holds s.gate exclusively, so no write is half applied.
+func (s *Store) writeStateFile(final string, seq uint64, colls []*collection, aliases *qdrant.ChangeAliases) (size int64, sum string, err error) {
 	tmp := final + ".tmp"
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
-		return fmt.Errorf("create snapshot: %w", err)
+		return 0, "", fmt.Errorf("create snapshot: %w", err)
 	}
 	defer func() {
 		if err != nil {
@@ -495,12 +560,15 @@ func (s *Store) writeSnapshot(seq uint64) (err error) {
 			os.Remove(tmp)
 		}
 	}()
+	h := sha256.New()
+	w := io.MultiWriter(f, h)
 	var buf []byte
 	var n uint64
 	emit := func(typ byte, data []byte) error {
 		buf = wal.AppendRecord(buf[:0], wal.Record{Seq: seq, Type: typ, Data: data})
 		n++
-		if _, err := f.Write(buf); err != nil {
+		size += int64(len(buf))
+		if _, err := w.Write(buf); err != nil {
 			return fmt.Errorf("write snapshot: %w", err)
 		}
 		return nil
@@ -513,39 +581,33 @@ func (s *Store) writeSnapshot(seq uint64) (err error) {
 		return emit(typ, data)
 	}
 	if err := emit(snapHeader, []byte(snapshotMagic)); err != nil {
-		return err
+		return 0, "", err
 	}
-	s.mu.RLock()
-	names := make([]string, 0, len(s.colls))
-	for name := range s.colls {
-		names = append(names, name)
-	}
-	colls := make([]*collection, 0, len(names))
-	sort.Strings(names)
-	for _, name := range names {
-		colls = append(colls, s.colls[name])
-	}
-	s.mu.RUnlock()
 	for _, c := range colls {
 		if err := s.writeCollection(c, emitProto, emit); err != nil {
-			return err
+			return 0, "", err
+		}
+	}
+	if len(aliases.GetActions()) > 0 {
+		if err := emitProto(opAliases, aliases); err != nil {
+			return 0, "", err
 		}
 	}
 	var cnt [8]byte
 	binary.LittleEndian.PutUint64(cnt[:], n)
 	if err := emit(snapEnd, cnt[:]); err != nil {
-		return err
+		return 0, "", err
 	}
 	if err := f.Sync(); err != nil {
-		return fmt.Errorf("sync snapshot: %w", err)
+		return 0, "", fmt.Errorf("sync snapshot: %w", err)
 	}
 	if err := f.Close(); err != nil {
-		return fmt.Errorf("close snapshot: %w", err)
+		return 0, "", fmt.Errorf("close snapshot: %w", err)
 	}
 	if err := os.Rename(tmp, final); err != nil {
-		return fmt.Errorf("rename snapshot: %w", err)
+		return 0, "", fmt.Errorf("rename snapshot: %w", err)
 	}
-	return wal.SyncDir(s.dir)
+	return size, hex.EncodeToString(h.Sum(nil)), wal.SyncDir(filepath.Dir(final))
 }
 
 func (s *Store) writeCollection(c *collection, emit func(byte, proto.Message) error, emitRaw func(byte, []byte) error) error {
@@ -553,6 +615,11 @@ func (s *Store) writeCollection(c *collection, emit func(byte, proto.Message) er
 	defer c.mu.RUnlock()
 	if err := emit(opCreateCollection, c.create); err != nil {
 		return err
+	}
+	for _, k := range c.sortedShardKeys() {
+		if err := emit(opCreateShardKey, &qdrant.CreateShardKeyRequest{CollectionName: c.name, Request: &qdrant.CreateShardKey{ShardKey: c.shardKeys[k]}}); err != nil {
+			return err
+		}
 	}
 	keys := make([]string, 0, len(c.indexes))
 	for k := range c.indexes {
@@ -637,6 +704,11 @@ func (s *Store) collection(name string) (*collection, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	c := s.colls[name]
+	if c == nil {
+		if target, ok := s.aliases[name]; ok {
+			c = s.colls[target]
+		}
+	}
 	if c == nil {
 		return nil, collectionNotFound(name)
 	}

@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	"github.com/qdrant/go-client/qdrant"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/prototext"
 )
 
@@ -31,7 +33,8 @@ func dump(t *testing.T, s *Store) string {
 	for _, name := range s.ListCollections() {
 		c, _ := s.collection(name)
 		c.mu.RLock()
-		fmt.Fprintf(&b, "collection %s live=%d\n", name, c.live)
+		fmt.Fprintf(&b, "collection %s live=%d shard_keys=%v\n", name, c.live, c.sortedShardKeys())
+		fmt.Fprintf(&b, "config %s\n", prototext.Format(c.create))
 		var idx []string
 		for k, fi := range c.indexes {
 			idx = append(idx, fmt.Sprintf("%s:%v:%d", k, fi.typ, len(fi.count)))
@@ -44,6 +47,13 @@ func dump(t *testing.T, s *Store) string {
 			fmt.Fprintf(&b, "%s %s %s\n", p.id, prototext.Format(&qdrant.Struct{Fields: p.payload}), prototext.Format(vec))
 		}
 		c.mu.RUnlock()
+	}
+	as, err := s.ListAliases(context.Background(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range as {
+		fmt.Fprintf(&b, "alias %s -> %s\n", a.GetAliasName(), a.GetCollectionName())
 	}
 	return b.String()
 }
@@ -67,6 +77,23 @@ func populate(t *testing.T, s *Store, r *rand.Rand, round int) {
 			}
 		}
 		if _, err := s.CreateFieldIndex(ctx, &qdrant.CreateFieldIndexCollection{CollectionName: "plain", FieldName: "k", FieldType: qdrant.FieldType_FieldTypeKeyword.Enum(), Wait: wait()}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.CreateCollection(ctx, &qdrant.CreateCollection{CollectionName: "sharded", ShardingMethod: qdrant.ShardingMethod_Custom.Enum(),
+			VectorsConfig: qdrant.NewVectorsConfig(&qdrant.VectorParams{Size: 2, Distance: qdrant.Distance_Dot})}); err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range []*qdrant.ShardKey{qdrant.NewShardKey("a"), qdrant.NewShardKeyNum(7), qdrant.NewShardKey("gone")} {
+			if err := s.CreateShardKey(ctx, &qdrant.CreateShardKeyRequest{CollectionName: "sharded", Request: &qdrant.CreateShardKey{ShardKey: k}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.DeleteShardKey(ctx, &qdrant.DeleteShardKeyRequest{CollectionName: "sharded", Request: &qdrant.DeleteShardKey{ShardKey: qdrant.NewShardKey("gone")}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.UpdateAliases(ctx, &qdrant.ChangeAliases{Actions: []*qdrant.AliasOperations{
+			qdrant.NewAliasCreate("live", "plain"), qdrant.NewAliasCreate("tmp", "hybrid"), qdrant.NewAliasCreate("old", "doomed"),
+		}}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -99,6 +126,35 @@ func populate(t *testing.T, s *Store, r *rand.Rand, round int) {
 	if _, err := s.SetPayload(ctx, &qdrant.SetPayloadPoints{CollectionName: "plain", Payload: qdrant.NewValueMap(map[string]any{"extra": round}),
 		PointsSelector: qdrant.NewPointsSelectorFilter(&qdrant.Filter{Must: []*qdrant.Condition{qdrant.NewMatchKeyword("k", "v1")}})}, false); err != nil {
 		t.Fatal(err)
+	}
+	if err := s.UpdateCollection(ctx, &qdrant.UpdateCollection{CollectionName: "plain",
+		OptimizersConfig: &qdrant.OptimizersConfigDiff{IndexingThreshold: qdrant.PtrOf(uint64(1000 + round))},
+		HnswConfig:       &qdrant.HnswConfigDiff{M: qdrant.PtrOf(uint64(8 + round))}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.UpdateAliases(ctx, &qdrant.ChangeAliases{Actions: []*qdrant.AliasOperations{
+		qdrant.NewAliasRename("tmp", fmt.Sprint("tmp", round+1)),
+	}}); err != nil && round == 0 {
+		t.Fatal(err)
+	}
+	// Through the alias: UpdateVectors, DeleteVectors, DeletePayload and
+	// ClearPayload each rewrite part of a point.
+	for i := 0; i < 10; i++ {
+		id := qdrant.NewIDNum(uint64(r.IntN(80)))
+		var err error
+		switch i % 4 {
+		case 0:
+			_, err = s.UpdateVectors(ctx, &qdrant.UpdatePointVectors{CollectionName: "live", Points: []*qdrant.PointVectors{{Id: id, Vectors: qdrant.NewVectors(r.Float32(), 2, 3, 4)}}})
+		case 1:
+			_, err = s.DeleteVectors(ctx, &qdrant.DeletePointVectors{CollectionName: "live", PointsSelector: qdrant.NewPointsSelector(id), Vectors: &qdrant.VectorsSelector{Names: []string{""}}})
+		case 2:
+			_, err = s.DeletePayload(ctx, &qdrant.DeletePayloadPoints{CollectionName: "live", PointsSelector: qdrant.NewPointsSelector(id), Keys: []string{"nest.a", "r"}})
+		case 3:
+			_, err = s.ClearPayload(ctx, &qdrant.ClearPayloadPoints{CollectionName: "live", Points: qdrant.NewPointsSelector(id)})
+		}
+		if err != nil && status.Code(err) != codes.NotFound {
+			t.Fatalf("op %d: %v", i, err)
+		}
 	}
 	key := "nest"
 	if _, err := s.SetPayload(ctx, &qdrant.SetPayloadPoints{CollectionName: "plain", Payload: qdrant.NewValueMap(map[string]any{"b": "x"}), Key: &key,

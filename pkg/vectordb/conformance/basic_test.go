@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/qdrant/go-client/qdrant"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -132,8 +134,18 @@ func TestErrors(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) { wantCode(t, tt.name, tt.call(), tt.want) })
 	}
 	if target.embedded {
-		err := c.CreateAlias(ctx, name+"_alias", name)
-		wantCode(t, "create alias (not implemented by the embedded store)", err, codes.Unimplemented)
+		// What the store does not implement, a method or a whole service,
+		// answers Unimplemented with the store's own message.
+		_, err := c.GetPointsClient().Recommend(ctx, &qdrant.RecommendPoints{CollectionName: name})
+		wantCode(t, "recommend (not implemented by the embedded store)", err, codes.Unimplemented)
+		if !strings.Contains(status.Convert(err).Message(), "tributary vectordb") {
+			t.Errorf("recommend: message %q, want the store's own", status.Convert(err).Message())
+		}
+		err = c.GetConnection().Invoke(ctx, "/qdrant.QdrantInternal/GetConsensusCommit", &qdrant.HealthCheckRequest{}, &qdrant.HealthCheckReply{})
+		wantCode(t, "unknown service", err, codes.Unimplemented)
+		if !strings.Contains(status.Convert(err).Message(), "tributary vectordb") {
+			t.Errorf("unknown service: message %q, want the store's own", status.Convert(err).Message())
+		}
 	}
 }
 

@@ -1,0 +1,341 @@
+package vectordb
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strconv"
+
+	"github.com/qdrant/go-client/qdrant"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/tributary-rag/tributary/pkg/vectordb/wal"
+)
+
+// replayMore applies the record types added after the first WAL version.
+func (s *Store) replayMore(r wal.Record) error {
+	switch r.Type {
+	case opUpdateCollection:
+		var req qdrant.UpdateCollection
+		if err := proto.Unmarshal(r.Data, &req); err != nil {
+			return fmt.Errorf("decode update collection: %w", err)
+		}
+		c := s.colls[req.GetCollectionName()]
+		if c == nil {
+			return collectionNotFound(req.GetCollectionName())
+		}
+		if build := c.applyUpdate(&req); build != nil {
+			build()
+		}
+	case opAliases:
+		var req qdrant.ChangeAliases
+		if err := proto.Unmarshal(r.Data, &req); err != nil {
+			return fmt.Errorf("decode aliases: %w", err)
+		}
+		next, err := applyAliasActions(s.aliases, s.colls, req.GetActions())
+		if err != nil {
+			return err
+		}
+		s.aliases = next
+	case opCreateShardKey, opDeleteShardKey:
+		var req qdrant.CreateShardKeyRequest // DeleteShardKeyRequest has the same wire form
+		if err := proto.Unmarshal(r.Data, &req); err != nil {
+			return fmt.Errorf("decode shard key: %w", err)
+		}
+		c := s.colls[req.GetCollectionName()]
+		if c == nil {
+			return collectionNotFound(req.GetCollectionName())
+		}
+		k := req.GetRequest().GetShardKey()
+		if r.Type == opCreateShardKey {
+			c.shardKeys[shardKeyString(k)] = k
+		} else {
+			delete(c.shardKeys, shardKeyString(k))
+		}
+	case opDeletePayload:
+		var req qdrant.DeletePayloadPoints
+		if err := proto.Unmarshal(r.Data, &req); err != nil {
+			return fmt.Errorf("decode delete payload: %w", err)
+		}
+		c := s.colls[req.GetCollectionName()]
+		if c == nil {
+			return collectionNotFound(req.GetCollectionName())
+		}
+		ids, err := parseIDs(req.GetPointsSelector().GetPoints().GetIds())
+		if err != nil {
+			return err
+		}
+		paths, err := parsePaths(req.GetKeys())
+		if err != nil {
+			return err
+		}
+		c.applyDeletePayload(ids, paths)
+	}
+	return nil
+}
+
+// UpdateCollection changes a collection's optimizer, HNSW, payload storage,
+// sparse modifier and metadata settings. HNSW m and ef_construct apply to
+// graphs built afterwards (a rebuild or a space that reaches the threshold).
+func (s *Store) UpdateCollection(ctx context.Context, req *qdrant.UpdateCollection) error {
+	c, err := s.collection(req.GetCollectionName())
+	if err != nil {
+		return err
+	}
+	if _, _, err := parseQuantizationDiff(req.GetQuantizationConfig()); err != nil {
+		return err
+	}
+	if req.GetStrictModeConfig() != nil {
+		return unimplementedf("strict mode")
+	}
+	for name, p := range req.GetVectorsConfig().GetParamsMap().GetMap() {
+		if _, ok := c.dims[name]; !ok {
+			// A sparse vector too: it has no quantization or HNSW settings.
+			return invalidf("Not existing vector name error: %s", name)
+		}
+		if _, _, err := parseQuantizationDiff(p.GetQuantizationConfig()); err != nil {
+			return err
+		}
+	}
+	if p := req.GetVectorsConfig().GetParams(); p != nil {
+		if !c.unnamed {
+			return invalidf("Not existing vector name error: ")
+		}
+		if _, _, err := parseQuantizationDiff(p.GetQuantizationConfig()); err != nil {
+			return err
+		}
+	}
+	for name := range req.GetSparseVectorsConfig().GetMap() {
+		if !c.sparseOK[name] {
+			return invalidf("Not existing vector name error: %s", name)
+		}
+	}
+	rec := proto.Clone(req).(*qdrant.UpdateCollection)
+	rec.CollectionName = c.name
+	rec.Timeout = nil
+	data, err := proto.Marshal(rec)
+	if err != nil {
+		return internalf("encode update collection: %v", err)
+	}
+	_, err = s.write(ctx, c, opUpdateCollection, true, func() ([]byte, func() func(), error) {
+		return data, func() func() { return c.applyUpdate(rec) }, nil
+	})
+	return err
+}
+
+// applyUpdate merges an update into the collection's configuration. Caller
+// holds c.mu for writing. c.create is replaced, never mutated, so readers
+// holding an older pointer are unaffected. A quantization change drops the
+// affected graphs; the returned function, when not nil, rebuilds them and
+// runs after the lock is released (searches are exact meanwhile).
+func (c *collection) applyUpdate(req *qdrant.UpdateCollection) func() {
+	next := proto.Clone(c.create).(*qdrant.CreateCollection)
+	if o := req.GetOptimizersConfig(); o != nil {
+		if next.OptimizersConfig == nil {
+			next.OptimizersConfig = &qdrant.OptimizersConfigDiff{}
+		}
+		proto.Merge(next.OptimizersConfig, o)
+	}
+	if h := req.GetHnswConfig(); h != nil {
+		if next.HnswConfig == nil {
+			next.HnswConfig = &qdrant.HnswConfigDiff{}
+		}
+		proto.Merge(next.HnswConfig, h)
+	}
+	if p := req.GetParams(); p != nil && p.OnDiskPayload != nil {
+		next.OnDiskPayload = p.OnDiskPayload
+	}
+	mergeVector := func(dst *qdrant.VectorParams, diff *qdrant.VectorParamsDiff) {
+		if dst == nil || diff == nil {
+			return
+		}
+		if diff.HnswConfig != nil {
+			if dst.HnswConfig == nil {
+				dst.HnswConfig = &qdrant.HnswConfigDiff{}
+			}
+			proto.Merge(dst.HnswConfig, diff.HnswConfig)
+		}
+		if diff.OnDisk != nil {
+			dst.OnDisk = diff.OnDisk
+		}
+		if _, keep, _ := parseQuantizationDiff(diff.GetQuantizationConfig()); !keep {
+			dst.QuantizationConfig = diffToConfig(diff.GetQuantizationConfig())
+		}
+	}
+	mergeVector(next.GetVectorsConfig().GetParams(), req.GetVectorsConfig().GetParams())
+	for name, diff := range req.GetVectorsConfig().GetParamsMap().GetMap() {
+		mergeVector(next.GetVectorsConfig().GetParamsMap().GetMap()[name], diff)
+	}
+	for name, p := range req.GetSparseVectorsConfig().GetMap() {
+		if dst := next.GetSparseVectorsConfig().GetMap()[name]; dst != nil && p.Modifier != nil {
+			dst.Modifier = p.Modifier
+			c.sparse[name].idf = p.GetModifier() == qdrant.Modifier_Idf
+		}
+	}
+	if len(req.GetMetadata()) > 0 {
+		if next.Metadata == nil {
+			next.Metadata = map[string]*qdrant.Value{}
+		}
+		for k, v := range req.GetMetadata() {
+			next.Metadata[k] = v
+		}
+	}
+	if _, keep, _ := parseQuantizationDiff(req.GetQuantizationConfig()); !keep {
+		next.QuantizationConfig = diffToConfig(req.GetQuantizationConfig())
+	}
+	c.create = next
+	// Graphs built from now on use the new parameters; a space whose
+	// quantization changed gets a new graph now.
+	for name, d := range c.dense {
+		var vp *qdrant.VectorParams
+		if c.unnamed {
+			vp = next.GetVectorsConfig().GetParams()
+		} else {
+			vp = next.GetVectorsConfig().GetParamsMap().GetMap()[name]
+		}
+		d.m, d.efConstruct = hnswParams(next.GetHnswConfig(), vp.GetHnswConfig())
+		q, _ := parseQuantization(next.GetQuantizationConfig())
+		if vp.GetQuantizationConfig() != nil {
+			q, _ = parseQuantization(vp.GetQuantizationConfig())
+		}
+		if q != d.quantile {
+			d.quantile, d.ann = q, nil
+		}
+	}
+	return c.maybeBuildANN()
+}
+
+// hnswParams resolves m and ef_construct from the collection's and the
+// vector's HNSW settings (the vector's win), ignoring out-of-range values.
+func hnswParams(hs ...*qdrant.HnswConfigDiff) (m, efc int) {
+	m, efc = hnswM, hnswEfConstruction
+	for _, h := range hs {
+		if h == nil {
+			continue
+		}
+		if h.M != nil && h.GetM() >= 2 && h.GetM() <= 128 {
+			m = int(h.GetM())
+		}
+		if h.EfConstruct != nil && h.GetEfConstruct() >= 4 && h.GetEfConstruct() <= 4096 {
+			efc = int(h.GetEfConstruct())
+		}
+	}
+	return m, efc
+}
+
+// shardKeyString is a shard key's identity, tagged by kind so that the
+// keyword "1" and the number 1 differ.
+func shardKeyString(k *qdrant.ShardKey) string {
+	switch v := k.GetKey().(type) {
+	case *qdrant.ShardKey_Keyword:
+		return "k:" + v.Keyword
+	case *qdrant.ShardKey_Number:
+		return "n:" + strconv.FormatUint(v.Number, 10)
+	}
+	return ""
+}
+
+func (c *collection) sortedShardKeys() []string {
+	keys := make([]string, 0, len(c.shardKeys))
+	for k := range c.shardKeys {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// CreateShardKey adds a shard key to a collection created with custom
+// sharding. The embedded store has one shard per collection: keys are
+// recorded and checked on every request that names them.
+func (s *Store) CreateShardKey(ctx context.Context, req *qdrant.CreateShardKeyRequest) error {
+	return s.shardKeyOp(ctx, req.GetCollectionName(), req.GetRequest().GetShardKey(), true)
+}
+
+// DeleteShardKey removes a shard key and, as in Qdrant, the points stored
+// under it; the embedded store keeps one shard, so points stay.
+func (s *Store) DeleteShardKey(ctx context.Context, req *qdrant.DeleteShardKeyRequest) error {
+	return s.shardKeyOp(ctx, req.GetCollectionName(), req.GetRequest().GetShardKey(), false)
+}
+
+func (s *Store) shardKeyOp(ctx context.Context, name string, key *qdrant.ShardKey, create bool) error {
+	c, err := s.collection(name)
+	if err != nil {
+		return err
+	}
+	if !c.custom {
+		return invalidf("Shard key operations are only allowed for collections with custom sharding (collection `%s`)", c.name)
+	}
+	ks := shardKeyString(key)
+	if ks == "" {
+		return invalidf("shard key is empty")
+	}
+	data, err := proto.Marshal(&qdrant.CreateShardKeyRequest{CollectionName: c.name, Request: &qdrant.CreateShardKey{ShardKey: key}})
+	if err != nil {
+		return internalf("encode shard key: %v", err)
+	}
+	typ := opCreateShardKey
+	if !create {
+		typ = opDeleteShardKey
+	}
+	_, err = s.write(ctx, c, typ, true, func() ([]byte, func() func(), error) {
+		_, exists := c.shardKeys[ks]
+		switch {
+		case create && exists:
+			return nil, nil, invalidf("Shard key %s already exists", ks[2:])
+		case !create && !exists:
+			return nil, nil, status.Errorf(codes.NotFound, "Not found: Shard key %s not found", ks[2:])
+		}
+		return data, func() func() {
+			if create {
+				c.shardKeys[ks] = key
+			} else {
+				delete(c.shardKeys, ks)
+			}
+			return nil
+		}, nil
+	})
+	return err
+}
+
+// ListShardKeys returns a collection's shard keys.
+func (s *Store) ListShardKeys(ctx context.Context, name string) ([]*qdrant.ShardKeyDescription, error) {
+	c, err := s.collection(name)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	out := []*qdrant.ShardKeyDescription{}
+	for _, k := range c.sortedShardKeys() {
+		out = append(out, &qdrant.ShardKeyDescription{Key: c.shardKeys[k]})
+	}
+	return out, nil
+}
+
+// checkShardKeys validates a request's shard key selector: only a
+// custom-sharded collection accepts one, and every key must exist.
+func (c *collection) checkShardKeys(sel *qdrant.ShardKeySelector) error {
+	if sel == nil {
+		return nil
+	}
+	if !c.custom {
+		return invalidf("Shard key specified, but collection `%s` does not use custom sharding", c.name)
+	}
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	for _, k := range append(sel.GetShardKeys(), sel.Fallback) {
+		if k == nil {
+			continue
+		}
+		if _, ok := c.shardKeys[shardKeyString(k)]; !ok {
+			return status.Errorf(codes.NotFound, "Not found: Shard key %s not found", shardKeyString(k)[2:])
+		}
+	}
+	return nil
+}
+
+func cloneCreate(c *qdrant.CreateCollection) *qdrant.CreateCollection {
+	return proto.Clone(c).(*qdrant.CreateCollection)
+}
