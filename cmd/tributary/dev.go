@@ -256,7 +256,10 @@ func startDev(ctx context.Context, opts devOptions) (_ *devStack, err error) {
 	w.OnClose(func() error { b.Close(); return nil })
 	d.brokerAdr = b.Addr()
 	brokers := []string{b.Addr()}
-	if err := d.startVectorDB(); err != nil {
+	// The store wants a key too; a fresh one each start, handed to retrieve.
+	qdrantKey := "trb_" + rand.Text()
+	opts.Services.Retrieve.QdrantAPIKey = qdrantKey
+	if err := d.startVectorDB(qdrantKey); err != nil {
 		return nil, err
 	}
 
@@ -318,9 +321,9 @@ func startDev(ctx context.Context, opts devOptions) (_ *devStack, err error) {
 	return d, nil
 }
 
-// startVectorDB opens the embedded store and serves Qdrant's gRPC API on a
-// loopback port until the stack closes.
-func (d *devStack) startVectorDB() error {
+// startVectorDB opens the embedded store and serves Qdrant's gRPC API to
+// callers with key, on a loopback port until the stack closes.
+func (d *devStack) startVectorDB(key string) error {
 	vlog := daemon.NewLogger(d.opts.Logs, d.opts.LogLevel, "vectordb")
 	store, err := vectordb.Open(filepath.Join(d.opts.DataDir, devVectorDir), vectordb.WithLogger(vlog))
 	if err != nil {
@@ -334,7 +337,8 @@ func (d *devStack) startVectorDB() error {
 	d.qdrantAdr = lis.Addr().String()
 	sctx, stop := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- vectordb.Serve(sctx, store, lis, vlog, 5*time.Second) }()
+	access := vectordb.Access{Keys: []string{key}}
+	go func() { done <- vectordb.Serve(sctx, store, lis, vlog, 5*time.Second, access.ServerOptions(nil)...) }()
 	d.wiring.OnClose(func() error {
 		stop()
 		err := <-done

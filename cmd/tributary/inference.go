@@ -96,11 +96,7 @@ func parseInferenceFlags(args []string, stderr io.Writer) (inferenceConfig, erro
 	default:
 		problems = append(problems, fmt.Sprintf("--log-level %q is not debug, info, warn or error", *logLevel))
 	}
-	for _, k := range strings.Split(*apiKeys, ",") {
-		if k = strings.TrimSpace(k); k != "" {
-			c.apiKeys = append(c.apiKeys, k)
-		}
-	}
+	c.apiKeys = splitKeys(*apiKeys)
 	if host, _, err := net.SplitHostPort(c.listen); err == nil && len(c.apiKeys) == 0 && !isLoopback(host) {
 		problems = append(problems, fmt.Sprintf("--listen %s is reachable from other machines: set --api-key (or listen on loopback)", c.listen))
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tributary-rag/tributary/pkg/daemon"
 	"github.com/tributary-rag/tributary/pkg/vectordb"
 )
 
@@ -27,6 +29,10 @@ func runVectorDB(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	hnswEf := fs.Int("hnsw-ef", 128, "default HNSW search beam width (a request's hnsw_ef overrides it)")
 	restore := fs.String("restore-snapshot", "", "restore a snapshot file before serving: PATH restores the collections (and aliases) it holds, PATH:NAME its one collection as NAME; existing collections of those names are replaced")
 	logLevel := fs.String("log-level", vectordbEnv("TRIBUTARY_LOG_LEVEL", "info"), "log level: debug, info, warn, error")
+	apiKeys := fs.String("api-key", os.Getenv("TRIBUTARY_QDRANT_API_KEY"), "comma-separated read-write API keys every call must carry (gRPC metadata api-key, as Qdrant's service.api_key; env TRIBUTARY_QDRANT_API_KEY, which retrieve sends); required unless listening on loopback")
+	roKeys := fs.String("read-only-api-key", os.Getenv("TRIBUTARY_QDRANT_READ_ONLY_API_KEY"), "comma-separated read-only API keys: search, scroll, count and list only (env TRIBUTARY_QDRANT_READ_ONLY_API_KEY)")
+	tlsCert := fs.String("tls-cert", "", "PEM certificate: serve TLS only")
+	tlsKey := fs.String("tls-key", "", "PEM key of --tls-cert")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -55,6 +61,19 @@ func runVectorDB(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		fmt.Fprintf(stderr, "vectordb: unknown --log-level %q\n", *logLevel)
 		return errUsage
 	}
+	access := vectordb.Access{Keys: splitKeys(*apiKeys), ReadOnlyKeys: splitKeys(*roKeys)}
+	if host, _, err := net.SplitHostPort(*listen); err == nil && len(access.Keys)+len(access.ReadOnlyKeys) == 0 && !isLoopback(host) {
+		fmt.Fprintf(stderr, "vectordb: --listen %s is reachable from other machines: set --api-key (or listen on loopback)\n", *listen)
+		return errUsage
+	}
+	var tlsCfg *tls.Config
+	if *tlsCert != "" || *tlsKey != "" {
+		c, err := daemon.ServerTLS(*tlsCert, *tlsKey, "")
+		if err != nil {
+			return fmt.Errorf("vectordb: tls: %w", err)
+		}
+		tlsCfg = c
+	}
 	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: lvl})).With("component", "vectordb")
 
 	store, err := vectordb.Open(*dataDir,
@@ -82,13 +101,25 @@ func runVectorDB(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		store.Close()
 		return fmt.Errorf("listen: %w", err)
 	}
-	logger.Info("serving Qdrant gRPC API", "addr", lis.Addr().String(), "data_dir", *dataDir)
+	logger.Info("serving Qdrant gRPC API", "addr", lis.Addr().String(), "data_dir", *dataDir,
+		"api_keys", len(access.Keys), "read_only_api_keys", len(access.ReadOnlyKeys), "tls", tlsCfg != nil)
 	fmt.Fprintf(stdout, "vectordb listening on %s\n", lis.Addr())
-	serveErr := vectordb.Serve(ctx, store, lis, logger, 10*time.Second)
+	serveErr := vectordb.Serve(ctx, store, lis, logger, 10*time.Second, access.ServerOptions(tlsCfg)...)
 	if err := store.Close(); err != nil && serveErr == nil {
 		serveErr = fmt.Errorf("close store: %w", err)
 	}
 	return serveErr
+}
+
+// splitKeys splits a comma-separated list of keys, dropping empty ones.
+func splitKeys(s string) []string {
+	var keys []string
+	for _, k := range strings.Split(s, ",") {
+		if k = strings.TrimSpace(k); k != "" {
+			keys = append(keys, k)
+		}
+	}
+	return keys
 }
 
 // vectordbEnv returns the environment variable key, or def when it is unset.

@@ -71,6 +71,7 @@ func TestRunVectorDBUsage(t *testing.T) {
 		{"no data dir", []string{"--listen", "127.0.0.1:0"}},
 		{"bad flag", []string{"--nope"}},
 		{"bad log level", []string{"--data-dir", "x", "--log-level", "loud"}},
+		{"every interface without a key", []string{"--data-dir", "x", "--listen", "0.0.0.0:6334"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -2,6 +2,7 @@ package containertest
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"net"
 	"os"
@@ -28,6 +29,9 @@ type VectorDB struct {
 	// HostAddr is the gRPC port mapped onto the host, for clients in the
 	// test.
 	HostAddr string
+	// APIKey is the read-write key every call must carry (the store
+	// listens on every interface of the container, so it wants one).
+	APIKey string
 }
 
 // StartVectorDB starts `tributary vectordb` (the embedded store serving
@@ -40,12 +44,14 @@ func (e *Env) StartVectorDB(ctx context.Context, tb testing.TB, args ...string) 
 	if !ok {
 		tb.Fatalf("containertest: no image for %q (pass it to Setup)", BinaryTributary)
 	}
+	key := "test-" + rand.Text()
 	cmd := append([]string{"vectordb",
 		"--listen", fmt.Sprintf("0.0.0.0:%d", VectorDBPort),
 		"--data-dir", "/data",
+		"--api-key", key,
 	}, args...)
 	c, hostAddr := e.startListener(ctx, tb, "vectordb", image, VectorDBAlias, VectorDBPort, cmd)
-	return &VectorDB{Container: c, Addr: net.JoinHostPort(VectorDBAlias, fmt.Sprint(VectorDBPort)), HostAddr: hostAddr}
+	return &VectorDB{Container: c, Addr: net.JoinHostPort(VectorDBAlias, fmt.Sprint(VectorDBPort)), HostAddr: hostAddr, APIKey: key}
 }
 
 // AddImage builds the image of a binary this package does not list (see

@@ -50,9 +50,10 @@ func NewServer(s *Store, logger *slog.Logger, opts ...grpc.ServerOption) *grpc.S
 }
 
 // Serve serves s on lis until ctx is cancelled, then stops gracefully
-// (waiting at most grace for in-flight calls). A nil logger discards.
-func Serve(ctx context.Context, s *Store, lis net.Listener, logger *slog.Logger, grace time.Duration) error {
-	g := NewServer(s, logger)
+// (waiting at most grace for in-flight calls). A nil logger discards; opts
+// add to NewServer's (Access.ServerOptions for keys and TLS).
+func Serve(ctx context.Context, s *Store, lis net.Listener, logger *slog.Logger, grace time.Duration, opts ...grpc.ServerOption) error {
+	g := NewServer(s, logger, opts...)
 	errc := make(chan error, 1)
 	go func() { errc <- g.Serve(lis) }()
 	select {

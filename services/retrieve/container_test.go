@@ -4,6 +4,7 @@ package retrieve
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 
 	"github.com/tributary-rag/tributary/pkg/containertest"
 	"github.com/tributary-rag/tributary/pkg/events"
+	"github.com/tributary-rag/tributary/pkg/eventually"
 )
 
 // TestContainerRetrieve runs the retrieve image beside a broker container
@@ -30,16 +32,17 @@ func TestContainerRetrieve(t *testing.T) {
 	svc := env.StartService(ctx, t, containertest.Service{
 		Binary: "retrieve",
 		Env: map[string]string{
-			"TRIBUTARY_KAFKA_BROKERS": broker.Addr,
-			"TRIBUTARY_QDRANT_ADDR":   vdb.Addr,
-			"TRIBUTARY_HTTP_ADDR":     "0.0.0.0:8080",
-			"TRIBUTARY_DENSE_SIZE":    "8",
-			"TRIBUTARY_LOG_LEVEL":     "debug",
+			"TRIBUTARY_KAFKA_BROKERS":  broker.Addr,
+			"TRIBUTARY_QDRANT_ADDR":    vdb.Addr,
+			"TRIBUTARY_QDRANT_API_KEY": vdb.APIKey,
+			"TRIBUTARY_HTTP_ADDR":      "0.0.0.0:8080",
+			"TRIBUTARY_DENSE_SIZE":     "8",
+			"TRIBUTARY_LOG_LEVEL":      "debug",
 		},
 	})
 	logs := func() string { return containertest.Logs(ctx, svc.Container) }
 
-	client, err := Dial(vdb.HostAddr)
+	client, err := Dial(vdb.HostAddr, vdb.APIKey, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,17 +126,21 @@ func TestContainerRetrieve(t *testing.T) {
 		t.Errorf("after v2, %d points of v1 remain", n)
 	}
 	produce(message(t, topics.Documents, "acme", events.DocumentDeleted{DocumentID: "handbook", TenantID: "acme", Version: 2}))
-	deadline := time.Now().Add(60 * time.Second)
-	for {
+	defer func() {
+		if t.Failed() { // the wait below fails without the service's logs
+			t.Logf("retrieve output:\n%s", logs())
+		}
+	}()
+	eventually.NoError(t, "the deletion to remove version 2", 60*time.Second, func() error {
 		n, err := index.CountVersion(ctx, "acme", "handbook", 2)
-		if err == nil && n == 0 {
-			break
+		if err != nil {
+			return err
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after the deletion %d points remain (%v)\n%s", n, err, logs())
+		if n != 0 {
+			return fmt.Errorf("%d points remain", n)
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return nil
+	})
 	if n, _ := index.CountVersion(ctx, "globex", "handbook", 1); n != 1 {
 		t.Errorf("the other tenant's document has %d points after acme's deletion, want 1", n)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/tributary-rag/tributary/pkg/events"
+	"github.com/tributary-rag/tributary/pkg/eventually"
 	"github.com/tributary-rag/tributary/pkg/kafkatest"
 	"github.com/tributary-rag/tributary/pkg/kafkatransport"
 	"github.com/tributary-rag/tributary/pkg/vectordb"
@@ -108,7 +109,7 @@ func startWithOpts(t testing.TB, partitions int, chunkOpts ...kafkatransport.Sub
 	t.Helper()
 	prefix := cluster.Prefix(t)
 	topics := cluster.CreatePrefixTopics(t, prefix, partitions)
-	client, err := Dial(qdrantAddr)
+	client, err := Dial(qdrantAddr, "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -263,22 +264,6 @@ func (h *harness) poison(tenant, id string) {
 	cluster.Produce(h.t, msg)
 }
 
-// waitFor polls cond until it holds or the timeout passes.
-func waitFor(t testing.TB, what string, timeout time.Duration, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		ok, state := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s (%s)", timeout, what, state)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // count returns the number of points of one version of a document.
 func (h *harness) count(tenant, id string, version int) int {
 	h.t.Helper()
@@ -313,14 +298,14 @@ func (h *harness) indexedEvents() []events.DocumentIndexed {
 // waitIndexed waits for a document.indexed event of a version.
 func (h *harness) waitIndexed(tenant, id string, version int) {
 	h.t.Helper()
-	waitFor(h.t, fmt.Sprintf("document.indexed %s v%d", id, version), 30*time.Second, func() (bool, string) {
+	eventually.NoError(h.t, fmt.Sprintf("document.indexed %s v%d", id, version), 30*time.Second, func() error {
 		evs := h.indexedEvents()
 		for _, e := range evs {
 			if e.TenantID == tenant && e.DocumentID == id && e.Version == version {
-				return true, ""
+				return nil
 			}
 		}
-		return false, fmt.Sprintf("%d indexed events", len(evs))
+		return fmt.Errorf("%d indexed events", len(evs))
 	})
 }
 

@@ -2,6 +2,7 @@ package retrieve
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"sort"
@@ -660,7 +661,7 @@ func storeError(what string, err error) error {
 
 // Dial returns an official Qdrant client for addr, the host:port of
 // Qdrant's gRPC API. The connection is made lazily; Health checks it.
-func Dial(addr string) (*qdrant.Client, error) {
+func Dial(addr, apiKey string, tlsCfg *tls.Config) (*qdrant.Client, error) {
 	host, p, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, fmt.Errorf("qdrant address %q: %w", addr, err)
@@ -669,7 +670,7 @@ func Dial(addr string) (*qdrant.Client, error) {
 	if err != nil || port <= 0 || port > 65535 {
 		return nil, fmt.Errorf("qdrant address %q: bad port", addr)
 	}
-	c, err := qdrant.NewClient(&qdrant.Config{Host: host, Port: port, SkipCompatibilityCheck: true})
+	c, err := qdrant.NewClient(&qdrant.Config{Host: host, Port: port, APIKey: apiKey, UseTLS: tlsCfg != nil, TLSConfig: tlsCfg, SkipCompatibilityCheck: true})
 	if err != nil {
 		return nil, fmt.Errorf("qdrant client for %s: %w", addr, err)
 	}

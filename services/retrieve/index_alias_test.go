@@ -16,7 +16,7 @@ import (
 // service, with WithGrouping one document cannot fill a result, and
 // WithQuantization creates the collection quantized with originals on disk.
 func TestIndexAliasAndGrouping(t *testing.T) {
-	client, err := Dial(qdrantAddr)
+	client, err := Dial(qdrantAddr, "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

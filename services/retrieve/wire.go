@@ -2,6 +2,7 @@ package retrieve
 
 import (
 	"context"
+	"crypto/tls"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -21,11 +22,30 @@ type Settings struct {
 	DenseSize int
 	// TopK is the results per query that names none; MaxTopK the most.
 	TopK, MaxTopK int
+	// PerDocument and NearDuplicate keep results from crowding (see
+	// WithCrowding).
+	PerDocument   int
+	NearDuplicate float64
+	// Alias: Collection names an alias of the collection (see WithAlias).
+	Alias bool
+	// GroupBy is the payload key searches group by, at most PerDocument
+	// hits per value, in the store (QueryGroups); empty: no grouping.
+	GroupBy string
+	// Quantize creates the collection with int8 scalar quantization, the
+	// originals on disk (see WithQuantization); default on.
+	Quantize bool
+	// QdrantAPIKey is sent with every call (Qdrant's api-key), and
+	// QdrantTLS/QdrantTLSCA connect over TLS (CA empty: the system's).
+	QdrantAPIKey string
+	QdrantTLS    bool
+	QdrantTLSCA  string
 }
 
 // DefaultSettings returns the defaults of every setting.
 func DefaultSettings() Settings {
-	return Settings{Collection: DefaultCollection, DenseSize: DefaultDenseSize, TopK: DefaultTopK, MaxTopK: MaxTopK}
+	return Settings{Collection: DefaultCollection, DenseSize: DefaultDenseSize, TopK: DefaultTopK, MaxTopK: MaxTopK,
+		PerDocument: DefaultPerDocument, NearDuplicate: DefaultNearDuplicate,
+		Alias: true, GroupBy: FieldDocumentID, Quantize: true}
 }
 
 // Register registers a flag for every setting on fs, with s's values as
@@ -35,9 +55,20 @@ func (s *Settings) Register(fs *flag.FlagSet) {
 	fs.IntVar(&s.DenseSize, "dense-size", s.DenseSize, "size of the dense vectors (fixed when the collection is created)")
 	fs.IntVar(&s.TopK, "top-k", s.TopK, "results per query when the query names none")
 	fs.IntVar(&s.MaxTopK, "max-top-k", s.MaxTopK, "most results per query")
+	fs.IntVar(&s.PerDocument, "per-document", s.PerDocument, "most chunks of one document per result (0: no limit)")
+	fs.BoolVar(&s.Alias, "collection-alias", s.Alias, "reach the chunks through an alias named --collection (created pointing at <collection>_v1), so a rebuilt collection can be swapped in")
+	fs.StringVar(&s.GroupBy, "group-by", s.GroupBy, "payload key the vector store groups hits by, at most --per-document per value (empty: no grouping)")
+	fs.BoolVar(&s.Quantize, "quantize", s.Quantize, "create the collection with int8 scalar quantization (originals on disk, rescored)")
+	fs.Float64Var(&s.NearDuplicate, "near-duplicate", s.NearDuplicate, "word-trigram similarity at which chunk texts count as one and only the best-scoring copy is kept (1: identical texts only; above 1: off)")
+	fs.StringVar(&s.QdrantAPIKey, "qdrant-api-key", s.QdrantAPIKey, "API key sent to Qdrant (prefer the variable: flags show in ps)")
+	fs.BoolVar(&s.QdrantTLS, "qdrant-tls", s.QdrantTLS, "connect to Qdrant over TLS (implied by --qdrant-tls-ca)")
+	fs.StringVar(&s.QdrantTLSCA, "qdrant-tls-ca", s.QdrantTLSCA, "PEM file of the CAs that sign Qdrant's certificate (empty: the system's)")
 }
 
-var collectionRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,255}$`)
+var (
+	collectionRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,255}$`)
+	groupByRE    = regexp.MustCompile(`^[A-Za-z0-9_.]{1,255}$`)
+)
 
 // Check records in p each setting out of range.
 func (s Settings) Check(p *daemon.Problems) {
@@ -53,18 +84,42 @@ func (s Settings) Check(p *daemon.Problems) {
 	if s.TopK <= 0 || s.TopK > s.MaxTopK {
 		p.Addf("top-k", "must be between 1 and the max-top-k")
 	}
+	if s.GroupBy != "" && !groupByRE.MatchString(s.GroupBy) {
+		p.Addf("group-by", "must be a payload key of [A-Za-z0-9_.]")
+	}
+	if s.PerDocument < 0 {
+		p.Addf("per-document", "must not be negative")
+	}
+	if !(s.NearDuplicate > 0) || s.NearDuplicate > 2 {
+		p.Addf("near-duplicate", "must be above 0 and at most 2")
+	}
 }
 
 // Wire connects to Qdrant at d.QdrantAddr, creates the collection (waiting
 // up to a minute for Qdrant to come up), and adds the service, its onion
 // and its subscribers to w.
 func (s Settings) Wire(ctx context.Context, w *daemon.Wiring, d daemon.Deps) error {
-	client, err := Dial(d.QdrantAddr)
+	var tlsCfg *tls.Config
+	if s.QdrantTLS || s.QdrantTLSCA != "" {
+		c, err := daemon.ClientTLS(s.QdrantTLSCA, "", "")
+		if err != nil {
+			return fmt.Errorf("qdrant tls: %w", err)
+		}
+		tlsCfg = c
+	}
+	client, err := Dial(d.QdrantAddr, s.QdrantAPIKey, tlsCfg)
 	if err != nil {
 		return err
 	}
 	w.OnClose(client.Close)
-	index := NewIndex(client, s.Collection, s.DenseSize)
+	var opts []IndexOption
+	if s.Alias {
+		opts = append(opts, WithAlias())
+	}
+	if s.Quantize {
+		opts = append(opts, WithQuantization())
+	}
+	index := NewIndex(client, s.Collection, s.DenseSize, append(opts, WithGrouping(s.GroupBy, s.PerDocument))...)
 	if err := retry(ctx, d.Logger, "ensure collection", index.Ensure); err != nil {
 		return err
 	}
@@ -74,7 +129,7 @@ func (s Settings) Wire(ctx context.Context, w *daemon.Wiring, d daemon.Deps) err
 	}
 	pub := d.Publisher(w, EventSource)
 	var svc Service
-	svc = NewService(index, NewKafkaEmitter(pub, d.Topics.Documents), WithTopK(s.TopK, s.MaxTopK))
+	svc = NewService(index, NewKafkaEmitter(pub, d.Topics.Documents), WithTopK(s.TopK, s.MaxTopK), WithCrowding(s.PerDocument, s.NearDuplicate))
 	svc = LoggingMiddleware(d.Logger)(svc)
 	svc = InstrumentingMiddleware(metrics)(svc)
 	endpoints := MakeEndpoints(svc)
