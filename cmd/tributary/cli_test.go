@@ -50,35 +50,6 @@ func TestHumanBytes(t *testing.T) {
 	}
 }
 
-func TestCollectFiles(t *testing.T) {
-	dir := t.TempDir()
-	for _, p := range []string{"a.md", "sub/b.txt", ".hidden/c.md", "sub/.d.md"} {
-		full := filepath.Join(dir, p)
-		if err := os.MkdirAll(filepath.Dir(full), 0o750); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(full, []byte(p), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	files, err := collectFiles([]string{dir, filepath.Join(dir, "a.md")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got []string
-	for _, f := range files {
-		rel, _ := filepath.Rel(dir, f.path)
-		got = append(got, rel)
-	}
-	want := []string{"a.md", filepath.Join("sub", "b.txt"), "a.md"}
-	if strings.Join(got, ",") != strings.Join(want, ",") {
-		t.Errorf("collectFiles = %v, want %v", got, want)
-	}
-	if _, err := collectFiles([]string{filepath.Join(dir, "missing")}); err == nil {
-		t.Errorf("collectFiles(missing) succeeded, want an error")
-	}
-}
-
 func TestCLIUsageErrors(t *testing.T) {
 	t.Setenv("TRIBUTARY_API_KEY", "")
 	tests := []struct {
@@ -90,6 +61,11 @@ func TestCLIUsageErrors(t *testing.T) {
 		{"ask bad flag", []string{"ask", "--nope", "hello"}},
 		{"ingest without files", []string{"ingest", "--api-key", "k"}},
 		{"ingest without key", []string{"ingest", "x.md"}},
+		{"ingest with zero parallel", []string{"ingest", "x.md", "--api-key", "k", "--parallel", "0"}},
+		{"search without query", []string{"search", "--api-key", "k"}},
+		{"search without key", []string{"search", "q"}},
+		{"eval without corpus", []string{"eval", "--questions", "q.jsonl"}},
+		{"eval stages on a server", []string{"eval", "--corpus", "d", "--questions", "q.jsonl", "--server", "http://x", "--api-key", "k", "--no-context"}},
 		{"dev extra argument", []string{"dev", "extra"}},
 		{"dev bad log level", []string{"dev", "--log-level", "loud"}},
 	}
@@ -112,6 +88,10 @@ func TestIngestReportsServerErrors(t *testing.T) {
 			_, _ = io.WriteString(w, `{"error":{"code":"unauthorized","message":"missing or unknown API key"}}`)
 			return
 		}
+		if r.Method == http.MethodGet {
+			_, _ = io.WriteString(w, `{"documents":[]}`)
+			return
+		}
 		if err := r.ParseMultipartForm(1 << 20); err != nil || r.MultipartForm.File["file"] == nil {
 			w.WriteHeader(http.StatusBadRequest)
 			return
@@ -127,7 +107,7 @@ func TestIngestReportsServerErrors(t *testing.T) {
 
 	var out, errb bytes.Buffer
 	err := run(context.Background(), []string{"ingest", file, "--server", srv.URL, "--api-key", "bad"}, &out, &errb)
-	if err == nil || !strings.Contains(errb.String(), "unknown API key") {
+	if err == nil || !strings.Contains(err.Error()+errb.String(), "unknown API key") {
 		t.Errorf("ingest with a bad key: err %v, stderr %q; want failure naming the API error", err, errb.String())
 	}
 	out.Reset()

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -314,6 +315,7 @@ func TestDevEndToEnd(t *testing.T) {
 	// Pass 1: a fresh data directory, extractive answers.
 	dev := startTestDev(t, s.dataDir, "", logs)
 	phase("pass 1: ready")
+	checkOneUnauthenticatedShape(t, dev.url)
 	ids := docIDs(t, cli(t, ctx, "ingest", pathA, "--server", dev.url, "--api-key", keyA, "--wait"))
 	if len(ids) != 1 {
 		t.Fatalf("ingest A: ids %v, want 1", ids)
@@ -404,4 +406,38 @@ func TestDevEndToEnd(t *testing.T) {
 	dev.stop()
 	phase("pass 3: stopped")
 	s.verifyAudit(t, ctx)
+}
+
+// checkOneUnauthenticatedShape asks every authenticated route without a
+// key and with a wrong one: each answers 401 with the same body and a
+// Bearer challenge, whichever service serves it.
+func checkOneUnauthenticatedShape(t *testing.T, url string) {
+	t.Helper()
+	const want = `{"error":{"code":"unauthenticated","message":"missing or unknown API key"}}`
+	routes := []struct{ method, path, body string }{
+		{"GET", "/v1/documents/some-doc", ""},
+		{"POST", "/v1/documents", `{"title":"t","content_type":"text/plain","content":"x"}`},
+		{"GET", "/v1/audit/export", ""},
+		{"GET", "/v1/chat", ""},
+	}
+	for _, r := range routes {
+		for _, key := range []string{"", "not-a-key"} {
+			req, err := http.NewRequest(r.method, url+r.path, strings.NewReader(r.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if key != "" {
+				req.Header.Set("Authorization", "Bearer "+key)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusUnauthorized || strings.TrimSpace(string(b)) != want || !strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), "Bearer") {
+				t.Errorf("%s %s with key %q: %d %s (challenge %q), want 401 %s", r.method, r.path, key, resp.StatusCode, b, resp.Header.Get("WWW-Authenticate"), want)
+			}
+		}
+	}
 }

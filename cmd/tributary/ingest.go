@@ -1,27 +1,33 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
 	"mime/multipart"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 )
 
-// ingestFile is one file to upload.
+// ingestFile is one file of a sync: where it is on disk and the source
+// (its identity on the server) it is uploaded under.
 type ingestFile struct {
-	path string
-	size int64
+	path   string
+	source string
+	size   int64
 }
 
 // ingestResult is the server's answer to one upload.
@@ -31,7 +37,21 @@ type ingestResult struct {
 	Status     string `json:"status"`
 }
 
-// runIngest implements `tributary ingest FILE|DIR… --server URL`.
+// syncOptions are the flags of `tributary ingest` that shape a sync.
+type syncOptions struct {
+	prefix    string
+	hasPrefix bool
+	prune     bool
+	parallel  int
+	maxSize   int64
+}
+
+// runIngest implements `tributary ingest FILE|DIR… --server URL`: a sync
+// of each tree to the server. A file's document id derives (on the server)
+// from its source, the path relative to the tree's root under a prefix, so
+// running it again never duplicates: new files are added, changed files
+// become new versions, unchanged files are skipped without upload, and
+// with --prune documents whose files are gone are deleted.
 func runIngest(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fset := flag.NewFlagSet("ingest", flag.ContinueOnError)
 	fset.SetOutput(stderr)
@@ -39,9 +59,19 @@ func runIngest(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	key := fset.String("api-key", os.Getenv("TRIBUTARY_API_KEY"), "API key (env TRIBUTARY_API_KEY)")
 	groups := fset.String("groups", "", "comma-separated groups that may see the documents (default: the key's groups)")
 	wait := fset.Bool("wait", false, "after uploading, wait until every document is indexed")
-	timeout := fset.Duration("timeout", 10*time.Minute, "longest time for the whole command")
+	timeout := fset.Duration("timeout", 10*time.Minute, "longest time for one sync")
+	var opts syncOptions
+	fset.Func("prefix", "source prefix of a directory's files (default: the directory's name and a slash; a file's source is its name)", func(v string) error {
+		opts.prefix, opts.hasPrefix = v, true
+		return nil
+	})
+	fset.BoolVar(&opts.prune, "prune", false, "delete the documents under the prefix whose files are gone")
+	fset.IntVar(&opts.parallel, "parallel", 4, "uploads in flight")
+	fset.Int64Var(&opts.maxSize, "max-size", 50<<20, "largest file uploaded, in bytes; larger ones are reported and skipped")
+	watch := fset.Bool("watch", false, "sync again every --watch-interval until interrupted")
+	interval := fset.Duration("watch-interval", 5*time.Second, "time between syncs with --watch")
 	fset.Usage = func() {
-		fmt.Fprintln(stderr, "usage: tributary ingest FILE|DIR... [--server URL] [--api-key KEY] [--groups G1,G2] [--wait]")
+		fmt.Fprintln(stderr, "usage: tributary ingest FILE|DIR... [--server URL] [--api-key KEY] [--groups G1,G2] [--prefix P] [--prune] [--watch] [--wait]")
 		fset.PrintDefaults()
 	}
 	paths, err := parseInterspersed(fset, args)
@@ -51,7 +81,7 @@ func runIngest(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 		return errUsage
 	}
-	if len(paths) == 0 || *key == "" {
+	if len(paths) == 0 || *key == "" || opts.parallel < 1 || opts.maxSize < 1 {
 		fset.Usage()
 		if *key == "" {
 			fmt.Fprintln(stderr, "ingest: an API key is required (--api-key or TRIBUTARY_API_KEY)")
@@ -62,97 +92,339 @@ func runIngest(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
 		return fmt.Errorf("ingest: bad server URL %q", *server)
 	}
-	files, err := collectFiles(paths)
-	if err != nil {
-		return fmt.Errorf("ingest: %w", err)
-	}
-	if len(files) == 0 {
-		return errors.New("ingest: no files found")
-	}
-	ctx, cancel := context.WithTimeout(ctx, *timeout)
-	defer cancel()
-
 	up := uploader{base: base.String(), key: *key, groups: *groups, client: &http.Client{}}
-	bar := newProgress(stderr, len(files), totalSize(files))
-	var failed int
-	var done []ingestResult
-	for _, f := range files {
-		res, err := up.upload(ctx, f, bar.add)
-		bar.fileDone()
-		if err != nil {
-			failed++
-			bar.clear()
-			fmt.Fprintf(stderr, "%s: %v\n", f.path, err)
-			if ctx.Err() != nil {
-				break
+	for {
+		sctx, cancel := context.WithTimeout(ctx, *timeout)
+		st, err := syncTrees(sctx, up, paths, opts, stdout, stderr)
+		if err == nil && *wait && len(st.uploaded) > 0 {
+			for _, r := range st.uploaded {
+				if err = up.waitIndexed(sctx, r); err != nil {
+					break
+				}
+				fmt.Fprintf(stdout, "%s\tv%d\tindexed\n", r.DocumentID, r.Version)
 			}
-			continue
 		}
-		bar.clear()
-		fmt.Fprintf(stdout, "%s\t%s\tv%d\t%s\n", f.path, res.DocumentID, res.Version, res.Status)
-		done = append(done, res)
-	}
-	bar.finish()
-	if *wait && len(done) > 0 {
-		for _, r := range done {
-			if err := up.waitIndexed(ctx, r); err != nil {
+		cancel()
+		if err == nil && st.failed > 0 {
+			err = fmt.Errorf("%d of %d files failed", st.failed, st.seen)
+		}
+		if !*watch {
+			if err != nil {
 				return fmt.Errorf("ingest: %w", err)
 			}
-			fmt.Fprintf(stdout, "%s\tv%d\tindexed\n", r.DocumentID, r.Version)
+			return nil
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "ingest: %v\n", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(*interval):
 		}
 	}
-	if failed > 0 {
-		return fmt.Errorf("ingest: %d of %d files failed", failed, len(files))
-	}
-	return nil
 }
 
-// collectFiles expands directories (recursively, skipping hidden entries)
-// into regular files, in lexical order.
-func collectFiles(paths []string) ([]ingestFile, error) {
-	var out []ingestFile
+// syncStats counts what a sync did.
+type syncStats struct {
+	seen, added, updated, unchanged, deleted, failed int
+	uploaded                                         []ingestResult
+}
+
+// syncTrees syncs every path (a directory tree or a file) and prints one
+// line per change on stdout, each problem on stderr and a summary.
+func syncTrees(ctx context.Context, up uploader, paths []string, opts syncOptions, stdout, stderr io.Writer) (syncStats, error) {
+	var st syncStats
+	var mu sync.Mutex
+	report := func(format string, a ...any) {
+		mu.Lock()
+		defer mu.Unlock()
+		fmt.Fprintf(stderr, format+"\n", a...)
+	}
+	type root struct {
+		prefix string
+		files  []ingestFile
+		// incomplete holds the source prefixes of directories that could
+		// not be read: their documents are never pruned.
+		incomplete []string
+		exact      bool // a single file: its source is the whole prefix
+	}
+	var roots []root
 	for _, p := range paths {
-		st, err := os.Stat(p)
+		info, err := os.Stat(p)
 		if err != nil {
-			return nil, err
+			return st, err
 		}
-		if !st.IsDir() {
-			out = append(out, ingestFile{path: p, size: st.Size()})
+		if !info.IsDir() {
+			src := filepath.Base(p)
+			if opts.hasPrefix {
+				src = opts.prefix + src
+			}
+			roots = append(roots, root{prefix: src, exact: true, files: []ingestFile{{path: p, source: sourceName(src), size: info.Size()}}})
 			continue
 		}
-		err = filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
+		prefix := opts.prefix
+		if !opts.hasPrefix {
+			abs, err := filepath.Abs(p)
 			if err != nil {
-				return err
+				return st, err
 			}
-			if path != p && strings.HasPrefix(d.Name(), ".") {
-				if d.IsDir() {
-					return filepath.SkipDir
-				}
-				return nil
-			}
-			if !d.Type().IsRegular() {
-				return nil
-			}
-			info, err := d.Info()
-			if err != nil {
-				return err
-			}
-			out = append(out, ingestFile{path: path, size: info.Size()})
-			return nil
+			prefix = sourceName(filepath.Base(abs)) + "/"
+		}
+		files, incomplete := collectTree(p, prefix, func(path string, err error) {
+			report("%s: %v", path, err)
 		})
-		if err != nil {
-			return nil, err
+		roots = append(roots, root{prefix: prefix, files: files, incomplete: incomplete})
+	}
+	var total int64
+	for _, r := range roots {
+		st.seen += len(r.files)
+		for _, f := range r.files {
+			total += f.size
 		}
 	}
-	return out, nil
+	bar := newProgress(stderr, st.seen, total)
+	defer bar.finish() // a no-op after the finish below
+	for _, r := range roots {
+		known, err := up.list(ctx, r.prefix)
+		if err != nil {
+			return st, fmt.Errorf("list documents under %q: %w", r.prefix, err)
+		}
+		if r.exact {
+			// A file's source is the prefix; other documents that merely
+			// start with it are not this file's.
+			for src := range known {
+				if src != r.prefix {
+					delete(known, src)
+				}
+			}
+		}
+		jobs := make(chan ingestFile)
+		var wg sync.WaitGroup
+		for range opts.parallel {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for f := range jobs {
+					prev, exists := known[f.source]
+					res, err := syncFile(ctx, up, f, prev.ContentHash, opts.maxSize, bar.add)
+					bar.fileDone()
+					mu.Lock()
+					switch {
+					case err != nil:
+						st.failed++
+						bar.clear()
+						fmt.Fprintf(stderr, "%s: %v\n", f.path, err)
+					case res.Status == statusSkipped:
+						st.unchanged++
+					default:
+						if res.Status == "unchanged" {
+							st.unchanged++
+						} else if exists {
+							st.updated++
+						} else {
+							st.added++
+						}
+						st.uploaded = append(st.uploaded, res)
+						bar.clear()
+						fmt.Fprintf(stdout, "%s\t%s\tv%d\t%s\n", f.path, res.DocumentID, res.Version, res.Status)
+					}
+					mu.Unlock()
+				}
+			}()
+		}
+		present := make(map[string]bool, len(r.files))
+	feed:
+		for _, f := range r.files {
+			present[f.source] = true
+			select {
+			case jobs <- f:
+			case <-ctx.Done():
+				break feed
+			}
+		}
+		close(jobs)
+		wg.Wait()
+		if err := ctx.Err(); err != nil {
+			return st, err
+		}
+		if !opts.prune {
+			continue
+		}
+		for src, e := range known {
+			if present[src] || hasAnyPrefix(src, r.incomplete) {
+				continue
+			}
+			res, err := up.delete(ctx, e.DocumentID)
+			if err != nil {
+				st.failed++
+				bar.clear()
+				fmt.Fprintf(stderr, "%s: delete %s: %v\n", src, e.DocumentID, err)
+				continue
+			}
+			st.deleted++
+			bar.clear()
+			fmt.Fprintf(stdout, "%s\t%s\tv%d\t%s\n", src, res.DocumentID, res.Version, res.Status)
+		}
+	}
+	bar.finish()
+	fmt.Fprintf(stderr, "sync: %d files: %d added, %d updated, %d unchanged, %d deleted, %d failed\n",
+		st.seen, st.added, st.updated, st.unchanged, st.deleted, st.failed)
+	return st, nil
 }
 
-func totalSize(files []ingestFile) int64 {
-	var n int64
-	for _, f := range files {
-		n += f.size
+// statusSkipped marks a file whose content hash matches the server's
+// current version: nothing was uploaded.
+const statusSkipped = "skipped"
+
+// maxReadTries bounds the reads of a file that keeps changing.
+const maxReadTries = 3
+
+// syncFile uploads f unless its content hash equals serverHash. It reads
+// the file whole and uploads exactly the bytes it hashed, and only when
+// the file's size and modification time were the same before and after
+// the read: a file that changes while it is read is read again, and after
+// maxReadTries reported, never half-uploaded.
+func syncFile(ctx context.Context, up uploader, f ingestFile, serverHash string, maxSize int64, progress func(int64)) (ingestResult, error) {
+	var data []byte
+	for try := 1; ; try++ {
+		b, stable, err := readStable(f.path, maxSize)
+		if err != nil {
+			return ingestResult{}, err
+		}
+		if stable {
+			data = b
+			break
+		}
+		if try == maxReadTries {
+			return ingestResult{}, fmt.Errorf("changed while being read (%d tries); skipped until the next sync", maxReadTries)
+		}
 	}
-	return n
+	sum := sha256.Sum256(data)
+	if "sha256:"+hex.EncodeToString(sum[:]) == serverHash {
+		progress(int64(len(data)))
+		return ingestResult{Status: statusSkipped}, nil
+	}
+	return up.upload(ctx, f, data, progress)
+}
+
+// readStable reads a regular file of at most maxSize bytes and reports
+// whether it was unchanged (size and modification time) across the read.
+func readStable(path string, maxSize int64) ([]byte, bool, error) {
+	file, err := os.Open(path)
+	if err != nil {
+		return nil, false, err
+	}
+	defer file.Close()
+	before, err := file.Stat()
+	if err != nil {
+		return nil, false, err
+	}
+	if !before.Mode().IsRegular() {
+		return nil, false, errors.New("not a regular file")
+	}
+	if before.Size() > maxSize {
+		return nil, false, fmt.Errorf("%s, over --max-size %s", humanBytes(before.Size()), humanBytes(maxSize))
+	}
+	b, err := io.ReadAll(io.LimitReader(file, maxSize+1))
+	if err != nil {
+		return nil, false, err
+	}
+	if int64(len(b)) > maxSize {
+		return nil, false, fmt.Errorf("grew over --max-size %s while being read", humanBytes(maxSize))
+	}
+	after, err := os.Stat(path)
+	if err != nil {
+		return nil, false, err
+	}
+	stable := after.Size() == before.Size() && after.ModTime().Equal(before.ModTime()) && int64(len(b)) == before.Size()
+	return b, stable, nil
+}
+
+// collectTree lists the regular files under dir in lexical order with
+// their sources (prefix + slash-separated relative path). It skips hidden
+// entries, follows symbolic links to files and directories, and reports
+// (through problem) and skips what it cannot use: unreadable directories,
+// dangling links and links that loop back to a directory above them. It
+// returns the sources prefixes of the directories it could not read.
+func collectTree(dir, prefix string, problem func(path string, err error)) (files []ingestFile, incomplete []string) {
+	var walk func(path, rel string, ancestors []os.FileInfo)
+	walk = func(path, rel string, ancestors []os.FileInfo) {
+		entries, err := os.ReadDir(path)
+		if err != nil {
+			problem(path, err)
+			incomplete = append(incomplete, prefix+rel)
+			// ReadDir returns what it read before the error.
+		}
+		for _, e := range entries {
+			name := e.Name()
+			if strings.HasPrefix(name, ".") {
+				continue
+			}
+			full := filepath.Join(path, name)
+			erel := rel + sourceName(name)
+			info, err := e.Info()
+			if err != nil {
+				problem(full, err)
+				continue
+			}
+			if info.Mode()&os.ModeSymlink != 0 {
+				target, err := os.Stat(full)
+				if err != nil {
+					problem(full, fmt.Errorf("dangling symbolic link: %w", err))
+					continue
+				}
+				if target.IsDir() && slices.ContainsFunc(ancestors, func(a os.FileInfo) bool { return os.SameFile(a, target) }) {
+					problem(full, errors.New("symbolic link loops back to a directory above it; skipped"))
+					continue
+				}
+				info = target
+			}
+			switch {
+			case info.IsDir():
+				walk(full, erel+"/", append(ancestors, info))
+			case info.Mode().IsRegular():
+				files = append(files, ingestFile{path: full, source: prefix + erel, size: info.Size()})
+			}
+		}
+	}
+	root, err := os.Stat(dir)
+	if err != nil {
+		problem(dir, err)
+		return nil, []string{prefix}
+	}
+	walk(dir, "", []os.FileInfo{root})
+	return files, incomplete
+}
+
+// sourceName returns a file name as valid UTF-8 for a source: a name in
+// another encoding (GBK, Latin-1) keeps its bytes as %XX escapes, so it is
+// the same on every sync and never collides with a UTF-8 name.
+func sourceName(name string) string {
+	if utf8.ValidString(name) {
+		return name
+	}
+	var b strings.Builder
+	for i := 0; i < len(name); {
+		r, size := utf8.DecodeRuneInString(name[i:])
+		if r == utf8.RuneError && size <= 1 {
+			fmt.Fprintf(&b, "%%%02X", name[i])
+			i++
+			continue
+		}
+		b.WriteString(name[i : i+size])
+		i += size
+	}
+	return b.String()
+}
+
+func hasAnyPrefix(s string, prefixes []string) bool {
+	for _, p := range prefixes {
+		if strings.HasPrefix(s, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // uploader posts documents to /v1/documents.
@@ -161,44 +433,40 @@ type uploader struct {
 	client            *http.Client
 }
 
-// upload sends one file as multipart/form-data, streaming it from disk and
+// upload sends one file's bytes as multipart/form-data with its source,
 // reporting bytes sent to progress.
-func (u uploader) upload(ctx context.Context, f ingestFile, progress func(int64)) (ingestResult, error) {
-	file, err := os.Open(f.path)
+func (u uploader) upload(ctx context.Context, f ingestFile, data []byte, progress func(int64)) (ingestResult, error) {
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	if err := mw.WriteField("source", f.source); err != nil {
+		return ingestResult{}, err
+	}
+	if u.groups != "" {
+		if err := mw.WriteField("groups", u.groups); err != nil {
+			return ingestResult{}, err
+		}
+	}
+	part, err := mw.CreateFormFile("file", sourceName(filepath.Base(f.path)))
 	if err != nil {
 		return ingestResult{}, err
 	}
-	defer file.Close()
-	pr, pw := io.Pipe()
-	mw := multipart.NewWriter(pw)
-	go func() {
-		err := func() error {
-			if u.groups != "" {
-				if err := mw.WriteField("groups", u.groups); err != nil {
-					return err
-				}
-			}
-			part, err := mw.CreateFormFile("file", filepath.Base(f.path))
-			if err != nil {
-				return err
-			}
-			if _, err := io.Copy(part, &countingReader{r: file, add: progress}); err != nil {
-				return err
-			}
-			return mw.Close()
-		}()
-		pw.CloseWithError(err)
-	}()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.base+"/v1/documents", pr)
-	if err != nil {
-		pr.CloseWithError(err)
+	if _, err := part.Write(data); err != nil {
 		return ingestResult{}, err
 	}
+	if err := mw.Close(); err != nil {
+		return ingestResult{}, err
+	}
+	// Progress counts the file's bytes once it is sent, not the framing.
+	defer progress(int64(len(data)))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.base+"/v1/documents", &body)
+	if err != nil {
+		return ingestResult{}, err
+	}
+	req.ContentLength = int64(body.Len())
 	req.Header.Set("Content-Type", mw.FormDataContentType())
 	req.Header.Set("Authorization", "Bearer "+u.key)
 	resp, err := u.client.Do(req)
 	if err != nil {
-		pr.CloseWithError(err)
 		return ingestResult{}, err
 	}
 	defer resp.Body.Close()
@@ -207,6 +475,69 @@ func (u uploader) upload(ctx context.Context, f ingestFile, progress func(int64)
 		return ingestResult{}, err
 	}
 	return res, nil
+}
+
+// listedDocument is one entry of GET /v1/documents.
+type listedDocument struct {
+	DocumentID  string `json:"document_id"`
+	Version     int    `json:"version"`
+	Source      string `json:"source"`
+	ContentHash string `json:"content_hash"`
+}
+
+// list reads every page of GET /v1/documents?source_prefix=prefix and
+// returns the documents by source.
+func (u uploader) list(ctx context.Context, prefix string) (map[string]listedDocument, error) {
+	out := map[string]listedDocument{}
+	after := ""
+	for {
+		q := url.Values{"source_prefix": {prefix}, "limit": {"1000"}} // about 200 KB a page
+		if after != "" {
+			q.Set("after", after)
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.base+"/v1/documents?"+q.Encode(), nil)
+		if err != nil {
+			return nil, err
+		}
+		req.Header.Set("Authorization", "Bearer "+u.key)
+		resp, err := u.client.Do(req)
+		if err != nil {
+			return nil, err
+		}
+		var page struct {
+			Documents []listedDocument `json:"documents"`
+			Next      string           `json:"next"`
+		}
+		err = decodeAPIResponse(resp, &page)
+		resp.Body.Close()
+		if err != nil {
+			return nil, err
+		}
+		for _, d := range page.Documents {
+			out[d.Source] = d
+		}
+		if page.Next == "" || page.Next == after {
+			return out, nil
+		}
+		after = page.Next
+	}
+}
+
+// delete sends DELETE /v1/documents/{id}.
+func (u uploader) delete(ctx context.Context, id string) (ingestResult, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodDelete, u.base+"/v1/documents/"+url.PathEscape(id), nil)
+	if err != nil {
+		return ingestResult{}, err
+	}
+	req.Header.Set("Authorization", "Bearer "+u.key)
+	resp, err := u.client.Do(req)
+	if err != nil {
+		return ingestResult{}, err
+	}
+	defer resp.Body.Close()
+	var res ingestResult
+	err = decodeAPIResponse(resp, &res)
+	return res, err
 }
 
 // waitIndexed polls GET /v1/documents/{id} until the version is indexed.
@@ -271,20 +602,6 @@ func decodeAPIResponse(resp *http.Response, v any) error {
 	return nil
 }
 
-// countingReader reports every read's size.
-type countingReader struct {
-	r   io.Reader
-	add func(int64)
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	if n > 0 && c.add != nil {
-		c.add(int64(n))
-	}
-	return n, err
-}
-
 // progress draws a one-line progress bar (files done/total, bytes) on w,
 // at most ten times a second. It is safe for concurrent use.
 type progress struct {
@@ -296,6 +613,7 @@ type progress struct {
 	sent       int64
 	lastDraw   time.Time
 	drawnWidth int
+	finished   bool
 }
 
 func newProgress(w io.Writer, files int, total int64) *progress {
@@ -315,7 +633,7 @@ func (p *progress) fileDone() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.filesDone++
-	p.draw(true)
+	p.draw(p.filesDone == p.files)
 }
 
 // clear erases the bar so that a line can be printed; the next draw
@@ -329,9 +647,15 @@ func (p *progress) clear() {
 	}
 }
 
+// finish draws the bar a last time and ends its line; later calls do
+// nothing.
 func (p *progress) finish() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.finished {
+		return
+	}
+	p.finished = true
 	p.draw(true)
 	fmt.Fprintln(p.w)
 }

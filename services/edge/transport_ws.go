@@ -165,8 +165,7 @@ func (h *WSHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		h.cfg.Metrics.authFailed()
 		h.cfg.Logger.WarnContext(r.Context(), "chat: unauthenticated", "remote", r.RemoteAddr)
-		w.Header().Set("WWW-Authenticate", `Bearer realm="tributary"`)
-		writeError(w, http.StatusUnauthorized, "unauthorized", "missing or unknown API key")
+		apikey.WriteUnauthenticated(w)
 		return
 	}
 	release, ok := h.cfg.Conns.Acquire(p.Name)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tributary-rag/tributary/pkg/daemon"
+	"github.com/tributary-rag/tributary/pkg/keylimit"
 )
 
 // Settings are the edge's own settings, next to the shared daemon.Config.
@@ -25,6 +26,13 @@ type Settings struct {
 	Service        Config
 	// ShutdownDrain is how long shutdown waits for HTTP requests.
 	ShutdownDrain time.Duration
+	// ConnsPerKey and Conns bound the WebSocket connections of one API
+	// key and of all keys (0: no bound).
+	ConnsPerKey, Conns int
+	// AsksPerSecond and AskBurst bound the questions of one API key, over
+	// all its connections (0: no bound).
+	AsksPerSecond float64
+	AskBurst      int
 	// SearchTimeout bounds a POST /v1/search from publish to results.
 	SearchTimeout time.Duration
 }
@@ -37,6 +45,10 @@ func DefaultSettings() Settings {
 		WS:            WSConfig{MaxMessageBytes: 32 << 10, MaxInFlight: 8, SendBuffer: 1024, WriteWait: 10 * time.Second, PongWait: 60 * time.Second},
 		Service:       Config{AnswerTimeout: 60 * time.Second, PublishTimeout: 10 * time.Second},
 		ShutdownDrain: daemon.DefaultDrain,
+		ConnsPerKey:   256,
+		Conns:         10000,
+		AsksPerSecond: 10,
+		AskBurst:      20,
 		SearchTimeout: 30 * time.Second,
 	}
 }
@@ -64,6 +76,10 @@ func (s *Settings) Register(fs *flag.FlagSet) {
 	fs.DurationVar(&s.Service.AnswerTimeout, "answer-timeout", s.Service.AnswerTimeout, "longest wait for the next answer event of a request")
 	fs.DurationVar(&s.Service.PublishTimeout, "publish-timeout", s.Service.PublishTimeout, "longest wait to publish a question")
 	fs.DurationVar(&s.ShutdownDrain, "shutdown-drain", s.ShutdownDrain, "how long shutdown waits for HTTP requests")
+	fs.IntVar(&s.ConnsPerKey, "max-connections-per-key", s.ConnsPerKey, "WebSocket connections one API key may hold; more get 429 (0: no limit)")
+	fs.IntVar(&s.Conns, "max-connections", s.Conns, "WebSocket connections of all keys together (0: no limit)")
+	fs.Float64Var(&s.AsksPerSecond, "asks-per-second", s.AsksPerSecond, "questions per second one API key may ask over all its connections; more get error rate_limited (0: no limit)")
+	fs.IntVar(&s.AskBurst, "ask-burst", s.AskBurst, "questions one API key may ask at once above its rate")
 	fs.DurationVar(&s.SearchTimeout, "search-timeout", s.SearchTimeout, "longest wait for the results of a POST /v1/search")
 }
 
@@ -71,6 +87,12 @@ func (s *Settings) Register(fs *flag.FlagSet) {
 func (s Settings) Check(p *daemon.Problems) {
 	if !replicaPattern.MatchString(s.ReplicaID) {
 		p.Addf("replica-id", "%q must be 1-100 characters of [A-Za-z0-9._-]", s.ReplicaID)
+	}
+	if s.ConnsPerKey < 0 || s.Conns < 0 || (s.Conns > 0 && s.ConnsPerKey > s.Conns) {
+		p.Addf("max-connections-per-key", "must be between 0 and --max-connections")
+	}
+	if s.AsksPerSecond < 0 || s.AskBurst < 1 {
+		p.Addf("asks-per-second", "the rate must not be negative and the burst must be at least 1")
 	}
 	if s.WS.MaxMessageBytes < 256 || s.WS.MaxMessageBytes > 1<<20 {
 		p.Addf("max-message-bytes", "must be between 256 and 1048576")
@@ -132,8 +154,13 @@ func (s Settings) Wire(_ context.Context, w *daemon.Wiring, d daemon.Deps) error
 	s.WS.Keys = d.Keys
 	s.WS.Logger = d.Logger
 	s.WS.Metrics = metrics
+	s.WS.Conns = keylimit.NewSlots(s.ConnsPerKey, s.Conns)
+	s.WS.Asks = keylimit.NewRate(s.AsksPerSecond, s.AskBurst)
 	ws := NewWSHandler(endpoints, s.WS)
 	w.Handle("GET /v1/chat", ws)
+	page := NewPageHandler()
+	w.Handle("GET /{$}", page)
+	w.Handle("GET "+PagePrefix, page)
 	// Shutdown does not close hijacked (WebSocket) connections.
 	w.OnShutdown(ws.Close)
 	w.Drain(s.ShutdownDrain)

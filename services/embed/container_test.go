@@ -84,7 +84,7 @@ func TestContainerEmbed(t *testing.T) {
 	}
 	want, _ := NewSparse()
 	if got.ChunkID != chunk.ChunkID || got.Text != text || got.Sparse == nil ||
-		len(got.Sparse.Indices) != len(want.Document(text).Indices) || got.Model != SparseModel {
+		len(got.Sparse.Indices) != len(want.Document(IndexText(chunk)).Indices) || got.Model != SparseModel {
 		t.Errorf("chunk.embedded = %+v", got)
 	}
 

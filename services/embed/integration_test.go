@@ -188,7 +188,7 @@ func TestKafkaEmbedsChunksAndQueries(t *testing.T) {
 		if !reflect.DeepEqual(got.ChunkCreated, c) {
 			t.Errorf("chunk %d fields not carried over:\ngot  %+v\nwant %+v", i, got.ChunkCreated, c)
 		}
-		want := newSparse(t).Document(c.Text)
+		want := newSparse(t).Document(IndexText(c))
 		if got.Model != SparseModel || got.Dense != nil || got.Sparse == nil || len(got.Sparse.Indices) == 0 ||
 			!reflect.DeepEqual(*got.Sparse, *want) {
 			t.Errorf("chunk %d embedding = model %q dense %v sparse %+v, want %+v", i, got.Model, got.Dense, got.Sparse, want)

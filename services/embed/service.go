@@ -33,20 +33,37 @@ type Service interface {
 	EmbedQuery(ctx context.Context, q events.QueryApproved) (events.QueryEmbedded, error)
 }
 
+// ServiceOption configures NewService.
+type ServiceOption func(*service)
+
+// WithContext turns the chunk context (IndexText) on or off (default on).
+func WithContext(on bool) ServiceOption {
+	return func(s *service) { s.noContext = !on }
+}
+
 // NewService returns a Service that embeds with e.
-func NewService(e Embedder) Service {
-	return service{e: e}
+func NewService(e Embedder, opts ...ServiceOption) Service {
+	s := service{e: e}
+	for _, o := range opts {
+		o(&s)
+	}
+	return s
 }
 
 type service struct {
-	e Embedder
+	e         Embedder
+	noContext bool
 }
 
 func (s service) EmbedChunk(ctx context.Context, c events.ChunkCreated) (events.ChunkEmbedded, error) {
 	if err := checkChunk(c); err != nil {
 		return events.ChunkEmbedded{}, err
 	}
-	vs, err := s.e.EmbedDocuments(ctx, []string{c.Text})
+	text := c.Text
+	if !s.noContext {
+		text = IndexText(c)
+	}
+	vs, err := s.e.EmbedDocuments(ctx, []string{text})
 	if err != nil {
 		return events.ChunkEmbedded{}, fmt.Errorf("embed chunk %s: %w", c.ChunkID, err)
 	}
@@ -65,6 +82,34 @@ func (s service) EmbedQuery(ctx context.Context, q events.QueryApproved) (events
 		return events.QueryEmbedded{}, fmt.Errorf("embed query %s: %w", q.RequestID, err)
 	}
 	return events.QueryEmbedded{Query: q.Query, Model: s.e.Model(), Dense: v.Dense, Sparse: v.Sparse}, nil
+}
+
+// IndexText returns what is embedded for a chunk: its context (document
+// title, source, heading path and page) on a first line, then its text. A
+// chunk of a licence file that never names its package is still found by
+// the package name that its title and path carry. The snippet users see
+// stays the chunk's own text; only the vectors see the context.
+func IndexText(c events.ChunkCreated) string {
+	var b strings.Builder
+	b.Grow(len(c.Title) + len(c.Source) + len(c.Text) + 64)
+	for _, part := range []string{c.Title, c.Source} {
+		if part != "" {
+			b.WriteString(part)
+			b.WriteString(" | ")
+		}
+	}
+	for _, h := range c.HeadingPath {
+		b.WriteString(h)
+		b.WriteString(" | ")
+	}
+	if c.Page > 0 {
+		fmt.Fprintf(&b, "page %d | ", c.Page)
+	}
+	if b.Len() > 0 {
+		b.WriteByte('\n')
+	}
+	b.WriteString(c.Text)
+	return b.String()
 }
 
 func checkChunk(c events.ChunkCreated) error {

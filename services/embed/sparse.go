@@ -43,7 +43,7 @@ const (
 // SparseModel is the model name of the sparse embedder's events. Its
 // suffix is a version: a change of tokenizer, hashing or weights that
 // makes old vectors incomparable with new ones must change it.
-const SparseModel = "bm25-fnv1a-v1"
+const SparseModel = "bm25-fnv1a-v2"
 
 // Sparse is the lexical embedder: every token of Tokenizer becomes an
 // index (its 32-bit FNV-1a hash) with a BM25 term-frequency weight; the
@@ -71,6 +71,12 @@ func WithBM25(k1, b, avgdl float64) SparseOption {
 // WithStemming turns the English S-stemmer on or off (default on).
 func WithStemming(on bool) SparseOption {
 	return func(s *Sparse) { s.tok.Stem = on }
+}
+
+// WithIdentifiers turns identifier tokens ("apt-transport-https" whole,
+// besides its parts) on or off (default on).
+func WithIdentifiers(on bool) SparseOption {
+	return func(s *Sparse) { s.tok.NoIdentifiers = !on }
 }
 
 // NewSparse returns the sparse embedder, or an error when a BM25
@@ -102,7 +108,13 @@ func ValidateBM25(k1, b, avgdl float64) error {
 }
 
 // Model implements Embedder.
-func (s *Sparse) Model() string { return SparseModel }
+// Without identifier tokens the vectors differ, and so does the name.
+func (s *Sparse) Model() string {
+	if s.tok.NoIdentifiers {
+		return SparseModel + "-noid"
+	}
+	return SparseModel
+}
 
 // EmbedDocuments implements Embedder. It never fails except when ctx is
 // done.

@@ -27,12 +27,21 @@ const MaxTokenRunes = 64
 //     "day"; "status", "class" unchanged).
 //   - A change between a CJK run and a word ends the token: "GPU加速" gives
 //     "gpu" and "加速".
+//   - Words joined by a single '-', '_' or '.' with no space form an
+//     identifier, which is a token too, after its parts, lowercased and
+//     unstemmed with its joiners kept: "apt-transport-https" gives "apt",
+//     "transport", "http" and "apt-transport-https"; "Zephyr-9" gives
+//     "zephyr", "9" and "zephyr-9". So an identifier matches as a whole
+//     (a rare, high-IDF token) as well as by its parts. An identifier is
+//     cut at MaxTokenRunes runes.
 //
 // The zero Tokenizer does not stem. A Tokenizer is safe for concurrent
 // use.
 type Tokenizer struct {
 	// Stem applies the S-stemmer to words of ASCII letters.
 	Stem bool
+	// NoIdentifiers leaves out the identifier tokens (the parts stay).
+	NoIdentifiers bool
 }
 
 // Tokenize returns the tokens of text in order, duplicates included.
@@ -51,6 +60,10 @@ func (t Tokenizer) Each(text string, fn func(tok []byte)) {
 		prevHan  rune   // the previous rune of the current CJK run, or -1
 		hanRun   int    // runes in the current CJK run
 		pending  bool   // a letter before a possible apostrophe
+		comp     []byte // the current identifier: words and joiners
+		compLen  int    // runes in comp
+		parts    int    // words in comp
+		joiner   byte   // a joiner right after a word, 0 if none
 		buf      [8]byte
 		scratch  = make([]byte, 0, 64)
 		finishCJ = func() {
@@ -73,8 +86,15 @@ func (t Tokenizer) Each(text string, fn func(tok []byte)) {
 			}
 			word, wordLen = word[:0], 0
 		}
+		finishComp = func() {
+			if parts > 1 && !t.NoIdentifiers {
+				fn(comp)
+			}
+			comp, compLen, parts, joiner = comp[:0], 0, 0, 0
+		}
 	)
 	word = scratch
+	comp = make([]byte, 0, 64)
 	prevHan = -1
 	for i := 0; i < len(text); {
 		r, size := utf8.DecodeRuneInString(text[i:])
@@ -92,6 +112,7 @@ func (t Tokenizer) Each(text string, fn func(tok []byte)) {
 		switch {
 		case c == classHan:
 			finishWord()
+			finishComp()
 			pending = false
 			if hanRun > 0 {
 				n := utf8.EncodeRune(buf[:], prevHan)
@@ -103,6 +124,30 @@ func (t Tokenizer) Each(text string, fn func(tok []byte)) {
 		case c == classWord:
 			if hanRun > 0 {
 				finishCJ()
+			}
+			if len(word) == 0 {
+				// A word starts: it continues the identifier when a joiner
+				// follows the previous word directly, else starts one.
+				if joiner != 0 && compLen < MaxTokenRunes {
+					comp = append(comp, joiner)
+					compLen++
+				} else if joiner == 0 {
+					finishComp()
+				}
+				joiner = 0
+				parts++
+			}
+			if compLen < MaxTokenRunes {
+				if r < utf8.RuneSelf {
+					lr := r
+					if 'A' <= lr && lr <= 'Z' {
+						lr += 'a' - 'A'
+					}
+					comp = append(comp, byte(lr))
+				} else {
+					comp = utf8.AppendRune(comp, unicode.ToLower(r))
+				}
+				compLen++
 			}
 			if wordLen < MaxTokenRunes {
 				if r < utf8.RuneSelf {
@@ -125,11 +170,17 @@ func (t Tokenizer) Each(text string, fn func(tok []byte)) {
 			}
 			finishWord()
 			pending = false
+		case (r == '-' || r == '_' || r == '.') && len(word) > 0 && joiner == 0:
+			// Maybe a joiner: the identifier goes on if a word follows.
+			finishWord()
+			pending = false
+			joiner = byte(r)
 		default:
 			if hanRun > 0 {
 				finishCJ()
 			}
 			finishWord()
+			finishComp()
 			pending = false
 		}
 	}
@@ -137,6 +188,7 @@ func (t Tokenizer) Each(text string, fn func(tok []byte)) {
 		finishCJ()
 	}
 	finishWord()
+	finishComp()
 }
 
 // Rune classes of the tokenizer.
@@ -178,7 +230,10 @@ func stopWord(w []byte) bool {
 	switch string(w) {
 	case "a", "an", "and", "are", "as", "at", "be", "but", "by", "for", "if", "in", "into",
 		"is", "it", "its", "of", "on", "or", "such", "that", "the", "their", "then", "there",
-		"these", "they", "this", "to", "was", "were", "will", "with":
+		"these", "they", "this", "to", "was", "were", "will", "with",
+		// Question words: every question has them, few passages are
+		// about them.
+		"what", "which", "who", "how", "why", "when", "where", "does", "do", "should", "about":
 		return true
 	}
 	return false

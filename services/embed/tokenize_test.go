@@ -18,7 +18,7 @@ func TestTokenize(t *testing.T) {
 		{"only spaces and punctuation", false, " \t\n.,;:!?()[]{}-—…", nil},
 		{"english lowercased, stop words dropped", false, "The Quick brown FOX jumps over the lazy dog.",
 			[]string{"quick", "brown", "fox", "jumps", "over", "lazy", "dog"}},
-		{"digits stay in words", false, "Error E42 at port 8080, v2.1", []string{"error", "e42", "port", "8080", "v2", "1"}},
+		{"digits stay in words", false, "Error E42 at port 8080, v2.1", []string{"error", "e42", "port", "8080", "v2", "1", "v2.1"}},
 		{"apostrophe joins", false, "Don't stop; it’s the employees' day", []string{"dont", "stop", "employees", "day"}},
 		{"apostrophe at the end", false, "rock'", []string{"rock"}},
 		{"apostrophe before a digit splits", false, "rock'n'roll '90s", []string{"rocknroll", "90s"}},
@@ -36,7 +36,12 @@ func TestTokenize(t *testing.T) {
 		{"invalid utf-8 separates", false, "abc\xffdef\xc3", []string{"abc", "def"}},
 		{"japanese kana form words", false, "カタカナ", []string{"カタカナ"}},
 		{"long word is cut", false, strings.Repeat("x", 100), []string{strings.Repeat("x", MaxTokenRunes)}},
-		{"urls and emails split", false, "mail bob@example.com https://a.io/x?y=1", []string{"mail", "bob", "example", "com", "https", "io", "x", "y", "1"}},
+		{"urls and emails split", false, "mail bob@example.com https://a.io/x?y=1", []string{"mail", "bob", "example", "com", "example.com", "https", "io", "a.io", "x", "y", "1"}},
+		{"identifiers match whole and by parts", true, "Install apt-transport-https for Zephyr-9 (see README.Debian, my_var).",
+			[]string{"install", "apt", "transport", "http", "apt-transport-https", "zephyr", "9", "zephyr-9", "see", "readme", "debian", "readme.debian", "my", "var", "my_var"}},
+		{"a sentence end is no joiner", false, "the end. Next-", []string{"end", "next"}},
+		{"double joiner splits", false, "a--b c-.d", []string{"b", "c", "d"}},
+		{"identifier ends at han", false, "abc-中文", []string{"abc", "中文"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 type Endpoints struct {
 	Ingest      endpoint.Endpoint
 	Get         endpoint.Endpoint
+	List        endpoint.Endpoint
 	Delete      endpoint.Endpoint
 	MarkIndexed endpoint.Endpoint
 }
@@ -19,6 +20,7 @@ func MakeEndpoints(s Service) Endpoints {
 	return Endpoints{
 		Ingest:      MakeIngestEndpoint(s),
 		Get:         MakeGetEndpoint(s),
+		List:        MakeListEndpoint(s),
 		Delete:      MakeDeleteEndpoint(s),
 		MarkIndexed: MakeMarkIndexedEndpoint(s),
 	}
@@ -69,6 +71,30 @@ func MakeGetEndpoint(s Service) endpoint.Endpoint {
 		req := request.(GetRequest)
 		info, err := s.Get(ctx, req.Principal, req.DocumentID)
 		return GetResponse{Info: info, Err: err}, nil
+	}
+}
+
+// ListRequest is the request of the List endpoint.
+type ListRequest struct {
+	Principal Principal
+	Query     ListQuery
+}
+
+// ListResponse is the response of the List endpoint.
+type ListResponse struct {
+	ListResult
+	Err error `json:"-"`
+}
+
+// Failed implements endpoint.Failer.
+func (r ListResponse) Failed() error { return r.Err }
+
+// MakeListEndpoint returns an endpoint that calls s.List.
+func MakeListEndpoint(s Service) endpoint.Endpoint {
+	return func(ctx context.Context, request any) (any, error) {
+		req := request.(ListRequest)
+		res, err := s.List(ctx, req.Principal, req.Query)
+		return ListResponse{ListResult: res, Err: err}, nil
 	}
 }
 

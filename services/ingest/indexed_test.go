@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"strconv"
 	"sync"
@@ -13,6 +14,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/tributary-rag/tributary/pkg/events"
+	"github.com/tributary-rag/tributary/pkg/eventually"
 	"github.com/tributary-rag/tributary/pkg/kafkatest"
 	"github.com/tributary-rag/tributary/pkg/kafkatransport"
 )
@@ -380,19 +382,17 @@ func (r *outcomeRecorder) MarkIndexed(ctx context.Context, tenant, id string, ve
 // after timeout.
 func (r *outcomeRecorder) wait(t *testing.T, n int, timeout time.Duration) []Result {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
+	var got []Result
+	eventually.NoError(t, strconv.Itoa(n)+" MarkIndexed results", timeout, func() error {
 		r.mu.Lock()
-		got := slices.Clone(r.got)
+		got = slices.Clone(r.got)
 		r.mu.Unlock()
-		if len(got) >= n {
-			return got
+		if len(got) < n {
+			return fmt.Errorf("%d results: %+v", len(got), got)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d MarkIndexed results after %v, want %d: %+v", len(got), timeout, n, got)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
+	return got
 }
 
 func TestKafkaDocumentIndexed(t *testing.T) {

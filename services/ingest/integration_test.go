@@ -15,7 +15,9 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/tributary-rag/tributary/pkg/docparse"
 	"github.com/tributary-rag/tributary/pkg/events"
+	"github.com/tributary-rag/tributary/pkg/eventually"
 	"github.com/tributary-rag/tributary/pkg/kafkatest"
 	"github.com/tributary-rag/tributary/pkg/kafkatransport"
 	"github.com/tributary-rag/tributary/pkg/tracecontext"
@@ -25,7 +27,13 @@ import (
 // kfake, or a real cluster named by TRIBUTARY_TEST_KAFKA_BROKERS.
 var cluster *kafkatest.Cluster
 
-func TestMain(m *testing.M) { os.Exit(kafkatest.Main(m, &cluster)) }
+func TestMain(m *testing.M) {
+	// Tests parse through a docparse.Pool whose children are this binary.
+	if code, ok := docparse.RunChild(); ok {
+		os.Exit(code)
+	}
+	os.Exit(kafkatest.Main(m, &cluster))
+}
 
 // stack is the service wired as in cmd/ingest: store, chunker, Kafka
 // emitter on a real publisher, middlewares, endpoints and HTTP handler.
@@ -257,7 +265,7 @@ func TestIntegrationRefusalsEmitNoChunks(t *testing.T) {
 	}{
 		{"no key", "", "application/json", jsonBody(map[string]string{"content": "x"}), 401, false},
 		{"too large", "acme-admin", bigCT, big, 413, false},
-		{"unsupported", "acme-admin", "application/json", jsonBody(map[string]string{"content_type": "image/png", "content_base64": "iVBORw0KGgo="}), 415, true},
+		{"unsupported", "acme-admin", "application/json", jsonBody(map[string]string{"source": "img/logo.png", "content_type": "image/png", "content_base64": "iVBORw0KGgo="}), 415, true},
 		{"broken pdf", "acme-admin", pdfCT, pdf, 422, true},
 		{"zip bomb", "acme-admin", bombCT, bomb, 413, true},
 	}
@@ -418,8 +426,7 @@ func TestKafkaIngestRequestsAndDeadLetters(t *testing.T) {
 	})
 	cluster.Produce(t, good, v2)
 	var versions []int
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) {
+	eventually.True(t, "two faq versions on the documents topic", 15*time.Second, func() bool {
 		versions = versions[:0]
 		for _, m := range cluster.ReadAll(t, s.topics.Documents) {
 			var a events.DocumentAccepted
@@ -427,11 +434,8 @@ func TestKafkaIngestRequestsAndDeadLetters(t *testing.T) {
 				versions = append(versions, a.Version)
 			}
 		}
-		if len(versions) >= 2 {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return len(versions) >= 2
+	})
 	if len(versions) != 2 || versions[0] != 1 || versions[1] != 2 {
 		t.Fatalf("faq versions published %v, want [1 2]: the redelivered request must not publish again", versions)
 	}
@@ -441,8 +445,8 @@ func TestKafkaIngestRequestsAndDeadLetters(t *testing.T) {
 
 	// The broken PDF is also announced as rejected on the documents topic.
 	var rejected []events.DocumentRejected
-	deadline = time.Now().Add(10 * time.Second)
-	for len(rejected) == 0 && time.Now().Before(deadline) {
+	eventually.True(t, "document.rejected on the documents topic", 10*time.Second, func() bool {
+		rejected = rejected[:0]
 		for _, m := range cluster.ReadAll(t, s.topics.Documents) {
 			var r events.DocumentRejected
 			if _, err := events.Unmarshal(m, &r); err == nil {
@@ -451,8 +455,8 @@ func TestKafkaIngestRequestsAndDeadLetters(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return len(rejected) > 0
+	})
 	if len(rejected) != 1 || rejected[0].DocumentID != "scan" || rejected[0].Code != "unreadable" {
 		t.Fatalf("document.rejected = %+v, want one for scan with code unreadable", rejected)
 	}

@@ -70,6 +70,14 @@ func (mw loggingMiddleware) Get(ctx context.Context, p Principal, id string) (in
 	return mw.next.Get(ctx, p, id)
 }
 
+func (mw loggingMiddleware) List(ctx context.Context, p Principal, q ListQuery) (res ListResult, err error) {
+	defer func(begin time.Time) {
+		mw.logAt(ctx, slog.LevelDebug, "list", err, begin, "tenant", p.Tenant, "principal", p.Name,
+			"source_prefix", q.SourcePrefix, "documents", len(res.Documents))
+	}(time.Now())
+	return mw.next.List(ctx, p, q)
+}
+
 func (mw loggingMiddleware) Delete(ctx context.Context, p Principal, id string) (res Result, err error) {
 	defer func(begin time.Time) {
 		mw.log(ctx, "delete", err, begin,
@@ -155,6 +163,13 @@ func (mw instrumentingMiddleware) Get(ctx context.Context, p Principal, id strin
 		mw.m.requests.Observe("get", "found", err, begin)
 	}(time.Now())
 	return mw.next.Get(ctx, p, id)
+}
+
+func (mw instrumentingMiddleware) List(ctx context.Context, p Principal, q ListQuery) (res ListResult, err error) {
+	defer func(begin time.Time) {
+		mw.m.requests.Observe("list", "listed", err, begin)
+	}(time.Now())
+	return mw.next.List(ctx, p, q)
 }
 
 func (mw instrumentingMiddleware) Delete(ctx context.Context, p Principal, id string) (res Result, err error) {

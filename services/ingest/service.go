@@ -14,6 +14,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/tributary-rag/tributary/pkg/apikey"
 	"github.com/tributary-rag/tributary/pkg/events"
 )
 
@@ -23,7 +24,7 @@ var (
 	// ErrInvalid reports a malformed request (400).
 	ErrInvalid = errors.New("invalid request")
 	// ErrUnauthenticated reports a missing or unknown API key (401).
-	ErrUnauthenticated = errors.New("missing or invalid api key")
+	ErrUnauthenticated = apikey.ErrUnauthenticated
 	// ErrForbidden reports a key that may not act on the document (403).
 	ErrForbidden = errors.New("forbidden")
 	// ErrNotFound reports an unknown document, or one of another tenant (404).
@@ -81,8 +82,9 @@ type Principal struct {
 
 // Document is a document to ingest.
 type Document struct {
-	// ID is the document id; empty means derive one from the content, so a
-	// retried upload of the same bytes lands on the same document.
+	// ID is the document id; empty means derive one from the document's
+	// identity (DeriveID of Source, else of Filename), never from its
+	// bytes, so a changed file sent again becomes a new version.
 	ID          string
 	Title       string
 	ContentType string
@@ -140,6 +142,10 @@ type Info struct {
 type Service interface {
 	Ingest(ctx context.Context, p Principal, d Document) (Result, error)
 	Get(ctx context.Context, p Principal, id string) (Info, error)
+	// List returns the principal's visible documents whose source starts
+	// with a prefix, in document id order, a page at a time: what a sync
+	// client compares its tree against.
+	List(ctx context.Context, p Principal, q ListQuery) (ListResult, error)
 	Delete(ctx context.Context, p Principal, id string) (Result, error)
 	MarkIndexed(ctx context.Context, tenant, id string, version int) (Result, error)
 }
@@ -252,7 +258,14 @@ func (s *service) Ingest(ctx context.Context, p Principal, d Document) (Result, 
 		return Result{}, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(d.Content), s.maxSize)
 	}
 	if d.ID == "" {
-		d.ID = DeriveID(d.Content)
+		identity := d.Source
+		if identity == "" {
+			identity = d.Filename
+		}
+		if identity == "" {
+			return Result{}, fmt.Errorf("%w: give a document_id, a source or a file name: a document's id comes from its identity, not its bytes", ErrInvalid)
+		}
+		d.ID = DeriveID(p.Tenant, identity)
 	}
 	if err := validateDocument(&d); err != nil {
 		return Result{}, err
@@ -476,10 +489,18 @@ func (s *service) MarkIndexed(ctx context.Context, tenant, id string, version in
 }
 
 // DeriveID returns the document id used when a request names none: a hash
-// of the content, so a retried upload is recognised as unchanged.
-func DeriveID(content []byte) string {
-	h := sha256.Sum256(content)
-	return "doc-" + hex.EncodeToString(h[:16])
+// of the tenant and the document's identity (its source, such as a path
+// relative to an ingested root or a URL, else its file name). The same
+// source always lands on the same document, so sending a changed file
+// again makes a new version, and two files with the same bytes stay two
+// documents. The tenant is part of the hash so that ids never hint at
+// another tenant's sources.
+func DeriveID(tenant, identity string) string {
+	h := sha256.New()
+	for _, part := range []string{tenant, identity} {
+		fmt.Fprintf(h, "%d:%s", len(part), part)
+	}
+	return "src-" + hex.EncodeToString(h.Sum(nil)[:16])
 }
 
 func hashContent(b []byte) string {

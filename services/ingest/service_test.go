@@ -65,7 +65,12 @@ func (e *recordingEmitter) counts() (accepted, rejected, deleted int) {
 
 func newTestChunker(t testing.TB) *DocChunker {
 	t.Helper()
-	c, err := NewDocChunker(chunk.Options{Size: 64, Overlap: 8}, docparse.Limits{})
+	p, err := docparse.NewPool(t.Context(), docparse.PoolOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	c, err := NewDocChunker(chunk.Options{Size: 64, Overlap: 8}, docparse.Limits{}, p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -307,7 +312,7 @@ func TestServiceRefusals(t *testing.T) {
 	}
 }
 
-func TestServiceDerivesIDFromContent(t *testing.T) {
+func TestServiceDerivesIDFromIdentity(t *testing.T) {
 	ctx := context.Background()
 	svc, _, _ := newTestService(t, t.TempDir())
 	doc := Document{ContentType: "text/plain", Content: []byte("no id given"), Filename: "note.txt"}
@@ -315,8 +320,8 @@ func TestServiceDerivesIDFromContent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if first.DocumentID != DeriveID(doc.Content) {
-		t.Fatalf("DocumentID = %q, want %q", first.DocumentID, DeriveID(doc.Content))
+	if first.DocumentID != DeriveID(acme.Tenant, "note.txt") {
+		t.Fatalf("DocumentID = %q, want %q", first.DocumentID, DeriveID(acme.Tenant, "note.txt"))
 	}
 	again, err := svc.Ingest(ctx, acme, doc)
 	if err != nil || again.Status != ResultUnchanged {
@@ -325,6 +330,51 @@ func TestServiceDerivesIDFromContent(t *testing.T) {
 	info, err := svc.Get(ctx, acme, first.DocumentID)
 	if err != nil || info.Title != "note.txt" {
 		t.Fatalf("Get = %+v, %v; want title from the file name", info, err)
+	}
+
+	// A changed file under the same source is a new version of the same
+	// document, never a second document.
+	v1 := Document{ContentType: "text/plain", Content: []byte("charges in 90 minutes"), Source: "manual/charging.txt", Filename: "charging.txt"}
+	r1, err := svc.Ingest(ctx, acme, v1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v2 := v1
+	v2.Content = []byte("charges in 45 minutes")
+	r2, err := svc.Ingest(ctx, acme, v2)
+	if err != nil || r2.DocumentID != r1.DocumentID || r2.Version != 2 {
+		t.Fatalf("changed file = %+v, %v; want %s version 2", r2, err, r1.DocumentID)
+	}
+	// The same bytes under two sources (GPL and GPL-3) are two documents.
+	twin := v2
+	twin.Source = "manual/charging-copy.txt"
+	r3, err := svc.Ingest(ctx, acme, twin)
+	if err != nil || r3.DocumentID == r1.DocumentID {
+		t.Fatalf("same bytes, other source = %+v, %v; want another document", r3, err)
+	}
+	// The id is scoped to the tenant.
+	if DeriveID("acme", "a") == DeriveID("globex", "a") || DeriveID("acme", "a/b") == DeriveID("acme/a", "b") {
+		t.Error("DeriveID does not separate tenants")
+	}
+	// Without id, source or file name there is no identity.
+	if _, err := svc.Ingest(ctx, acme, Document{ContentType: "text/plain", Content: []byte("x")}); !errors.Is(err, ErrInvalid) {
+		t.Errorf("document without identity: err = %v, want ErrInvalid", err)
+	}
+
+	page, err := svc.List(ctx, acme, ListQuery{SourcePrefix: "manual/", Limit: 1})
+	if err != nil || len(page.Documents) != 1 || page.Next == "" {
+		t.Fatalf("List page 1 = %+v, %v; want one entry and a next cursor", page, err)
+	}
+	page2, err := svc.List(ctx, acme, ListQuery{SourcePrefix: "manual/", After: page.Next, Limit: 1})
+	if err != nil || len(page2.Documents) != 1 || page2.Next != "" || page2.Documents[0].DocumentID <= page.Documents[0].DocumentID {
+		t.Fatalf("List page 2 = %+v, %v; want the other entry and no cursor", page2, err)
+	}
+	if page2.Documents[0].ContentHash == "" || page2.Documents[0].Source == "" {
+		t.Errorf("List entry = %+v; want source and content hash", page2.Documents[0])
+	}
+	other, err := svc.List(ctx, Principal{Tenant: "globex"}, ListQuery{})
+	if err != nil || len(other.Documents) != 0 {
+		t.Errorf("List of another tenant = %+v, %v; want nothing", other, err)
 	}
 }
 

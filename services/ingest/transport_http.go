@@ -13,11 +13,13 @@ import (
 	"mime"
 	"mime/multipart"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/go-kit/kit/endpoint"
 	kithttp "github.com/go-kit/kit/transport/http"
 
+	"github.com/tributary-rag/tributary/pkg/apikey"
 	"github.com/tributary-rag/tributary/pkg/tracecontext"
 )
 
@@ -92,9 +94,11 @@ func MakeHTTPHandler(e Endpoints, auth Authenticator, logger *slog.Logger, opts 
 		e.Ingest, decodeIngestRequest(cfg.maxSize), encodeResponse(http.StatusAccepted), options...))))
 	mux.Handle("GET /v1/documents/{id}", authenticate(auth, kithttp.NewServer(
 		e.Get, decodeGetRequest, encodeResponse(http.StatusOK), options...)))
+	mux.Handle("GET /v1/documents", authenticate(auth, kithttp.NewServer(
+		e.List, decodeListRequest, encodeResponse(http.StatusOK), options...)))
 	mux.Handle("DELETE /v1/documents/{id}", authenticate(auth, kithttp.NewServer(
 		e.Delete, decodeDeleteRequest, encodeResponse(http.StatusOK), options...)))
-	mux.Handle("/v1/documents", methodNotAllowed("POST"))
+	mux.Handle("/v1/documents", methodNotAllowed("GET, POST"))
 	mux.Handle("/v1/documents/{id}", methodNotAllowed("GET, DELETE"))
 	mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no such route")
@@ -137,8 +141,7 @@ func authenticate(auth Authenticator, next http.Handler) http.Handler {
 			p, ok = auth.Authenticate(key)
 		}
 		if !ok || p.Tenant == "" {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="tributary"`)
-			writeError(w, http.StatusUnauthorized, "unauthenticated", ErrUnauthenticated.Error())
+			apikey.WriteUnauthenticated(w)
 			return
 		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
@@ -358,6 +361,23 @@ func decodeGetRequest(ctx context.Context, r *http.Request) (any, error) {
 		return nil, err
 	}
 	return GetRequest{Principal: p, DocumentID: id}, nil
+}
+
+func decodeListRequest(ctx context.Context, r *http.Request) (any, error) {
+	p, err := principalFrom(ctx)
+	if err != nil {
+		return nil, err
+	}
+	q := r.URL.Query()
+	lq := ListQuery{SourcePrefix: q.Get("source_prefix"), After: q.Get("after")}
+	if l := q.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil {
+			return nil, fmt.Errorf("%w: limit %q is not a number", ErrInvalid, l)
+		}
+		lq.Limit = n
+	}
+	return ListRequest{Principal: p, Query: lq}, nil
 }
 
 func decodeDeleteRequest(ctx context.Context, r *http.Request) (any, error) {

@@ -14,6 +14,7 @@ import (
 	"net/textproto"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -200,12 +201,17 @@ func TestHTTPRefusals(t *testing.T) {
 		{name: "metadata not strings", method: "POST", path: "/v1/documents", key: "acme-admin", contentType: badMetaCT,
 			body: badMeta, wantStatus: 400, wantCode: "invalid_request"},
 		{name: "foreign group", method: "POST", path: "/v1/documents", key: "acme-hr", contentType: "application/json",
-			body: []byte(`{"content": "a", "groups": ["finance"]}`), wantStatus: 403, wantCode: "forbidden"},
+			body: []byte(`{"content": "a", "source": "a.txt", "groups": ["finance"]}`), wantStatus: 403, wantCode: "forbidden"},
+		{name: "no identity", method: "POST", path: "/v1/documents", key: "acme-admin", contentType: "application/json",
+			body: []byte(`{"content": "a"}`), wantStatus: 400, wantCode: "invalid_request"},
+		{name: "bad list limit", method: "GET", path: "/v1/documents?limit=x", key: "acme-admin", wantStatus: 400, wantCode: "invalid_request"},
+		{name: "list limit too large", method: "GET", path: "/v1/documents?limit=100000", key: "acme-admin", wantStatus: 400, wantCode: "invalid_request"},
 		{name: "unknown document", method: "GET", path: "/v1/documents/nope", key: "acme-admin", wantStatus: 404, wantCode: "not_found"},
 		{name: "bad id on get", method: "GET", path: "/v1/documents/a%20b", key: "acme-admin", wantStatus: 400, wantCode: "invalid_request"},
 		{name: "bad id on delete", method: "DELETE", path: "/v1/documents/a%20b", key: "acme-admin", wantStatus: 400, wantCode: "invalid_request"},
 		{name: "no key on delete", method: "DELETE", path: "/v1/documents/x", wantStatus: 401, wantCode: "unauthenticated"},
 		{name: "unknown route", method: "GET", path: "/v1/nothing", key: "acme-admin", wantStatus: 404, wantCode: "not_found"},
+		{name: "no key on list", method: "GET", path: "/v1/documents", wantStatus: 401, wantCode: "unauthenticated"},
 		{name: "wrong method", method: "PUT", path: "/v1/documents/x", key: "acme-admin", wantStatus: 405, wantCode: "method_not_allowed"},
 	}
 	for _, tt := range tests {
@@ -311,37 +317,39 @@ func FuzzDecodeIngestRequest(f *testing.F) {
 }
 
 func TestLimitInFlight(t *testing.T) {
-	entered := make(chan struct{})
-	release := make(chan struct{})
-	h := limitInFlight(1, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		entered <- struct{}{}
-		<-release
-		w.WriteHeader(http.StatusAccepted)
-	}))
-	first := make(chan int, 1)
-	go func() {
-		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, httptest.NewRequest("POST", "/", nil))
-		first <- rec.Code
-	}()
-	<-entered
+	synctest.Test(t, func(t *testing.T) {
+		entered := make(chan struct{})
+		release := make(chan struct{})
+		h := limitInFlight(1, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			entered <- struct{}{}
+			<-release
+			w.WriteHeader(http.StatusAccepted)
+		}))
+		first := make(chan int, 1)
+		go func() {
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, httptest.NewRequest("POST", "/", nil))
+			first <- rec.Code
+		}()
+		<-entered
 
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-	defer cancel()
-	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, httptest.NewRequest("POST", "/", nil).WithContext(ctx))
-	if rec.Code != http.StatusServiceUnavailable {
-		t.Fatalf("second request while the slot is taken: status %d, want 503", rec.Code)
-	}
-	close(release)
-	if code := <-first; code != http.StatusAccepted {
-		t.Fatalf("first request: status %d, want 202", code)
-	}
-	// The slot is free again.
-	go func() { <-entered }()
-	rec = httptest.NewRecorder()
-	h.ServeHTTP(rec, httptest.NewRequest("POST", "/", nil))
-	if rec.Code != http.StatusAccepted {
-		t.Fatalf("request after release: status %d, want 202", rec.Code)
-	}
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		defer cancel()
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("POST", "/", nil).WithContext(ctx))
+		if rec.Code != http.StatusServiceUnavailable {
+			t.Fatalf("second request while the slot is taken: status %d, want 503", rec.Code)
+		}
+		close(release)
+		if code := <-first; code != http.StatusAccepted {
+			t.Fatalf("first request: status %d, want 202", code)
+		}
+		// The slot is free again.
+		go func() { <-entered }()
+		rec = httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("POST", "/", nil))
+		if rec.Code != http.StatusAccepted {
+			t.Fatalf("request after release: status %d, want 202", rec.Code)
+		}
+	})
 }

@@ -27,6 +27,11 @@ type Settings struct {
 	ChunkOverlap int
 	// ParseTimeout limits parsing one document.
 	ParseTimeout time.Duration
+	// ParseWorkers is the most documents parsed at once, each in its own
+	// child process (0: GOMAXPROCS).
+	ParseWorkers int
+	// ParseMemory is the memory limit of one parse child, in bytes.
+	ParseMemory int64
 	// InstanceID names this instance's documents consumer group (see
 	// DocumentsGroup); empty for a single instance.
 	InstanceID string
@@ -40,6 +45,7 @@ func DefaultSettings() Settings {
 		ChunkSize:        chunk.DefaultSize,
 		ChunkOverlap:     chunk.DefaultOverlap,
 		ParseTimeout:     docparse.DefaultTimeout,
+		ParseMemory:      docparse.DefaultMaxMemory,
 	}
 }
 
@@ -51,6 +57,8 @@ func (s *Settings) Register(fs *flag.FlagSet) {
 	fs.IntVar(&s.ChunkSize, "chunk-size", s.ChunkSize, "largest chunk, in runes")
 	fs.IntVar(&s.ChunkOverlap, "chunk-overlap", s.ChunkOverlap, "most runes a chunk repeats from the previous one (0: none)")
 	fs.DurationVar(&s.ParseTimeout, "parse-timeout", s.ParseTimeout, "time limit for parsing one document")
+	fs.IntVar(&s.ParseWorkers, "parse-workers", s.ParseWorkers, "documents parsed at once, each in a child process (0: one per CPU)")
+	fs.Int64Var(&s.ParseMemory, "parse-memory", s.ParseMemory, "memory limit of one parse child process, in bytes")
 	fs.StringVar(&s.InstanceID, "instance-id", s.InstanceID, "this instance's id when several run side by side; its documents consumer group is ingest.documents.<id> (empty: ingest.documents)")
 }
 
@@ -73,6 +81,12 @@ func (s Settings) Check(p *daemon.Problems) {
 	if s.ParseTimeout <= 0 {
 		p.Addf("parse-timeout", "must be positive")
 	}
+	if s.ParseWorkers < 0 {
+		p.Addf("parse-workers", "must be at least 0")
+	}
+	if s.ParseMemory < 64<<20 {
+		p.Addf("parse-memory", "must be at least 64 MiB (67108864)")
+	}
 	if s.InstanceID != "" && !instancePattern.MatchString(s.InstanceID) {
 		p.Addf("instance-id", "%q must be 1-100 characters of [A-Za-z0-9._-]", s.InstanceID)
 	}
@@ -80,14 +94,21 @@ func (s Settings) Check(p *daemon.Problems) {
 
 // Wire opens the document store in d.DataDir and adds the service, its
 // HTTP API under /v1/ and its subscribers to w.
-func (s Settings) Wire(_ context.Context, w *daemon.Wiring, d daemon.Deps) error {
-	_, err := s.WireService(w, d)
+func (s Settings) Wire(ctx context.Context, w *daemon.Wiring, d daemon.Deps) error {
+	_, err := s.WireService(ctx, w, d)
 	return err
 }
 
 // WireService is Wire returning the wired Service, for callers in the
 // same process (tributary dev loads its sample corpus through it).
-func (s Settings) WireService(w *daemon.Wiring, d daemon.Deps) (Service, error) {
+func (s Settings) WireService(ctx context.Context, w *daemon.Wiring, d daemon.Deps) (Service, error) {
+	// Documents are parsed in child processes of this binary (its main
+	// calls docparse.RunChild first); NewPool checks that one starts.
+	pool, err := docparse.NewPool(ctx, docparse.PoolOptions{Workers: s.ParseWorkers, MaxMemory: s.ParseMemory})
+	if err != nil {
+		return nil, err
+	}
+	w.OnClose(pool.Close)
 	store, err := OpenStore(d.DataDir)
 	if err != nil {
 		return nil, err
@@ -98,7 +119,7 @@ func (s Settings) WireService(w *daemon.Wiring, d daemon.Deps) (Service, error) 
 		overlap = -1 // package chunk reads 0 as "the default"
 	}
 	chunker, err := NewDocChunker(chunk.Options{Size: s.ChunkSize, Overlap: overlap},
-		docparse.Limits{MaxBytes: s.MaxDocumentBytes, Timeout: s.ParseTimeout})
+		docparse.Limits{MaxBytes: s.MaxDocumentBytes, Timeout: s.ParseTimeout}, pool)
 	if err != nil {
 		return nil, err
 	}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"slices"
 	"sort"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -13,6 +12,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/tributary-rag/tributary/pkg/events"
+	"github.com/tributary-rag/tributary/pkg/eventually"
 	"github.com/tributary-rag/tributary/pkg/kafkatest"
 	"github.com/tributary-rag/tributary/pkg/kafkatransport"
 	"github.com/tributary-rag/tributary/pkg/tracecontext"
@@ -125,9 +125,11 @@ func TestDeleteDocument(t *testing.T) {
 	h.waitIndexed("acme", "memo", 1)
 	h.waitIndexed("acme", "keep", 1)
 	cluster.Produce(t, message(t, h.topics.Documents, "acme", events.DocumentDeleted{DocumentID: "memo", TenantID: "acme", Version: 1}))
-	waitFor(t, "memo's points deleted", 30*time.Second, func() (bool, string) {
-		n := h.count("acme", "memo", 1)
-		return n == 0, strconv.Itoa(n) + " points"
+	eventually.NoError(t, "memo's points deleted", 30*time.Second, func() error {
+		if n := h.count("acme", "memo", 1); n != 0 {
+			return fmt.Errorf("%d points", n)
+		}
+		return nil
 	})
 	if got := h.count("acme", "keep", 1); got != 1 {
 		t.Errorf("the other document has %d points, want 1", got)
@@ -313,14 +315,13 @@ func TestPoisonAndInvalidEvents(t *testing.T) {
 // query with no vector at all.
 func TestRetrieveLimits(t *testing.T) {
 	h := start(t)
-	var texts []string
+	// One chunk per document: the per-document limit is not under test.
 	for i := range 60 {
-		texts = append(texts, fmt.Sprintf("common word number %d", i))
-	}
-	d := doc{tenant: "acme", id: "many", version: 1, texts: texts}
-	for _, c := range d.chunks() {
-		if _, err := h.svc.IndexChunk(t.Context(), c); err != nil {
-			t.Fatalf("IndexChunk: %v", err)
+		d := doc{tenant: "acme", id: fmt.Sprintf("many-%d", i), version: 1, texts: []string{fmt.Sprintf("common word number %d", i)}}
+		for _, c := range d.chunks() {
+			if _, err := h.svc.IndexChunk(t.Context(), c); err != nil {
+				t.Fatalf("IndexChunk: %v", err)
+			}
 		}
 	}
 	tests := []struct {
@@ -341,7 +342,7 @@ func TestRetrieveLimits(t *testing.T) {
 	if err != nil || res.Results == nil || len(res.Results) != 0 {
 		t.Errorf("Retrieve(no vector) = %+v, %v; want no results and no error", res.Results, err)
 	}
-	st, err := h.index.State(t.Context(), "acme", "many")
+	st, err := h.index.State(t.Context(), "acme", "many-0")
 	if err != nil || st.Indexed != 1 {
 		t.Errorf("state after direct indexing = %+v, %v; want indexed 1", st, err)
 	}

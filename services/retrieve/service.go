@@ -11,9 +11,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"math"
 	"slices"
+	"strings"
 	"sync"
+	"unicode"
 
 	"github.com/tributary-rag/tributary/pkg/events"
 )
@@ -51,6 +54,12 @@ const (
 const (
 	DefaultTopK = 5
 	MaxTopK     = 50
+	// DefaultPerDocument is the most chunks of one document in a result.
+	DefaultPerDocument = 3
+	// DefaultNearDuplicate is the word-trigram Jaccard similarity at which
+	// two chunks count as the same text (licences, disclaimers,
+	// templates).
+	DefaultNearDuplicate = 0.8
 )
 
 // IndexResult is the outcome of indexing.
@@ -142,15 +151,28 @@ func WithTopK(def, maxK int) Option {
 	}
 }
 
+// WithCrowding sets how results are kept from crowding: at most
+// perDocument chunks of one document (0: no limit), and chunks whose text
+// is near-identical to a better one (word-trigram Jaccard similarity at
+// least nearDuplicate; 1 collapses only identical texts, above 1 none)
+// collapsed into it (defaults DefaultPerDocument, DefaultNearDuplicate).
+func WithCrowding(perDocument int, nearDuplicate float64) Option {
+	return func(s *service) {
+		s.perDocument, s.nearDuplicate = perDocument, nearDuplicate
+	}
+}
+
 // NewService returns the service on ix, publishing through emit.
 func NewService(ix *Index, emit Emitter, opts ...Option) Service {
 	s := &service{
-		ix:       ix,
-		emit:     emit,
-		topK:     DefaultTopK,
-		maxTopK:  MaxTopK,
-		locks:    newKeyedMutex(),
-		progress: map[versionKey]map[int]struct{}{},
+		ix:            ix,
+		emit:          emit,
+		topK:          DefaultTopK,
+		maxTopK:       MaxTopK,
+		perDocument:   DefaultPerDocument,
+		nearDuplicate: DefaultNearDuplicate,
+		locks:         newKeyedMutex(),
+		progress:      map[versionKey]map[int]struct{}{},
 	}
 	for _, o := range opts {
 		o(s)
@@ -173,7 +195,10 @@ type service struct {
 	emit    Emitter
 	topK    int
 	maxTopK int
-	locks   *keyedMutex
+	// perDocument and nearDuplicate: see WithCrowding.
+	perDocument   int
+	nearDuplicate float64
+	locks         *keyedMutex
 
 	mu sync.Mutex
 	// progress holds the chunk indexes of each incomplete version seen by
@@ -484,15 +509,127 @@ func (s *service) Retrieve(ctx context.Context, q events.QueryEmbedded) (events.
 		Groups: q.Groups,
 		Dense:  q.Dense,
 		Sparse: q.Sparse,
-		Limit:  k,
+		Limit:  candidates(k, q.Filter),
 	})
 	if err != nil {
 		return events.QueryRetrieved{}, err
 	}
-	if hits == nil {
-		hits = []events.RetrievedChunk{}
-	}
+	hits = uncrowd(applyFilter(hits, q.Filter), k, s.perDocument, s.nearDuplicate)
 	return events.QueryRetrieved{Query: q.Query, Results: hits}, nil
+}
+
+// candidates is how many hits a query of k results asks the index for, so
+// that k remain after duplicates, crowding documents and the filter are
+// taken out.
+func candidates(k int, f *events.QueryFilter) int {
+	if f != nil && (len(f.DocumentIDs) > 0 || f.SourcePrefix != "") {
+		return max(25*k, 500)
+	}
+	return max(4*k, 20)
+}
+
+// applyFilter keeps the hits that pass f. It filters the candidates the
+// index returned (the access filter already applied), so a narrow filter
+// finds matches among the best candidates only.
+func applyFilter(hits []events.RetrievedChunk, f *events.QueryFilter) []events.RetrievedChunk {
+	if f == nil || (len(f.DocumentIDs) == 0 && f.SourcePrefix == "") {
+		return hits
+	}
+	out := hits[:0:0]
+	for _, h := range hits {
+		if len(f.DocumentIDs) > 0 && !slices.Contains(f.DocumentIDs, h.DocumentID) {
+			continue
+		}
+		if !strings.HasPrefix(h.Source, f.SourcePrefix) {
+			continue
+		}
+		out = append(out, h)
+	}
+	return out
+}
+
+// uncrowd returns at most k of hits (best first), skipping a hit whose
+// text is a near-duplicate of a kept one (the better-scoring copy stays:
+// hits are in score order) and the hits of a document that has
+// perDocument already (0: no limit). Never nil.
+func uncrowd(hits []events.RetrievedChunk, k, perDocument int, nearDuplicate float64) []events.RetrievedChunk {
+	out := make([]events.RetrievedChunk, 0, min(k, len(hits)))
+	perDoc := map[string]int{}
+	exact := map[string]bool{}
+	var shingles [][]uint64
+	for _, h := range hits {
+		if len(out) == k {
+			break
+		}
+		if perDocument > 0 && perDoc[h.DocumentID] >= perDocument {
+			continue
+		}
+		norm := normalizeText(h.Text)
+		if nearDuplicate <= 1 && exact[norm] {
+			continue
+		}
+		sh := trigrams(norm)
+		if nearDuplicate < 1 && slices.ContainsFunc(shingles, func(o []uint64) bool { return jaccard(sh, o) >= nearDuplicate }) {
+			continue
+		}
+		exact[norm] = true
+		shingles = append(shingles, sh)
+		perDoc[h.DocumentID]++
+		out = append(out, h)
+	}
+	return out
+}
+
+// normalizeText lowercases text and reduces it to its words separated by
+// single spaces, so that copies differing in case, punctuation or line
+// breaks compare equal.
+func normalizeText(s string) string {
+	return strings.Join(strings.FieldsFunc(strings.ToLower(s), func(r rune) bool {
+		return !unicode.IsLetter(r) && !unicode.IsDigit(r)
+	}), " ")
+}
+
+// trigrams returns the hashed word trigrams of a normalized text (its
+// words when it has fewer than three), sorted and distinct.
+func trigrams(norm string) []uint64 {
+	words := strings.Fields(norm)
+	if len(words) < 3 {
+		return []uint64{fnv64(norm)}
+	}
+	out := make([]uint64, 0, len(words)-2)
+	for i := 0; i+3 <= len(words); i++ {
+		out = append(out, fnv64(words[i]+" "+words[i+1]+" "+words[i+2]))
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// jaccard returns |a∩b| / |a∪b| of two sorted, distinct sets.
+func jaccard(a, b []uint64) float64 {
+	inter := 0
+	for i, j := 0, 0; i < len(a) && j < len(b); {
+		switch {
+		case a[i] == b[j]:
+			inter++
+			i++
+			j++
+		case a[i] < b[j]:
+			i++
+		default:
+			j++
+		}
+	}
+	union := len(a) + len(b) - inter
+	if union == 0 {
+		return 1
+	}
+	return float64(inter) / float64(union)
+}
+
+func fnv64(s string) uint64 {
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(s))
+	return h.Sum64()
 }
 
 // keyedMutex serializes work per key; entries live while someone holds or

@@ -1,0 +1,93 @@
+package ingest
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// List limits.
+const (
+	DefaultListLimit = 1000
+	MaxListLimit     = 10000
+)
+
+// ListQuery selects documents for List.
+type ListQuery struct {
+	// SourcePrefix keeps the documents whose source starts with it; empty
+	// keeps all.
+	SourcePrefix string
+	// After is the last document id of the previous page; List returns
+	// the ids after it.
+	After string
+	// Limit is the page size (default DefaultListLimit, at most
+	// MaxListLimit).
+	Limit int
+}
+
+// Entry is one document in a List page: enough for a sync client to
+// decide whether its copy changed (ContentHash) or is gone (Source).
+type Entry struct {
+	DocumentID  string `json:"document_id"`
+	Version     int    `json:"version"`
+	Source      string `json:"source,omitempty"`
+	Title       string `json:"title,omitempty"`
+	ContentHash string `json:"content_hash"`
+	Size        int64  `json:"size"`
+}
+
+// ListResult is one page of List. Next is the After of the next page,
+// empty on the last page.
+type ListResult struct {
+	Documents []Entry `json:"documents"`
+	Next      string  `json:"next,omitempty"`
+}
+
+func (s *service) List(ctx context.Context, p Principal, q ListQuery) (ListResult, error) {
+	if p.Tenant == "" {
+		return ListResult{}, ErrUnauthenticated
+	}
+	switch {
+	case q.Limit == 0:
+		q.Limit = DefaultListLimit
+	case q.Limit < 0 || q.Limit > MaxListLimit:
+		return ListResult{}, fmt.Errorf("%w: limit %d, want 1 to %d", ErrInvalid, q.Limit, MaxListLimit)
+	}
+	recs := s.store.List(p.Tenant, q.After, func(r Record) bool {
+		return r.Status == StatusActive && strings.HasPrefix(r.Source, q.SourcePrefix) && maySee(p, r.Groups)
+	}, q.Limit+1)
+	res := ListResult{Documents: make([]Entry, 0, min(len(recs), q.Limit))}
+	for i, r := range recs {
+		if i == q.Limit {
+			res.Next = recs[i-1].DocumentID
+			break
+		}
+		res.Documents = append(res.Documents, Entry{
+			DocumentID: r.DocumentID, Version: r.Version, Source: r.Source, Title: r.Title,
+			ContentHash: r.ContentHash, Size: r.Size,
+		})
+	}
+	return res, nil
+}
+
+// List returns up to n records of tenant with ids above after that keep
+// accepts, in id order.
+func (s *Store) List(tenant, after string, keep func(Record) bool, n int) []Record {
+	s.mu.RLock()
+	var out []Record
+	for k, r := range s.recs {
+		if k.tenant == tenant && k.id > after && keep(r) {
+			out = append(out, r)
+		}
+	}
+	s.mu.RUnlock()
+	slices.SortFunc(out, func(a, b Record) int { return strings.Compare(a.DocumentID, b.DocumentID) })
+	if len(out) > n {
+		out = out[:n]
+	}
+	for i := range out {
+		out[i] = out[i].clone()
+	}
+	return out
+}
