@@ -419,6 +419,7 @@ func checkOneUnauthenticatedShape(t *testing.T, url string) {
 		{"POST", "/v1/documents", `{"title":"t","content_type":"text/plain","content":"x"}`},
 		{"GET", "/v1/audit/export", ""},
 		{"GET", "/v1/chat", ""},
+		{"POST", "/v1/search", `{"query":"x"}`},
 	}
 	for _, r := range routes {
 		for _, key := range []string{"", "not-a-key"} {

@@ -307,8 +307,7 @@ func (h *SearchHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	begin := time.Now()
 	p, ok := h.keys.Lookup(apikey.BearerToken(r.Header.Get("Authorization")))
 	if !ok {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="tributary"`)
-		writeError(w, http.StatusUnauthorized, "unauthorized", "missing or unknown API key")
+		apikey.WriteUnauthenticated(w)
 		return
 	}
 	var req SearchRequest

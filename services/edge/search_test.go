@@ -101,8 +101,8 @@ func TestSearchHandler(t *testing.T) {
 		want            int
 		code            string
 	}{
-		{"no key", "", `{"query":"x"}`, 401, "unauthorized"},
-		{"unknown key", "nope", `{"query":"x"}`, 401, "unauthorized"},
+		{"no key", "", `{"query":"x"}`, 401, "unauthenticated"},
+		{"unknown key", "nope", `{"query":"x"}`, 401, "unauthenticated"},
 		{"empty query", "k-acme-123", `{"query":"  "}`, 400, "invalid_request"},
 		{"top_k too large", "k-acme-123", `{"query":"x","top_k":500}`, 400, "invalid_request"},
 		{"unknown field", "k-acme-123", `{"query":"x","topk":5}`, 400, "invalid_request"},

@@ -20,6 +20,9 @@ func MakeEndpoints(s Service) Endpoints {
 // AnswerRequest is the request of the Answer endpoint.
 type AnswerRequest struct {
 	Question Question
+	// Skip marks an event that asks for no answer (a search: retrieval
+	// only); the endpoint does nothing and the offset is committed.
+	Skip bool
 }
 
 // AnswerResponse is the response of the Answer endpoint; business errors
@@ -38,6 +41,9 @@ func MakeAnswerEndpoint(s Service) endpoint.Endpoint {
 		req, ok := request.(AnswerRequest)
 		if !ok {
 			return nil, fmt.Errorf("answer endpoint: unexpected request %T", request)
+		}
+		if req.Skip {
+			return AnswerResponse{}, nil
 		}
 		a, err := s.Answer(ctx, req.Question)
 		return AnswerResponse{Answer: a, Err: err}, nil

@@ -235,6 +235,11 @@ func DecodeQueryRetrieved(_ context.Context, msg kafka.Message) (any, error) {
 	if p.RequestID == "" {
 		return nil, kafkatransport.Permanent(fmt.Errorf("%w: no request_id", ErrInvalid))
 	}
+	if p.Mode == events.ModeSearch {
+		// The edge's search reads the retrieval itself; an answer would
+		// cost a generation nobody reads.
+		return AnswerRequest{Skip: true}, nil
+	}
 	return AnswerRequest{Question: Question{
 		RequestID: p.RequestID,
 		TenantID:  env.TenantID,
