@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -458,14 +459,7 @@ func (u uploader) upload(ctx context.Context, f ingestFile, data []byte, progres
 	}
 	// Progress counts the file's bytes once it is sent, not the framing.
 	defer progress(int64(len(data)))
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.base+"/v1/documents", &body)
-	if err != nil {
-		return ingestResult{}, err
-	}
-	req.ContentLength = int64(body.Len())
-	req.Header.Set("Content-Type", mw.FormDataContentType())
-	req.Header.Set("Authorization", "Bearer "+u.key)
-	resp, err := u.client.Do(req)
+	resp, err := u.postWithBackoff(ctx, body.Bytes(), mw.FormDataContentType())
 	if err != nil {
 		return ingestResult{}, err
 	}
@@ -475,6 +469,44 @@ func (u uploader) upload(ctx context.Context, f ingestFile, data []byte, progres
 		return ingestResult{}, err
 	}
 	return res, nil
+}
+
+// maxUploadTries bounds the tries of one upload the server asks to retry.
+const maxUploadTries = 8
+
+// postWithBackoff posts body to /v1/documents, retrying while the server
+// answers 429 (the key's upload rate or slots are taken) or 503, after the
+// Retry-After it gives (else a doubling wait): a sync of a large tree
+// keeps within the server's per-key limits instead of failing files.
+func (u uploader) postWithBackoff(ctx context.Context, body []byte, contentType string) (*http.Response, error) {
+	wait := 250 * time.Millisecond
+	for try := 1; ; try++ {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.base+"/v1/documents", bytes.NewReader(body))
+		if err != nil {
+			return nil, err
+		}
+		req.Header.Set("Content-Type", contentType)
+		req.Header.Set("Authorization", "Bearer "+u.key)
+		resp, err := u.client.Do(req)
+		if err != nil {
+			return nil, err
+		}
+		if (resp.StatusCode != http.StatusTooManyRequests && resp.StatusCode != http.StatusServiceUnavailable) || try == maxUploadTries {
+			return resp, nil
+		}
+		d := wait
+		if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s >= 0 {
+			d = time.Duration(s) * time.Second
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(min(d, 30*time.Second)):
+		}
+		wait = min(2*wait, 10*time.Second)
+	}
 }
 
 // listedDocument is one entry of GET /v1/documents.

@@ -31,6 +31,9 @@ var (
 	ErrNotFound = errors.New("document not found")
 	// ErrTooLarge reports content over the size limit (413).
 	ErrTooLarge = errors.New("document too large")
+	// ErrBodyTimeout reports an upload whose body did not arrive within
+	// the upload timeout (408).
+	ErrBodyTimeout = errors.New("upload too slow")
 	// ErrUnsupportedType reports a content type no parser reads (415).
 	ErrUnsupportedType = errors.New("unsupported content type")
 	// ErrUnreadable reports content that cannot be parsed (422).
@@ -208,16 +211,26 @@ type Version struct {
 }
 
 type service struct {
-	store   *Store
-	chunker Chunker
-	emit    Emitter
-	maxSize int64
-	now     func() time.Time
-	locks   keyedMutex
+	store     *Store
+	chunker   Chunker
+	emit      Emitter
+	maxSize   int64
+	maxChunks int
+	maxText   int64
+	now       func() time.Time
+	locks     keyedMutex
 }
 
 // Option configures the service.
 type Option func(*service)
+
+// WithExpansionLimits bounds what a document may become: at most
+// maxChunks chunks and maxText bytes of extracted text (a small DOCX or a
+// JSON file with long metadata can expand to tens of thousands of chunks).
+// Over either, Ingest answers ErrTooLarge naming the limit. Zero: no limit.
+func WithExpansionLimits(maxChunks int, maxText int64) Option {
+	return func(s *service) { s.maxChunks, s.maxText = maxChunks, maxText }
+}
 
 // WithMaxDocumentSize sets the limit on a document's raw size in bytes
 // (default DefaultMaxDocumentSize).
@@ -302,6 +315,9 @@ func (s *service) Ingest(ctx context.Context, p Principal, d Document) (Result, 
 		}
 		return Result{}, err
 	}
+	if err := s.checkExpansion(chunked.Pieces); err != nil {
+		return Result{}, err
+	}
 	d.ContentType = chunked.ContentType
 	for _, t := range []string{chunked.Title, d.Filename, d.ID} {
 		if d.Title == "" {
@@ -375,6 +391,22 @@ func (s *service) Ingest(ctx context.Context, p Principal, d Document) (Result, 
 		return Result{}, fmt.Errorf("record version: %w", err)
 	}
 	return Result{DocumentID: d.ID, Version: version, Status: ResultAccepted}, nil
+}
+
+// checkExpansion refuses a document whose chunks pass the expansion
+// limits, before any event leaves.
+func (s *service) checkExpansion(pieces []Piece) error {
+	if s.maxChunks > 0 && len(pieces) > s.maxChunks {
+		return fmt.Errorf("%w: the document makes %d chunks, over the limit of %d (max-chunks)", ErrTooLarge, len(pieces), s.maxChunks)
+	}
+	var text int64
+	for _, p := range pieces {
+		text += int64(len(p.Text))
+	}
+	if s.maxText > 0 && text > s.maxText {
+		return fmt.Errorf("%w: the document's text is %d bytes, over the limit of %d (max-text-bytes)", ErrTooLarge, text, s.maxText)
+	}
+	return nil
 }
 
 func (s *service) Get(ctx context.Context, p Principal, id string) (Info, error) {

@@ -10,16 +10,20 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"mime"
 	"mime/multipart"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/go-kit/kit/endpoint"
 	kithttp "github.com/go-kit/kit/transport/http"
 
 	"github.com/tributary-rag/tributary/pkg/apikey"
+	"github.com/tributary-rag/tributary/pkg/keylimit"
 	"github.com/tributary-rag/tributary/pkg/tracecontext"
 )
 
@@ -38,8 +42,25 @@ func (f AuthenticatorFunc) Authenticate(key string) (Principal, bool) { return f
 type HTTPOption func(*httpConfig)
 
 type httpConfig struct {
-	maxSize    int64
-	maxUploads int
+	maxSize       int64
+	maxUploads    int
+	perKey        *keylimit.Slots
+	rate          *keylimit.Rate
+	uploadTimeout time.Duration
+}
+
+// WithHTTPUploadLimits keeps one key from taking every upload slot: it
+// may hold perKey uploads at once (more get 429 at once rather than
+// queueing behind it) and start perSecond (bursts of burst) a second
+// (more get 429 with Retry-After), and each upload's body must arrive
+// within timeout (408 otherwise), so a slow client holds its slot for a
+// bounded time. Zero values turn a limit off.
+func WithHTTPUploadLimits(perKey int, perSecond float64, burst int, timeout time.Duration) HTTPOption {
+	return func(c *httpConfig) {
+		c.perKey = keylimit.NewSlots(perKey, 0)
+		c.rate = keylimit.NewRate(perSecond, burst)
+		c.uploadTimeout = timeout
+	}
 }
 
 // DefaultMaxUploads is the default number of POST requests served at once.
@@ -90,7 +111,7 @@ func MakeHTTPHandler(e Endpoints, auth Authenticator, logger *slog.Logger, opts 
 		kithttp.ServerBefore(correlationFromHTTP, traceFromHTTP),
 	}
 	mux := http.NewServeMux()
-	mux.Handle("POST /v1/documents", authenticate(auth, limitInFlight(cfg.maxUploads, kithttp.NewServer(
+	mux.Handle("POST /v1/documents", authenticate(auth, limitUploads(cfg, kithttp.NewServer(
 		e.Ingest, decodeIngestRequest(cfg.maxSize), encodeResponse(http.StatusAccepted), options...))))
 	mux.Handle("GET /v1/documents/{id}", authenticate(auth, kithttp.NewServer(
 		e.Get, decodeGetRequest, encodeResponse(http.StatusOK), options...)))
@@ -119,6 +140,37 @@ func limitInFlight(n int, next http.Handler) http.Handler {
 		}
 		defer func() { <-slots }()
 		next.ServeHTTP(w, r)
+	})
+}
+
+// limitUploads applies cfg's per-key rate and slots, then the global
+// slots (limitInFlight), and bounds the time the body may take. It runs
+// after authenticate, which put the principal in the context.
+func limitUploads(cfg httpConfig, next http.Handler) http.Handler {
+	global := limitInFlight(cfg.maxUploads, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if cfg.uploadTimeout > 0 {
+			// Counted from the slot, not the request: waiting for a slot
+			// does not spend the client's time to send.
+			_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(cfg.uploadTimeout))
+		}
+		next.ServeHTTP(w, r)
+	}))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, _ := r.Context().Value(principalKey{}).(Principal)
+		key := p.Tenant + "\x00" + p.Name
+		if ok, wait := cfg.rate.Allow(key); !ok {
+			w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
+			writeError(w, http.StatusTooManyRequests, "rate_limited", "too many uploads for this API key; retry after "+wait.Round(time.Millisecond).String())
+			return
+		}
+		release, ok := cfg.perKey.Acquire(key)
+		if !ok {
+			w.Header().Set("Retry-After", "5")
+			writeError(w, http.StatusTooManyRequests, "too_many_uploads", "this API key has as many uploads in progress as it may")
+			return
+		}
+		defer release()
+		global.ServeHTTP(w, r)
 	})
 }
 
@@ -346,11 +398,14 @@ func decodeMultipart(mr *multipart.Reader, maxSize int64) (Document, error) {
 }
 
 // bodyError classifies an error from reading the body: over the size limit
-// is 413, anything else is a malformed request.
+// is 413, past the upload timeout 408, anything else a malformed request.
 func bodyError(what string, err error) error {
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
 		return fmt.Errorf("%w: request body over %d bytes", ErrTooLarge, mbe.Limit)
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return fmt.Errorf("%w: %s: the body did not arrive within the upload timeout", ErrBodyTimeout, what)
 	}
 	return fmt.Errorf("%w: %s: %v", ErrInvalid, what, err)
 }
@@ -436,6 +491,8 @@ func HTTPStatus(err error) (status int, code string) {
 		return http.StatusUnauthorized, "unauthenticated"
 	case errors.Is(err, ErrTooLarge):
 		return http.StatusRequestEntityTooLarge, "too_large"
+	case errors.Is(err, ErrBodyTimeout):
+		return http.StatusRequestTimeout, "timeout"
 	case errors.Is(err, ErrUnsupportedType):
 		return http.StatusUnsupportedMediaType, "unsupported_type"
 	case errors.Is(err, ErrUnreadable):

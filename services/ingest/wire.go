@@ -35,6 +35,17 @@ type Settings struct {
 	// InstanceID names this instance's documents consumer group (see
 	// DocumentsGroup); empty for a single instance.
 	InstanceID string
+	// UploadsPerKey, UploadsPerSecond and UploadBurst bound one API key's
+	// uploads (see WithHTTPUploadLimits); UploadTimeout bounds the time
+	// an upload's body may take.
+	UploadsPerKey    int
+	UploadsPerSecond float64
+	UploadBurst      int
+	UploadTimeout    time.Duration
+	// MaxChunks and MaxTextBytes bound what one document expands to (see
+	// WithExpansionLimits).
+	MaxChunks    int
+	MaxTextBytes int64
 }
 
 // DefaultSettings returns the defaults of every setting.
@@ -46,6 +57,12 @@ func DefaultSettings() Settings {
 		ChunkOverlap:     chunk.DefaultOverlap,
 		ParseTimeout:     docparse.DefaultTimeout,
 		ParseMemory:      docparse.DefaultMaxMemory,
+		UploadsPerKey:    2,
+		UploadsPerSecond: 20,
+		UploadBurst:      50,
+		UploadTimeout:    10 * time.Minute,
+		MaxChunks:        5000,
+		MaxTextBytes:     32 << 20,
 	}
 }
 
@@ -60,6 +77,12 @@ func (s *Settings) Register(fs *flag.FlagSet) {
 	fs.IntVar(&s.ParseWorkers, "parse-workers", s.ParseWorkers, "documents parsed at once, each in a child process (0: one per CPU)")
 	fs.Int64Var(&s.ParseMemory, "parse-memory", s.ParseMemory, "memory limit of one parse child process, in bytes")
 	fs.StringVar(&s.InstanceID, "instance-id", s.InstanceID, "this instance's id when several run side by side; its documents consumer group is ingest.documents.<id> (empty: ingest.documents)")
+	fs.IntVar(&s.UploadsPerKey, "max-uploads-per-key", s.UploadsPerKey, "uploads one API key may have in progress; more get 429 (0: no limit; below --max-concurrent-uploads, so one key cannot take every slot)")
+	fs.Float64Var(&s.UploadsPerSecond, "uploads-per-second", s.UploadsPerSecond, "uploads one API key may start per second; more get 429 with Retry-After (0: no limit)")
+	fs.IntVar(&s.UploadBurst, "upload-burst", s.UploadBurst, "uploads one API key may start at once above its rate")
+	fs.DurationVar(&s.UploadTimeout, "upload-timeout", s.UploadTimeout, "longest an upload's body may take once it has a slot; slower gets 408 (0: none)")
+	fs.IntVar(&s.MaxChunks, "max-chunks", s.MaxChunks, "most chunks one document may make; more is 413 (0: no limit)")
+	fs.Int64Var(&s.MaxTextBytes, "max-text-bytes", s.MaxTextBytes, "most text one document may expand to, in bytes; more is 413 (0: no limit)")
 }
 
 var instancePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$`)
@@ -89,6 +112,15 @@ func (s Settings) Check(p *daemon.Problems) {
 	}
 	if s.InstanceID != "" && !instancePattern.MatchString(s.InstanceID) {
 		p.Addf("instance-id", "%q must be 1-100 characters of [A-Za-z0-9._-]", s.InstanceID)
+	}
+	if s.UploadsPerKey < 0 || s.UploadsPerKey > s.MaxUploads {
+		p.Addf("max-uploads-per-key", "must be between 0 and --max-concurrent-uploads")
+	}
+	if s.UploadsPerSecond < 0 || s.UploadBurst < 1 {
+		p.Addf("uploads-per-second", "the rate must not be negative and the burst must be at least 1")
+	}
+	if s.UploadTimeout < 0 || s.MaxChunks < 0 || s.MaxTextBytes < 0 {
+		p.Addf("upload-timeout", "upload-timeout, max-chunks and max-text-bytes must not be negative")
 	}
 }
 
@@ -129,7 +161,7 @@ func (s Settings) WireService(ctx context.Context, w *daemon.Wiring, d daemon.De
 	}
 	pub := d.Publisher(w, EventSource)
 	var svc Service
-	svc = NewService(store, chunker, NewKafkaEmitter(pub, d.Topics.Prefix), WithMaxDocumentSize(s.MaxDocumentBytes))
+	svc = NewService(store, chunker, NewKafkaEmitter(pub, d.Topics.Prefix), WithMaxDocumentSize(s.MaxDocumentBytes), WithExpansionLimits(s.MaxChunks, s.MaxTextBytes))
 	svc = LoggingMiddleware(d.Logger)(svc)
 	svc = InstrumentingMiddleware(metrics)(svc)
 	endpoints := MakeEndpoints(svc)
@@ -138,7 +170,8 @@ func (s Settings) WireService(ctx context.Context, w *daemon.Wiring, d daemon.De
 		p, ok := d.Keys.Lookup(key)
 		return principal(p), ok
 	})
-	w.Handle("/v1/", MakeHTTPHandler(endpoints, auth, d.Logger, WithHTTPMaxDocumentSize(s.MaxDocumentBytes), WithHTTPMaxUploads(s.MaxUploads)))
+	w.Handle("/v1/", MakeHTTPHandler(endpoints, auth, d.Logger, WithHTTPMaxDocumentSize(s.MaxDocumentBytes), WithHTTPMaxUploads(s.MaxUploads),
+		WithHTTPUploadLimits(s.UploadsPerKey, s.UploadsPerSecond, s.UploadBurst, s.UploadTimeout)))
 	// Uploads of up to the size limit on slow links: the server sets no
 	// ReadTimeout, and shutdown waits longer for them.
 	w.Drain(30 * time.Second)
