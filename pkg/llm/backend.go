@@ -3,10 +3,9 @@ package llm
 import (
 	"math"
 	"runtime"
-	"sync"
-	"sync/atomic"
 
 	"github.com/tributary-rag/tributary/pkg/gguf"
+	"github.com/tributary-rag/tributary/pkg/llm/internal/pool"
 )
 
 // Backend runs the heavy kernels of a forward pass: matrix products against
@@ -39,9 +38,17 @@ type AttentionQuery struct {
 // CPU is the portable Backend: kernels in Go (with assembly for the hot
 // dot products on amd64), parallel across goroutines over row blocks.
 type CPU struct {
-	threads int
-	k       kernels
-	q8      q8Rows
+	pool *pool.Pool
+	k    kernels
+	q8   q8Rows
+
+	// State of the current matmul region, read by every thread; kept
+	// here, with the region function bound once, so a region allocates
+	// nothing.
+	mm     matmulJob
+	mmRun  func(worker, chunk int)
+	att    attentionJob
+	attRun func(worker, chunk int)
 }
 
 // kernels are the dot products the CPU backend uses: assembly where the
@@ -53,17 +60,20 @@ type kernels struct {
 	tileQ8  func(w []byte, xq *[4][]int8, xd *[4][]float32, out *[4]float32)
 	// tileQ8x2 is the 2-row tile on unsigned activations (nil without VNNI).
 	tileQ8x2 func(w0, w1 []byte, xu *[4][]uint8, xd *[4][]float32, out *[8]float32)
-	axpy     func(dst, x []float32, a float32)
-	dotQ4K   func(w []byte, xq []int8, xd []float32, xs []int32) float32
-	dotQ6K   func(w []byte, xq []int8, xd []float32) float32
-	dotQ4_0  func(w []byte, xq []int8, xd []float32) float32
-	dotF16   func(w []byte, x []float32) float32
-	dotQ8    func(w []byte, xq []int8, xd []float32) float32
+	// rowsF32 is the batch-1 kernel over four weight rows (nil: one dot
+	// product per row).
+	rowsF32 func(w *[4][]float32, x []float32, out *[4]float32)
+	axpy    func(dst, x []float32, a float32)
+	dotQ4K  func(w []byte, xq []int8, xd []float32, xs []int32) float32
+	dotQ6K  func(w []byte, xq []int8, xd []float32) float32
+	dotQ4_0 func(w []byte, xq []int8, xd []float32) float32
+	dotF16  func(w []byte, x []float32) float32
+	dotQ8   func(w []byte, xq []int8, xd []float32) float32
 }
 
 func newKernels(simd bool) kernels {
 	if simd {
-		k := kernels{simd: true, dotF32: dotF32SIMD, tileF32: tileF32SIMD, tileQ8: tileQ8_0SIMD, axpy: axpySIMD, dotQ4K: dotQ4KSIMD, dotQ6K: dotQ6KSIMD, dotQ4_0: dotQ4_0SIMD, dotF16: dotF16SIMD, dotQ8: dotQ8_0SIMD}
+		k := kernels{simd: true, dotF32: dotF32SIMD, tileF32: tileF32SIMD, tileQ8: tileQ8_0SIMD, axpy: axpySIMD, dotQ4K: dotQ4KSIMD, dotQ6K: dotQ6KSIMD, dotQ4_0: dotQ4_0SIMD, dotF16: dotF16SIMD, dotQ8: dotQ8_0SIMD, rowsF32: rowsF32SIMD}
 		if vnniKernels() {
 			k.tileQ8 = tileQ8_0VNNI
 			k.tileQ8x2 = tileQ8_0x2VNNI
@@ -73,12 +83,15 @@ func newKernels(simd bool) kernels {
 	return kernels{dotF32: dotF32Go, dotF16: dotF16, dotQ8: dotQ8_0Go, axpy: axpy, dotQ4K: dotQ4K, dotQ6K: dotQ6K, dotQ4_0: dotQ4_0}
 }
 
-// NewCPU returns a CPU backend using threads goroutines (≤ 0: GOMAXPROCS).
+// NewCPU returns a CPU backend using threads threads (≤ 0: GOMAXPROCS).
+// Its worker goroutines live until Close, or until the backend becomes
+// unreachable.
 func NewCPU(threads int) *CPU {
-	if threads <= 0 {
-		threads = runtime.GOMAXPROCS(0)
-	}
-	return &CPU{threads: threads, k: newKernels(simdKernels())}
+	c := &CPU{pool: pool.New(threads), k: newKernels(simdKernels())}
+	c.mmRun = c.runMatMul
+	c.attRun = c.runAttention
+	runtime.AddCleanup(c, (*pool.Pool).Close, c.pool)
+	return c
 }
 
 // NewPortableCPU is NewCPU restricted to the portable Go kernels, for
@@ -89,218 +102,295 @@ func NewPortableCPU(threads int) *CPU {
 	return c
 }
 
+// Close stops the backend's worker goroutines; the backend must not be
+// used afterwards.
+func (c *CPU) Close() { c.pool.Close() }
+
 // SIMD reports whether the assembly kernels are in use.
 func (c *CPU) SIMD() bool { return c.k.simd }
 
-// parallel runs f over [0,n) split into chunks of at least grain items,
-// handing chunks to up to c.threads goroutines.
-func (c *CPU) parallel(n, grain int, f func(lo, hi int)) {
-	if n <= 0 {
-		return
-	}
-	workers := c.threads
-	chunk := max(grain, (n+workers*4-1)/(workers*4))
-	chunks := (n + chunk - 1) / chunk
-	if workers > chunks {
-		workers = chunks
-	}
-	if workers <= 1 {
-		f(0, n)
-		return
-	}
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	work := func() {
-		for {
-			i := int(next.Add(1)) - 1
-			if i >= chunks {
-				return
-			}
-			lo := i * chunk
-			f(lo, min(n, lo+chunk))
-		}
-	}
-	wg.Add(workers - 1)
-	for w := 1; w < workers; w++ {
-		go func() { defer wg.Done(); work() }()
-	}
-	work()
-	wg.Wait()
+// Threads is the number of threads the backend computes on.
+func (c *CPU) Threads() int { return c.pool.Threads() }
+
+// For runs f over [0, n) split into chunks of at least grain items on the
+// backend's threads, for model code beside the matmuls (an encoder's
+// element-wise passes) that should use the same threads. Calls must not
+// overlap with each other or with the backend's kernels.
+func (c *CPU) For(n, grain int, f func(lo, hi int)) {
+	c.pool.For(n, grain, func(_, lo, hi int) { f(lo, hi) })
+}
+
+// MatMulOp is one product of a MatMulMany call: Out = W·x.
+type MatMulOp struct {
+	Out []float32
+	W   *Weight
 }
 
 // MatMul implements Backend.
 func (c *CPU) MatMul(out []float32, w *Weight, x []float32, n int) {
-	rows, cols := w.Rows, w.Cols
-	out = out[:n*rows]
+	ops := [1]MatMulOp{{out, w}}
+	c.MatMulMany(ops[:], x, n)
+}
+
+// MatMulMany computes every op's product with the same n input rows x (all
+// weights have x's width) in one parallel region: the rows of all weights
+// are split among the threads together, and quantized weights share one
+// quantization of x. Fusing Q, K and V (or gate and up) this way halves the
+// hand-offs between threads and keeps both busy through small matrices.
+func (c *CPU) MatMulMany(ops []MatMulOp, x []float32, n int) {
+	if len(ops) == 0 || n <= 0 {
+		return
+	}
+	cols := ops[0].W.Cols
 	x = x[:n*cols]
-	grain := max(1, 16384/max(1, cols))
+	quant := false
+	for _, op := range ops {
+		if op.W.Cols != cols {
+			panic("llm: MatMulMany weights of different widths")
+		}
+		_ = op.Out[:n*op.W.Rows]
+		if op.W.F32 == nil && op.W.Type != gguf.F16 && op.W.Type != gguf.BF16 {
+			quant = true
+		}
+	}
+	if quant {
+		// One block is 32 roundings; split only a prefill batch's worth.
+		c.q8.resize(n, cols)
+		c.pool.For(n*cols/32, 64, func(_, lo, hi int) { c.q8.quantizeBlocks(x, lo, hi) })
+	}
+	// Chunks of rows (a multiple of 4, for the row kernels and tiles),
+	// about 8 per thread overall, each at least 16 KiB of weights' worth
+	// of columns; the threads claim them from a shared counter.
+	total := 0
+	for _, op := range ops {
+		total += op.W.Rows
+	}
+	threads := c.pool.Threads()
+	chunk := max(16384/max(1, cols), (total+8*threads-1)/(8*threads))
+	chunk = (chunk + 3) &^ 3
+	j := &c.mm
+	j.ops, j.x, j.n, j.chunk = ops, x, n, chunk
+	j.starts = j.starts[:0]
+	chunks := 0
+	for _, op := range ops {
+		j.starts = append(j.starts, chunks)
+		chunks += (op.W.Rows + chunk - 1) / chunk
+	}
+	c.pool.Run(chunks, c.mmRun)
+	j.ops, j.x = nil, nil
+}
+
+type matmulJob struct {
+	ops    []MatMulOp
+	x      []float32
+	n      int
+	chunk  int
+	starts []int // first chunk index of each op
+}
+
+func (c *CPU) runMatMul(_, i int) {
+	j := &c.mm
+	o := len(j.starts) - 1
+	for j.starts[o] > i {
+		o--
+	}
+	op := j.ops[o]
+	lo := (i - j.starts[o]) * j.chunk
+	c.matmulRows(op.Out, op.W, j.x, j.n, lo, min(op.W.Rows, lo+j.chunk))
+}
+
+// matmulRows computes rows [lo, hi) of out = w·x for the n rows of x; for
+// quantized weights c.q8 holds x quantized.
+func (c *CPU) matmulRows(out []float32, w *Weight, x []float32, n, lo, hi int) {
+	rows, cols := w.Rows, w.Cols
 	switch w.Type {
 	case gguf.F32:
 		wf := w.F32
 		dot := c.k.dotF32
-		tile := c.k.tileF32
-		c.parallel(rows, grain, func(lo, hi int) {
-			r := lo
-			// Register tiles of 2 weight rows × 4 activation rows read
-			// each loaded vector several times; the single dot product
-			// handles the edges with the same summation order.
-			if tile != nil && n >= 4 {
-				var xs [4][]float32
-				var acc [8]float32
-				for ; r+2 <= hi; r += 2 {
-					w0, w1 := wf[r*cols:(r+1)*cols], wf[(r+1)*cols:(r+2)*cols]
-					i := 0
-					for ; i+4 <= n; i += 4 {
-						for j := range xs {
-							xs[j] = x[(i+j)*cols : (i+j+1)*cols]
-						}
-						tile(w0, w1, &xs, &acc)
-						for j := 0; j < 4; j++ {
-							out[(i+j)*rows+r] = acc[j]
-							out[(i+j)*rows+r+1] = acc[4+j]
-						}
+		r := lo
+		if rowsK := c.k.rowsF32; rowsK != nil && n == 1 {
+			// Batch 1 (decoding): four rows per pass over x.
+			var ws [4][]float32
+			var acc [4]float32
+			for ; r+4 <= hi; r += 4 {
+				for k := range ws {
+					ws[k] = wf[(r+k)*cols : (r+k+1)*cols]
+				}
+				rowsK(&ws, x, &acc)
+				copy(out[r:r+4], acc[:])
+			}
+		}
+		// Register tiles of 2 weight rows × 4 activation rows read each
+		// loaded vector several times; the single dot product handles the
+		// edges with the same summation order.
+		if tile := c.k.tileF32; tile != nil && n >= 4 {
+			var xs [4][]float32
+			var acc [8]float32
+			for ; r+2 <= hi; r += 2 {
+				w0, w1 := wf[r*cols:(r+1)*cols], wf[(r+1)*cols:(r+2)*cols]
+				i := 0
+				for ; i+4 <= n; i += 4 {
+					for j := range xs {
+						xs[j] = x[(i+j)*cols : (i+j+1)*cols]
 					}
-					for ; i < n; i++ {
-						out[i*rows+r] = dot(w0, x[i*cols:(i+1)*cols])
-						out[i*rows+r+1] = dot(w1, x[i*cols:(i+1)*cols])
+					tile(w0, w1, &xs, &acc)
+					for j := 0; j < 4; j++ {
+						out[(i+j)*rows+r] = acc[j]
+						out[(i+j)*rows+r+1] = acc[4+j]
 					}
 				}
-			}
-			for ; r < hi; r++ {
-				row := wf[r*cols : (r+1)*cols]
-				for i := 0; i < n; i++ {
-					out[i*rows+r] = dot(row, x[i*cols:(i+1)*cols])
+				for ; i < n; i++ {
+					out[i*rows+r] = dot(w0, x[i*cols:(i+1)*cols])
+					out[i*rows+r+1] = dot(w1, x[i*cols:(i+1)*cols])
 				}
 			}
-		})
+		}
+		for ; r < hi; r++ {
+			row := wf[r*cols : (r+1)*cols]
+			for i := 0; i < n; i++ {
+				out[i*rows+r] = dot(row, x[i*cols:(i+1)*cols])
+			}
+		}
 	case gguf.F16, gguf.BF16:
 		dot := c.k.dotF16
 		if w.Type == gguf.BF16 {
 			dot = dotBF16
 		}
-		c.parallel(rows, grain, func(lo, hi int) {
-			for r := lo; r < hi; r++ {
-				row := w.Row(r)
-				for i := 0; i < n; i++ {
-					out[i*rows+r] = dot(row, x[i*cols:(i+1)*cols])
-				}
+		for r := lo; r < hi; r++ {
+			row := w.Row(r)
+			for i := 0; i < n; i++ {
+				out[i*rows+r] = dot(row, x[i*cols:(i+1)*cols])
 			}
-		})
+		}
 	default:
-		c.q8.quantize(x, n, cols)
 		q8 := &c.q8
 		dotQ8 := c.k.dotQ8
-		tileQ8 := c.k.tileQ8
-		tileQ8x2 := c.k.tileQ8x2
-		dotQ4K := c.k.dotQ4K
-		dotQ6K := c.k.dotQ6K
-		dotQ4_0 := c.k.dotQ4_0
-		c.parallel(rows, grain, func(lo, hi int) {
-			var txq [4][]int8
-			var txu [4][]uint8
-			var txd [4][]float32
-			var acc [4]float32
-			var acc8 [8]float32
-			r := lo
-			if w.Type == gguf.Q8_0 && tileQ8x2 != nil && n >= 4 {
-				for ; r+2 <= hi; r += 2 {
-					w0, w1 := w.Row(r), w.Row(r+1)
-					i := 0
-					for ; i+4 <= n; i += 4 {
-						for j := 0; j < 4; j++ {
-							txu[j], txd[j] = q8.rowU(i + j)
-						}
-						tileQ8x2(w0, w1, &txu, &txd, &acc8)
-						for j := 0; j < 4; j++ {
-							out[(i+j)*rows+r] = acc8[j]
-							out[(i+j)*rows+r+1] = acc8[4+j]
-						}
-					}
-					for ; i < n; i++ {
-						xq, xd, _ := q8.row(i)
-						out[i*rows+r] = dotQ8(w0, xq, xd)
-						out[i*rows+r+1] = dotQ8(w1, xq, xd)
-					}
-				}
-			}
-			for ; r < hi; r++ {
-				row := w.Row(r)
+		var txq [4][]int8
+		var txu [4][]uint8
+		var txd [4][]float32
+		var acc [4]float32
+		var acc8 [8]float32
+		r := lo
+		if tileQ8x2 := c.k.tileQ8x2; w.Type == gguf.Q8_0 && tileQ8x2 != nil && n >= 4 {
+			for ; r+2 <= hi; r += 2 {
+				w0, w1 := w.Row(r), w.Row(r+1)
 				i := 0
-				if w.Type == gguf.Q8_0 && tileQ8 != nil {
-					for ; i+4 <= n; i += 4 {
-						for j := 0; j < 4; j++ {
-							txq[j], txd[j], _ = q8.row(i + j)
-						}
-						tileQ8(row, &txq, &txd, &acc)
-						for j := 0; j < 4; j++ {
-							out[(i+j)*rows+r] = acc[j]
-						}
+				for ; i+4 <= n; i += 4 {
+					for j := 0; j < 4; j++ {
+						txu[j], txd[j] = q8.rowU(i + j)
+					}
+					tileQ8x2(w0, w1, &txu, &txd, &acc8)
+					for j := 0; j < 4; j++ {
+						out[(i+j)*rows+r] = acc8[j]
+						out[(i+j)*rows+r+1] = acc8[4+j]
 					}
 				}
 				for ; i < n; i++ {
-					xq, xd, xs := q8.row(i)
-					var v float32
-					switch w.Type {
-					case gguf.Q8_0:
-						v = dotQ8(row, xq, xd)
-					case gguf.Q4_0:
-						v = dotQ4_0(row, xq, xd)
-					case gguf.Q4_K:
-						v = dotQ4K(row, xq, xd, xs)
-					case gguf.Q6_K:
-						v = dotQ6K(row, xq, xd)
-					}
-					out[i*rows+r] = v
+					xq, xd, _ := q8.row(i)
+					out[i*rows+r] = dotQ8(w0, xq, xd)
+					out[i*rows+r+1] = dotQ8(w1, xq, xd)
 				}
 			}
-		})
+		}
+		for ; r < hi; r++ {
+			row := w.Row(r)
+			i := 0
+			if tileQ8 := c.k.tileQ8; w.Type == gguf.Q8_0 && tileQ8 != nil {
+				for ; i+4 <= n; i += 4 {
+					for j := 0; j < 4; j++ {
+						txq[j], txd[j], _ = q8.row(i + j)
+					}
+					tileQ8(row, &txq, &txd, &acc)
+					for j := 0; j < 4; j++ {
+						out[(i+j)*rows+r] = acc[j]
+					}
+				}
+			}
+			for ; i < n; i++ {
+				xq, xd, xs := q8.row(i)
+				var v float32
+				switch w.Type {
+				case gguf.Q8_0:
+					v = dotQ8(row, xq, xd)
+				case gguf.Q4_0:
+					v = c.k.dotQ4_0(row, xq, xd)
+				case gguf.Q4_K:
+					v = c.k.dotQ4K(row, xq, xd, xs)
+				case gguf.Q6_K:
+					v = c.k.dotQ6K(row, xq, xd)
+				}
+				out[i*rows+r] = v
+			}
+		}
 	}
+}
+
+type attentionJob struct {
+	out                     []float32
+	qs                      []AttentionQuery
+	nHead, nKVHead, headDim int
+	scratch                 [][]float32 // per thread: scores of one head
 }
 
 // Attention implements Backend.
 func (c *CPU) Attention(out []float32, qs []AttentionQuery, nHead, nKVHead, headDim int) {
-	qdim := nHead * headDim
-	kvdim := nKVHead * headDim
-	group := nHead / nKVHead
-	scale := float32(1 / math.Sqrt(float64(headDim)))
-	dot := c.k.dotF32
-	axpyK := c.k.axpy
+	j := &c.att
+	j.out, j.qs, j.nHead, j.nKVHead, j.headDim = out, qs, nHead, nKVHead, headDim
 	maxPos := 0
 	for _, q := range qs {
 		maxPos = max(maxPos, q.Pos+1)
 	}
-	c.parallel(len(qs)*nHead, 1, func(lo, hi int) {
-		att := make([]float32, maxPos) // per chunk: chunks run concurrently
-		for j := lo; j < hi; j++ {
-			qi, h := j/nHead, j%nHead
-			q := qs[qi]
-			qh := q.Q[h*headDim : (h+1)*headDim]
-			kvh := h / group
-			n := q.Pos + 1
-			sc := att[:n]
-			mx := float32(math.Inf(-1))
-			for t := 0; t < n; t++ {
-				k := q.K[t*kvdim+kvh*headDim : t*kvdim+(kvh+1)*headDim]
-				v := dot(qh, k) * scale
-				sc[t] = v
-				mx = max(mx, v)
-			}
-			var sum float32
-			for t := range sc {
-				e := float32(math.Exp(float64(sc[t] - mx)))
-				sc[t] = e
-				sum += e
-			}
-			o := out[qi*qdim+h*headDim : qi*qdim+(h+1)*headDim]
-			clear(o)
-			inv := 1 / sum
-			for t := 0; t < n; t++ {
-				a := sc[t] * inv
-				v := q.V[t*kvdim+kvh*headDim : t*kvdim+(kvh+1)*headDim]
-				axpyK(o, v, a)
-			}
-		}
-	})
+	threads := c.pool.Threads()
+	if len(j.scratch) < threads {
+		j.scratch = make([][]float32, threads)
+	}
+	for t := range j.scratch {
+		j.scratch[t] = grow(j.scratch[t], maxPos)
+	}
+	c.pool.Run(len(qs)*nHead, c.attRun)
+	j.out, j.qs = nil, nil
+}
+
+// runAttention computes one (query, head) pair; the threads claim pairs one
+// at a time because their cost grows with the position, so a static split
+// would leave one thread waiting in a prefill batch.
+func (c *CPU) runAttention(worker, idx int) {
+	j := &c.att
+	nHead, headDim := j.nHead, j.headDim
+	qdim := nHead * headDim
+	kvdim := j.nKVHead * headDim
+	group := nHead / j.nKVHead
+	scale := float32(1 / math.Sqrt(float64(headDim)))
+	dot := c.k.dotF32
+	axpyK := c.k.axpy
+	att := j.scratch[worker]
+	qi, h := idx/nHead, idx%nHead
+	q := j.qs[qi]
+	qh := q.Q[h*headDim : (h+1)*headDim]
+	kvh := h / group
+	n := q.Pos + 1
+	sc := att[:n]
+	mx := float32(math.Inf(-1))
+	for t := 0; t < n; t++ {
+		k := q.K[t*kvdim+kvh*headDim : t*kvdim+(kvh+1)*headDim]
+		v := dot(qh, k) * scale
+		sc[t] = v
+		mx = max(mx, v)
+	}
+	var sum float32
+	for t := range sc {
+		e := float32(math.Exp(float64(sc[t] - mx)))
+		sc[t] = e
+		sum += e
+	}
+	o := j.out[qi*qdim+h*headDim : qi*qdim+(h+1)*headDim]
+	clear(o)
+	inv := 1 / sum
+	for t := 0; t < n; t++ {
+		a := sc[t] * inv
+		v := q.V[t*kvdim+kvh*headDim : t*kvdim+(kvh+1)*headDim]
+		axpyK(o, v, a)
+	}
 }
 
 func axpy(dst, x []float32, a float32) {

@@ -49,3 +49,9 @@ func tileQ8_0x2VNNI(w0, w1 []byte, xu *[4][]uint8, xd *[4][]float32, out *[8]flo
 		out[4+j] = dotQ8_0Go(w1, xq, xd[j])
 	}
 }
+
+func rowsF32SIMD(w *[4][]float32, x []float32, out *[4]float32) {
+	for r := range w {
+		out[r] = dotF32Go(w[r], x)
+	}
+}

@@ -48,6 +48,7 @@ type buffers struct {
 	x, xb, q, k, v, att, hb, hb2 []float32
 	out, logits                  []float32
 	queries                      []AttentionQuery
+	ops                          []MatMulOp
 }
 
 // forward runs one step over entries (any mix of sequences and positions;
@@ -83,9 +84,7 @@ func (m *Model) forward(entries []batchEntry) ([]float32, error) {
 		for i := 0; i < n; i++ {
 			rmsnorm(b.xb[i*dim:(i+1)*dim], b.x[i*dim:(i+1)*dim], l.attnNorm, c.NormEps)
 		}
-		be.MatMul(b.q, l.wq, b.xb, n)
-		be.MatMul(b.k, l.wk, b.xb, n)
-		be.MatMul(b.v, l.wv, b.xb, n)
+		m.matmuls(b.xb, n, MatMulOp{b.q, l.wq}, MatMulOp{b.k, l.wk}, MatMulOp{b.v, l.wv})
 		b.queries = b.queries[:0]
 		for i, e := range entries {
 			q := b.q[i*qdim : (i+1)*qdim]
@@ -110,9 +109,8 @@ func (m *Model) forward(entries []batchEntry) ([]float32, error) {
 		for i := 0; i < n; i++ {
 			rmsnorm(b.xb[i*dim:(i+1)*dim], b.x[i*dim:(i+1)*dim], l.ffnNorm, c.NormEps)
 		}
-		be.MatMul(b.hb, l.wgate, b.xb, n)
-		be.MatMul(b.hb2, l.wup, b.xb, n)
-		swiglu(b.hb[:n*c.Hidden], b.hb2[:n*c.Hidden])
+		m.matmuls(b.xb, n, MatMulOp{b.hb, l.wgate}, MatMulOp{b.hb2, l.wup})
+		m.elementwise(n*c.Hidden, func(lo, hi int) { swiglu(b.hb[lo:hi], b.hb2[lo:hi]) })
 		be.MatMul(b.xb, l.wdown, b.hb, n)
 		addTo(b.x[:n*dim], b.xb[:n*dim])
 	}
@@ -132,6 +130,42 @@ func (m *Model) forward(entries []batchEntry) ([]float32, error) {
 		be.MatMul(b.logits, m.output, b.xb, nl)
 	}
 	return b.logits, nil
+}
+
+// multiMatMuler is a Backend that runs several products of one input in a
+// single parallel region (the CPU backend).
+type multiMatMuler interface {
+	MatMulMany(ops []MatMulOp, x []float32, n int)
+}
+
+// matmuls computes every op's product with x: in one region where the
+// backend can, else one MatMul at a time.
+func (m *Model) matmuls(x []float32, n int, ops ...MatMulOp) {
+	if mm, ok := m.backend.(multiMatMuler); ok {
+		b := &m.buf
+		b.ops = append(b.ops[:0], ops...)
+		mm.MatMulMany(b.ops, x, n)
+		return
+	}
+	for _, op := range ops {
+		m.backend.MatMul(op.Out, op.W, x, n)
+	}
+}
+
+// parallelFor is a Backend that lends its threads to element-wise work.
+type parallelFor interface {
+	For(n, grain int, f func(lo, hi int))
+}
+
+// elementwise runs f over [0, n) on the backend's threads when the work is
+// large enough to pay for the hand-off (a prefill batch), else inline.
+func (m *Model) elementwise(n int, f func(lo, hi int)) {
+	const grain = 4096
+	if p, ok := m.backend.(parallelFor); ok && n > grain {
+		p.For(n, grain, f)
+		return
+	}
+	f(0, n)
 }
 
 func rmsnorm(out, x, w []float32, eps float32) {

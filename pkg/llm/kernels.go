@@ -19,13 +19,23 @@ type q8Rows struct {
 }
 
 func (q *q8Rows) quantize(x []float32, n, cols int) {
+	q.resize(n, cols)
+	q.quantizeBlocks(x, 0, n*cols/32)
+}
+
+// resize makes room for n rows of cols; quantizeBlocks then fills blocks
+// [lo, hi) of x, so threads can share the work.
+func (q *q8Rows) resize(n, cols int) {
 	nb := cols / 32
 	q.cols = cols
 	q.qs = grow(q.qs, n*cols)
 	q.qu = grow(q.qu, n*cols)
 	q.d = grow(q.d, n*nb)
 	q.sum = grow(q.sum, n*nb)
-	for b := 0; b < n*nb; b++ {
+}
+
+func (q *q8Rows) quantizeBlocks(x []float32, lo, hi int) {
+	for b := lo; b < hi; b++ {
 		blk := x[b*32 : b*32+32]
 		var amax float32
 		for _, v := range blk {

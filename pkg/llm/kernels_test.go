@@ -275,3 +275,83 @@ func TestQ8TilesMatchSingle(t *testing.T) {
 		}
 	}
 }
+
+// TestRowKernelsMatchSingle checks the batch-1 four-row F32 kernel against
+// the single-row dot product bit for bit, on widths with and without a tail.
+func TestRowKernelsMatchSingle(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	k := newKernels(simdKernels())
+	if k.rowsF32 == nil {
+		t.Skip("no batch-1 row kernels without the assembly")
+	}
+	for _, cols := range []int{0, 5, 8, 64, 100, 768} {
+		var ws [4][]float32
+		for r := range ws {
+			ws[r] = make([]float32, cols)
+			for i := range ws[r] {
+				ws[r][i] = float32(rng.NormFloat64())
+			}
+		}
+		x := make([]float32, cols)
+		for i := range x {
+			x[i] = float32(rng.NormFloat64())
+		}
+		var got [4]float32
+		k.rowsF32(&ws, x, &got)
+		for r := range ws {
+			if want := k.dotF32(ws[r], x); got[r] != want {
+				t.Errorf("F32 cols %d row %d: %g, single %g", cols, r, got[r], want)
+			}
+		}
+	}
+}
+
+// TestMatMulManyEqualsMatMul checks that fused products (one region, one
+// quantization of x) equal separate MatMul calls, at batch 1 and 5.
+func TestMatMulManyEqualsMatMul(t *testing.T) {
+	rng := rand.New(rand.NewPCG(13, 14))
+	const cols = 128
+	cpu := NewCPU(2)
+	defer cpu.Close()
+	for _, typ := range []gguf.TensorType{gguf.F32, gguf.Q8_0} {
+		var ops []MatMulOp
+		for _, rows := range []int{64, 7, 300} {
+			var data []byte
+			if typ == gguf.F32 {
+				v := make([]float32, rows*cols)
+				for i := range v {
+					v[i] = float32(rng.NormFloat64())
+				}
+				data = gguf.EncodeF32(v)
+			} else {
+				for r := 0; r < rows; r++ {
+					data = append(data, randomBlocks(rng, typ, cols)...)
+				}
+			}
+			w, err := NewWeight("w", typ, rows, cols, data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ops = append(ops, MatMulOp{W: w})
+		}
+		for _, n := range []int{1, 5} {
+			x := make([]float32, n*cols)
+			for i := range x {
+				x[i] = float32(rng.NormFloat64())
+			}
+			for i := range ops {
+				ops[i].Out = make([]float32, n*ops[i].W.Rows)
+			}
+			cpu.MatMulMany(ops, x, n)
+			for _, op := range ops {
+				want := make([]float32, n*op.W.Rows)
+				cpu.MatMul(want, op.W, x, n)
+				for i := range want {
+					if op.Out[i] != want[i] {
+						t.Fatalf("%s n=%d rows=%d: element %d fused %g, alone %g", typ, n, op.W.Rows, i, op.Out[i], want[i])
+					}
+				}
+			}
+		}
+	}
+}

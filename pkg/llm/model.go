@@ -59,6 +59,7 @@ type Model struct {
 	tok          *tokenizer.Tokenizer
 	chatTemplate string
 	backend      Backend
+	ownCPU       *CPU // the backend Load made, closed with the model
 	buf          buffers
 }
 
@@ -97,7 +98,12 @@ func Load(path string, opts ...Option) (*Model, error) {
 
 // Close releases the model's file mapping; call it after every Engine
 // using the model has stopped.
-func (m *Model) Close() error { return m.file.Close() }
+func (m *Model) Close() error {
+	if m.ownCPU != nil {
+		m.ownCPU.Close()
+	}
+	return m.file.Close()
+}
 
 // Config returns the model's configuration.
 func (m *Model) Config() Config { return m.cfg }
@@ -207,7 +213,8 @@ func newModel(f *gguf.File, o loadOptions) (*Model, error) {
 	}
 	m := &Model{cfg: cfg, file: f, backend: o.backend}
 	if m.backend == nil {
-		m.backend = NewCPU(o.threads)
+		m.ownCPU = NewCPU(o.threads)
+		m.backend = m.ownCPU
 	}
 	m.chatTemplate, _ = f.String("tokenizer.chat_template")
 	qdim := cfg.Heads * cfg.HeadDim
