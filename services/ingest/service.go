@@ -219,6 +219,10 @@ type service struct {
 	maxText   int64
 	now       func() time.Time
 	locks     keyedMutex
+	// crashAfterPublish, set by tests only, is a failpoint between
+	// publishing a version and recording it: an error ends Ingest there,
+	// as a kill -9 would.
+	crashAfterPublish func() error
 }
 
 // Option configures the service.
@@ -298,8 +302,15 @@ func (s *service) Ingest(ctx context.Context, p Principal, d Document) (Result, 
 	defer unlock()
 
 	prev, exists := s.store.Get(p.Tenant, d.ID)
-	if exists && prev.Status == StatusActive && !mayChange(p, prev.Groups) {
-		return Result{}, fmt.Errorf("%w: document belongs to groups %v", ErrForbidden, prev.Groups)
+	if exists && prev.Status == StatusActive {
+		// A key that may not see the document gets what GET answers it:
+		// neither its existence nor its groups leak through a POST.
+		if !maySee(p, prev.Groups) {
+			return Result{}, fmt.Errorf("%w: %s", ErrNotFound, d.ID)
+		}
+		if !mayChange(p, prev.Groups) {
+			return Result{}, fmt.Errorf("%w: this key may not change the document", ErrForbidden)
+		}
 	}
 	if exists && prev.Status == StatusActive && prev.Pending == nil && prev.Fingerprint == fp {
 		return Result{DocumentID: d.ID, Version: prev.Version, Status: ResultUnchanged}, nil
@@ -348,7 +359,10 @@ func (s *service) Ingest(ctx context.Context, p Principal, d Document) (Result, 
 	}
 	// Reserve the version before any event can leave, so a version number
 	// that may be on the topics is never reused for other content.
-	rec.Pending = &Pending{Version: version, Fingerprint: fp}
+	rec.Pending = &Pending{Version: version, Fingerprint: fp, Doc: &PendingDoc{
+		Title: d.Title, ContentType: d.ContentType, Source: d.Source, Groups: d.Groups, Metadata: d.Metadata,
+		ChunkCount: len(pieces), Size: int64(len(d.Content)),
+	}}
 	rec.UpdatedAt = now
 	if err := s.store.Put(rec); err != nil {
 		return Result{}, fmt.Errorf("reserve version: %w", err)
@@ -371,6 +385,11 @@ func (s *service) Ingest(ctx context.Context, p Principal, d Document) (Result, 
 	}
 	if err := s.emit.Accepted(ctx, v); err != nil {
 		return Result{}, fmt.Errorf("%w: publish version %d: %w", ErrUnavailable, version, err)
+	}
+	if s.crashAfterPublish != nil {
+		if err := s.crashAfterPublish(); err != nil {
+			return Result{}, err
+		}
 	}
 
 	// Only now, with every event acknowledged, is the version recorded.

@@ -276,7 +276,7 @@ func TestServiceRefusals(t *testing.T) {
 		{"metadata too large", acme, Document{ID: "x", ContentType: "text/plain", Content: []byte("a"), Metadata: map[string]string{
 			"a": strings.Repeat("v", 4000), "b": strings.Repeat("v", 4000), "c": strings.Repeat("v", 4000), "d": strings.Repeat("v", 4000), "e": strings.Repeat("v", 4000)}}, ErrInvalid, false},
 		{"foreign group", hr, Document{ID: "x", ContentType: "text/plain", Content: []byte("a"), Groups: []string{"finance"}}, ErrForbidden, false},
-		{"overwrite other group's document", hr, textDoc("fin", "other"), ErrForbidden, false},
+		{"overwrite a document the key cannot see: not found, as GET says", hr, textDoc("fin", "other"), ErrNotFound, false},
 		{"unsupported type", acme, Document{ID: "x", ContentType: "image/png", Content: []byte("\x89PNG\r\n\x1a\n\x00\x00")}, ErrUnsupportedType, true},
 		{"broken pdf", acme, Document{ID: "x", ContentType: "application/pdf", Content: []byte("%PDF-1.7\n1 0 obj\n<< /Type /Catalog")}, ErrUnreadable, true},
 		{"empty text", acme, textDoc("x", "   \n\n  "), ErrUnreadable, true},

@@ -64,6 +64,66 @@ type Record struct {
 type Pending struct {
 	Version     int    `json:"version"`
 	Fingerprint string `json:"fingerprint"`
+	// Doc is what the version records once published, kept so that a
+	// restart after a crash between publishing and recording can record
+	// it (see Reconcile).
+	Doc *PendingDoc `json:"doc,omitempty"`
+}
+
+// PendingDoc is the part of a Record a pending version would set.
+type PendingDoc struct {
+	Title       string            `json:"title,omitempty"`
+	ContentType string            `json:"content_type,omitempty"`
+	Source      string            `json:"source,omitempty"`
+	Groups      []string          `json:"groups,omitempty"`
+	Metadata    map[string]string `json:"metadata,omitempty"`
+	ChunkCount  int               `json:"chunk_count"`
+	Size        int64             `json:"size"`
+}
+
+// Reconcile records every version a crash left pending: its events may
+// have reached the topics (and the index), so the document must be
+// readable and deletable, as if the version had been recorded. Its
+// content hash and fingerprint stay empty: whether every chunk left is
+// unknown, so the next upload of the same content (a re-run sync) makes a
+// new version rather than being skipped as unchanged. Call it at start,
+// before serving (WireService does). It returns the number of versions recorded.
+func (s *Store) Reconcile(now time.Time) (int, error) {
+	n := 0
+	for _, rec := range s.Pendings() {
+		pd := rec.Pending
+		if pd.Doc == nil || pd.Version <= rec.Version {
+			// Written before the document was kept with it, or already
+			// superseded: nothing to record, only the reservation to drop.
+			rec.Pending = nil
+		} else {
+			rec.Version, rec.Status = pd.Version, StatusActive
+			rec.Title, rec.ContentType, rec.Source = pd.Doc.Title, pd.Doc.ContentType, pd.Doc.Source
+			rec.Groups, rec.Metadata = pd.Doc.Groups, pd.Doc.Metadata
+			rec.ChunkCount, rec.Size = pd.Doc.ChunkCount, pd.Doc.Size
+			rec.ContentHash, rec.Fingerprint = "", ""
+			rec.Pending = nil
+			n++
+		}
+		rec.UpdatedAt = now.UTC()
+		if err := s.Put(rec); err != nil {
+			return n, fmt.Errorf("reconcile %s/%s: %w", rec.Tenant, rec.DocumentID, err)
+		}
+	}
+	return n, nil
+}
+
+// Pendings returns every record with a pending version.
+func (s *Store) Pendings() []Record {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var out []Record
+	for _, r := range s.recs {
+		if r.Pending != nil {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // fileRecord is the JSON document written to disk.

@@ -146,6 +146,13 @@ func (s Settings) WireService(ctx context.Context, w *daemon.Wiring, d daemon.De
 		return nil, err
 	}
 	w.OnClose(store.Close)
+	reconciled, err := store.Reconcile(time.Now())
+	if err != nil {
+		return nil, err
+	}
+	if reconciled > 0 {
+		d.Logger.Warn("recorded versions a crash left between publishing and recording", "versions", reconciled)
+	}
 	overlap := s.ChunkOverlap
 	if overlap == 0 {
 		overlap = -1 // package chunk reads 0 as "the default"
