@@ -326,7 +326,7 @@ func (s *service) Ingest(ctx context.Context, p Principal, d Document) (Result, 
 		}
 		return Result{}, err
 	}
-	if err := s.checkExpansion(chunked.Pieces); err != nil {
+	if err := s.checkExpansion(chunked.Pieces, metadataBytes(d.Metadata)); err != nil {
 		return Result{}, err
 	}
 	d.ContentType = chunked.ContentType
@@ -413,19 +413,29 @@ func (s *service) Ingest(ctx context.Context, p Principal, d Document) (Result, 
 }
 
 // checkExpansion refuses a document whose chunks pass the expansion
-// limits, before any event leaves.
-func (s *service) checkExpansion(pieces []Piece) error {
+// limits, before any event leaves. Every chunk event carries the
+// document's metadata, so its copies count towards the text limit.
+func (s *service) checkExpansion(pieces []Piece, metadata int) error {
 	if s.maxChunks > 0 && len(pieces) > s.maxChunks {
 		return fmt.Errorf("%w: the document makes %d chunks, over the limit of %d (max-chunks)", ErrTooLarge, len(pieces), s.maxChunks)
 	}
-	var text int64
+	text := int64(len(pieces)) * int64(metadata)
 	for _, p := range pieces {
 		text += int64(len(p.Text))
 	}
 	if s.maxText > 0 && text > s.maxText {
-		return fmt.Errorf("%w: the document's text is %d bytes, over the limit of %d (max-text-bytes)", ErrTooLarge, text, s.maxText)
+		return fmt.Errorf("%w: the document's chunks carry %d bytes of text and metadata, over the limit of %d (max-text-bytes)", ErrTooLarge, text, s.maxText)
 	}
 	return nil
+}
+
+// metadataBytes is the size of metadata's keys and values.
+func metadataBytes(m map[string]string) int {
+	n := 0
+	for k, v := range m {
+		n += len(k) + len(v)
+	}
+	return n
 }
 
 func (s *service) Get(ctx context.Context, p Principal, id string) (Info, error) {
