@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -17,11 +18,14 @@ import (
 	"github.com/tributary-rag/tributary/services/audit"
 )
 
-// runAudit dispatches `tributary audit verify|export`.
+// runAudit dispatches `tributary audit verify|export|rotate|rewrap|shred`.
 func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	usage := func() {
-		fmt.Fprintln(stderr, "usage: tributary audit verify --data-dir DIR [--key-file FILE]")
+		fmt.Fprintln(stderr, "usage: tributary audit verify --data-dir DIR [--key-file FILE | --vault-addr URL ...]")
 		fmt.Fprintln(stderr, "       tributary audit export --server URL [--api-key KEY] [--since T] [--until T] [--tenant T] [--type T]")
+		fmt.Fprintln(stderr, "       tributary audit rotate --server URL [--api-key KEY]")
+		fmt.Fprintln(stderr, "       tributary audit rewrap --server URL [--api-key KEY] [--raise-min-decryption]")
+		fmt.Fprintln(stderr, "       tributary audit shred --server URL --tenant T --yes [--api-key KEY]")
 	}
 	if len(args) == 0 {
 		usage()
@@ -32,6 +36,8 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return runAuditVerify(ctx, args[1:], stdout, stderr)
 	case "export":
 		return runAuditExport(ctx, args[1:], stdout, stderr)
+	case audit.ActionRotate, audit.ActionRewrap, audit.ActionShred:
+		return runAuditKeys(ctx, args[0], args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		usage()
 		return nil
@@ -62,6 +68,8 @@ func runAuditVerify(ctx context.Context, args []string, stdout, stderr io.Writer
 	fset.SetOutput(stderr)
 	dataDir := fset.String("data-dir", os.Getenv("TRIBUTARY_DATA_DIR"), "the audit service's data directory (or that of `tributary dev`)")
 	keyFile := fset.String("key-file", os.Getenv("TRIBUTARY_AUDIT_KEY_FILE"), "key file to authenticate and decrypt every record (default <dir>/audit.key when present)")
+	vc := audit.DefaultSettings().WithVaultEnv(os.Getenv).Vault
+	vc.Register(fset)
 	if err := fset.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -78,7 +86,14 @@ func runAuditVerify(ctx context.Context, args []string, stdout, stderr io.Writer
 	}
 	var keys audit.KeyProvider
 	kf := *keyFile
-	if kf == "" {
+	if vc.Addr != "" {
+		vk, err := audit.NewVaultKeys(ctx, vc)
+		if err != nil {
+			return fmt.Errorf("audit verify: %w", err)
+		}
+		defer vk.Close()
+		keys = vk
+	} else if kf == "" {
 		if _, err := os.Stat(filepath.Join(dir, "audit.key")); err == nil {
 			kf = filepath.Join(dir, "audit.key")
 		}
@@ -109,6 +124,9 @@ func runAuditVerify(ctx context.Context, args []string, stdout, stderr io.Writer
 	mode := "records authenticated and decrypted"
 	if !rep.Decrypted {
 		mode = "structure and chain only"
+	}
+	for _, r := range rep.Shredded {
+		fmt.Fprintf(stdout, "SHREDDED tenant %q: %d records, seq %d to %d (key destroyed; chain intact)\n", r.Tenant, r.Records, r.FirstSeq, r.LastSeq)
 	}
 	fmt.Fprintf(stdout, "OK %s: %d records in %d segments, last seq %d, head %s; %s; %s (%s)\n",
 		dir, rep.Records, rep.Segments, rep.LastSeq, rep.Head, state, mode, time.Since(start).Round(time.Millisecond))
@@ -181,5 +199,87 @@ func runAuditExport(ctx context.Context, args []string, stdout, stderr io.Writer
 		return fmt.Errorf("audit export: incomplete: %s", st)
 	}
 	fmt.Fprintf(stderr, "audit export: %s records\n", resp.Trailer.Get(audit.TrailerRecords))
+	var shredded []audit.ShredRange
+	if err := json.Unmarshal([]byte(resp.Trailer.Get(audit.TrailerShredded)), &shredded); err == nil {
+		for _, r := range shredded {
+			fmt.Fprintf(stderr, "audit export: tenant %q: %d records shredded, seq %d to %d\n", r.Tenant, r.Records, r.FirstSeq, r.LastSeq)
+		}
+	}
+	return nil
+}
+
+// runAuditKeys asks the audit service to rotate the tenants' transit keys,
+// rewrap the stored data keys, or shred one tenant's key; the API key needs
+// the compliance-admin group, and the service records the request as an
+// admin_action event.
+func runAuditKeys(ctx context.Context, action string, args []string, stdout, stderr io.Writer) error {
+	fset := flag.NewFlagSet("audit "+action, flag.ContinueOnError)
+	fset.SetOutput(stderr)
+	server := fset.String("server", os.Getenv("TRIBUTARY_SERVER"), "base URL of the audit service or of `tributary dev`")
+	apiKey := fset.String("api-key", os.Getenv("TRIBUTARY_API_KEY"), "API key with the compliance and compliance-admin groups (env TRIBUTARY_API_KEY)")
+	var tenant *string
+	var yes, raise *bool
+	switch action {
+	case audit.ActionShred:
+		tenant = fset.String("tenant", "", "tenant whose records to make unreadable for good")
+		yes = fset.Bool("yes", false, "confirm: the tenant's records so far can never be decrypted again")
+	case audit.ActionRewrap:
+		raise = fset.Bool("raise-min-decryption", false, "then refuse older key versions (min_decryption_version)")
+	}
+	if err := fset.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return errUsage
+	}
+	if *server == "" || *apiKey == "" || fset.NArg() > 0 {
+		fmt.Fprintf(stderr, "audit %s: --server and an API key (--api-key or TRIBUTARY_API_KEY) are required; no arguments\n", action)
+		return errUsage
+	}
+	q := url.Values{}
+	if tenant != nil {
+		if *tenant == "" || !*yes {
+			fmt.Fprintln(stderr, "audit shred: --tenant and --yes are required")
+			return errUsage
+		}
+		q.Set("tenant", *tenant)
+	}
+	if raise != nil && *raise {
+		q.Set("raise_min_decryption", "true")
+	}
+	u := strings.TrimRight(*server, "/") + "/v1/audit/keys/" + action
+	if len(q) > 0 {
+		u += "?" + q.Encode()
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, nil)
+	if err != nil {
+		return fmt.Errorf("audit %s: %w", action, err)
+	}
+	req.Header.Set("Authorization", "Bearer "+*apiKey)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("audit %s: %w", action, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("audit %s: %s: %s", action, resp.Status, strings.TrimSpace(string(b)))
+	}
+	var res audit.AdminResult
+	if err := json.Unmarshal(b, &res); err != nil {
+		return fmt.Errorf("audit %s: bad answer: %w", action, err)
+	}
+	switch action {
+	case audit.ActionRotate:
+		fmt.Fprintf(stdout, "rotated %d keys: %s\n", len(res.Keys), strings.Join(res.Keys, " "))
+	case audit.ActionRewrap:
+		fmt.Fprintf(stdout, "rewrapped %d data keys", res.Rewrapped)
+		if len(res.Keys) > 0 {
+			fmt.Fprintf(stdout, "; min_decryption_version raised on %d keys", len(res.Keys))
+		}
+		fmt.Fprintln(stdout)
+	case audit.ActionShred:
+		fmt.Fprintf(stdout, "shredded tenant %q: its records so far can no longer be decrypted\n", res.Tenant)
+	}
 	return nil
 }

@@ -106,7 +106,7 @@ func TestAuditExportCommand(t *testing.T) {
 		"k-staff":   {Tenant: "acme", Groups: []string{"staff"}, Name: "staff"},
 	}
 	auth := audit.AuthenticatorFunc(func(k string) (audit.Principal, bool) { p, ok := keys[k]; return p, ok })
-	srv := httptest.NewServer(audit.MakeHTTPHandler(audit.MakeEndpoints(audit.NewService(l)), auth, slog.New(slog.DiscardHandler)))
+	srv := httptest.NewServer(audit.MakeHTTPHandler(audit.MakeEndpoints(audit.NewService(l, nil, nil)), auth, slog.New(slog.DiscardHandler), nil))
 	defer srv.Close()
 
 	tests := []struct {
@@ -149,5 +149,48 @@ func TestAuditExportCommand(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestAuditKeyCommands runs rotate, rewrap and shred against a service on
+// a key file: a non-admin key is refused, rotate and shred say the key
+// file cannot do them, rewrap rewraps, and shred wants --tenant and --yes.
+func TestAuditKeyCommands(t *testing.T) {
+	dir := t.TempDir()
+	l := writeAuditLog(t, dir, 10)
+	keys, err := audit.LoadKeyFile(filepath.Join(dir, "audit.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	principals := map[string]audit.Principal{
+		"k-admin":   {Tenant: "bank", Groups: []string{audit.GroupCompliance, audit.GroupComplianceAdmin}, Name: "admin"},
+		"k-officer": {Tenant: "acme", Groups: []string{audit.GroupCompliance}, Name: "officer"},
+	}
+	auth := audit.AuthenticatorFunc(func(k string) (audit.Principal, bool) { p, ok := principals[k]; return p, ok })
+	srv := httptest.NewServer(audit.MakeHTTPHandler(audit.MakeEndpoints(audit.NewService(l, keys, nil)), auth, slog.New(slog.DiscardHandler), nil))
+	defer srv.Close()
+	tests := []struct {
+		args    []string
+		wantErr string
+		wantOut string
+	}{
+		{[]string{"rotate", "--api-key", "k-officer"}, "403", ""},
+		{[]string{"rotate", "--api-key", "k-admin"}, "501", ""},
+		{[]string{"rewrap", "--api-key", "k-admin"}, "", "rewrapped "},
+		{[]string{"shred", "--api-key", "k-admin", "--tenant", "acme"}, "usage", ""},
+		{[]string{"shred", "--api-key", "k-admin", "--tenant", "acme", "--yes"}, "501", ""},
+	}
+	for _, tt := range tests {
+		var out bytes.Buffer
+		err := run(context.Background(), append([]string{"audit", tt.args[0], "--server", srv.URL}, tt.args[1:]...), &out, io.Discard)
+		if tt.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("%v = %v, want an error with %q", tt.args, err, tt.wantErr)
+			}
+			continue
+		}
+		if err != nil || !strings.Contains(out.String(), tt.wantOut) {
+			t.Errorf("%v = %q, %v; want %q", tt.args, out.String(), err, tt.wantOut)
+		}
 	}
 }

@@ -65,7 +65,7 @@ func BenchmarkScan(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		count := 0
-		if err := l.Scan(ctx, func(Record) error { count++; return nil }); err != nil || count != n {
+		if err := l.Scan(ctx, nil, func(Entry) error { count++; return nil }); err != nil || count != n {
 			b.Fatalf("scan: %d, %v", count, err)
 		}
 	}

@@ -12,11 +12,12 @@ import (
 type Endpoints struct {
 	Record endpoint.Endpoint
 	Export endpoint.Endpoint
+	Admin  endpoint.Endpoint
 }
 
 // MakeEndpoints returns the endpoints of s.
 func MakeEndpoints(s Service) Endpoints {
-	return Endpoints{Record: MakeRecordEndpoint(s), Export: MakeExportEndpoint(s)}
+	return Endpoints{Record: MakeRecordEndpoint(s), Export: MakeExportEndpoint(s), Admin: MakeAdminEndpoint(s)}
 }
 
 // RecordRequest is the request of the Record endpoint: one fetched batch.
@@ -51,7 +52,7 @@ type ExportRequest struct {
 // ExportResponse is the response of the Export endpoint: the records to
 // stream, consumed by the transport.
 type ExportResponse struct {
-	Records iter.Seq2[Record, error]
+	Records iter.Seq2[Entry, error]
 	Err     error
 }
 
@@ -64,5 +65,29 @@ func MakeExportEndpoint(s Service) endpoint.Endpoint {
 		req := request.(ExportRequest)
 		recs, err := s.Export(ctx, req.Principal, req.Filter)
 		return ExportResponse{Records: recs, Err: err}, nil
+	}
+}
+
+// AdminEndpointRequest is the request of the Admin endpoint.
+type AdminEndpointRequest struct {
+	Principal Principal
+	AdminRequest
+}
+
+// AdminResponse is the response of the Admin endpoint.
+type AdminResponse struct {
+	AdminResult
+	Err error `json:"-"`
+}
+
+// Failed implements endpoint.Failer.
+func (r AdminResponse) Failed() error { return r.Err }
+
+// MakeAdminEndpoint returns an endpoint that calls s.Admin.
+func MakeAdminEndpoint(s Service) endpoint.Endpoint {
+	return func(ctx context.Context, request any) (any, error) {
+		req := request.(AdminEndpointRequest)
+		res, err := s.Admin(ctx, req.Principal, req.AdminRequest)
+		return AdminResponse{AdminResult: res, Err: err}, nil
 	}
 }

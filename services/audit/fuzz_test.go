@@ -10,8 +10,9 @@ import (
 	"github.com/segmentio/kafka-go"
 )
 
-// sampleSegments writes a small sealed log and returns its segment files.
-func sampleSegments(tb testing.TB) [][]byte {
+// sampleSegments writes a small sealed log and returns its segment files
+// and the first segment's wrapped keys.
+func sampleSegments(tb testing.TB) ([][]byte, map[uint16]KeyRef) {
 	tb.Helper()
 	dir, err := os.MkdirTemp("", "audit-fuzz")
 	if err != nil {
@@ -34,6 +35,10 @@ func sampleSegments(tb testing.TB) [][]byte {
 	}
 	var out [][]byte
 	segs, _ := listSegments(dir)
+	wrapped, err := readKeyFile(segs[0].path)
+	if err != nil {
+		tb.Fatal(err)
+	}
 	for _, s := range segs {
 		b, err := os.ReadFile(s.path)
 		if err != nil {
@@ -41,14 +46,15 @@ func sampleSegments(tb testing.TB) [][]byte {
 		}
 		out = append(out, b)
 	}
-	return out
+	return out, wrapped
 }
 
 // FuzzSegmentReader feeds hostile bytes to the segment reader, with and
 // without keys, as the first segment and as a later one; it must never
 // panic, and must accept only what it can fully account for.
 func FuzzSegmentReader(f *testing.F) {
-	for _, s := range sampleSegments(f) {
+	samples, wrapped := sampleSegments(f)
+	for _, s := range samples {
 		f.Add(s)
 		f.Add(s[:len(s)/2])
 	}
@@ -59,12 +65,14 @@ func FuzzSegmentReader(f *testing.F) {
 		ctx := context.Background()
 		for _, keys := range []KeyProvider{nil, k} {
 			var c chain
-			s, err := scanSegment(ctx, bytes.NewReader(data), "fuzz", 0, &c, keys, nil, func(r Record) error {
-				if _, err := r.Marshal(); err != nil {
+			o := scanOpts{keys: keys, wrapped: wrapped}
+			o.fn = func(e Entry) error {
+				if _, err := e.Marshal(); err != nil {
 					t.Errorf("accepted record does not marshal: %v", err)
 				}
 				return nil
-			})
+			}
+			s, err := scanSegment(ctx, bytes.NewReader(data), "fuzz", 0, &c, o)
 			if s.goodSize > int64(len(data)) {
 				t.Fatalf("goodSize %d beyond %d bytes", s.goodSize, len(data))
 			}
@@ -73,7 +81,7 @@ func FuzzSegmentReader(f *testing.F) {
 			}
 			var c2 chain
 			c2.seq = 5
-			_, _ = scanSegment(ctx, bytes.NewReader(data), "fuzz", 3, &c2, keys, nil, nil)
+			_, _ = scanSegment(ctx, bytes.NewReader(data), "fuzz", 3, &c2, scanOpts{keys: keys, wrapped: wrapped})
 		}
 	})
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/tributary-rag/tributary/pkg/events"
+	"github.com/tributary-rag/tributary/pkg/eventually"
 	"github.com/tributary-rag/tributary/pkg/kafkatest"
 )
 
@@ -55,7 +56,7 @@ func committed(group string, topics []string, partitions int) (map[string]map[in
 func lastOffsets(t *testing.T, l *Log) map[string]map[int]int64 {
 	t.Helper()
 	last := map[string]map[int]int64{}
-	err := l.Scan(context.Background(), func(r Record) error {
+	err := l.Scan(context.Background(), nil, func(r Entry) error {
 		if last[r.Topic] == nil {
 			last[r.Topic] = map[int]int64{}
 		}
@@ -111,20 +112,16 @@ func (rc *runningConsumer) stop(t *testing.T) {
 
 func waitSeq(t *testing.T, l *Log, want uint64) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	eventually.NoError(t, fmt.Sprintf("%d log records", want), 30*time.Second, func() error {
 		seq, _ := l.Stats()
-		if seq == want {
-			return
-		}
 		if seq > want {
 			t.Fatalf("log has %d records, want %d (duplicates?)", seq, want)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("log has %d records after 30s, want %d", seq, want)
+		if seq < want {
+			return fmt.Errorf("log has %d records", seq)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // TestKafkaRecordsEveryTopic publishes events on several topics, checks
@@ -138,11 +135,11 @@ func TestKafkaRecordsEveryTopic(t *testing.T) {
 	all := Topics(prefix)
 	dir := t.TempDir()
 	ctx := context.Background()
-	l, err := Open(ctx, dir, testKeys(t), WithSegmentSize(4096))
+	l, err := Open(ctx, dir, testKeys(t), WithSegmentSize(4096), WithRecordPolicy(RecordPolicy{Deltas: true}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc := NewService(l)
+	svc := NewService(l, nil, nil)
 	group := cluster.Group(t)
 
 	var mu sync.Mutex
@@ -196,7 +193,7 @@ func TestKafkaRecordsEveryTopic(t *testing.T) {
 	// Every partition's committed offset is past its last message, and
 	// no message was recorded twice.
 	var recs []Record
-	if err := l.Scan(ctx, func(r Record) error { recs = append(recs, r); return nil }); err != nil {
+	if err := l.Scan(ctx, nil, func(e Entry) error { recs = append(recs, e.Record); return nil }); err != nil {
 		t.Fatal(err)
 	}
 	seen := map[string]bool{}
@@ -223,13 +220,13 @@ func TestKafkaRecordsEveryTopic(t *testing.T) {
 
 	// Restart, and a new group re-reads everything from the start:
 	// nothing is appended twice, and new messages still are.
-	l2, err := Open(ctx, dir, testKeys(t), WithSegmentSize(4096))
+	l2, err := Open(ctx, dir, testKeys(t), WithSegmentSize(4096), WithRecordPolicy(RecordPolicy{Deltas: true}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer l2.Close()
 	group2 := cluster.Group(t)
-	c2 := NewConsumer(ConsumerConfig{Brokers: cluster.Brokers(), Group: group2, Topics: all}, MakeRecordEndpoint(NewService(l2)), nil)
+	c2 := NewConsumer(ConsumerConfig{Brokers: cluster.Brokers(), Group: group2, Topics: all}, MakeRecordEndpoint(NewService(l2, nil, nil)), nil)
 	rc2 := startConsumer(t, c2)
 	cluster.Produce(t, eventMsg(topics.Documents, events.TypeDocumentAccepted, "acme", "doc-9", 9),
 		eventMsg(topics.AnswersGenerated, events.TypeAnswerDelta, "acme", "req-9", 9))
@@ -237,19 +234,13 @@ func TestKafkaRecordsEveryTopic(t *testing.T) {
 	// Wait until the new group has consumed (and committed) every
 	// partition, so every redelivery has been seen.
 	last := lastOffsets(t, l2)
-	for deadline := time.Now().Add(30 * time.Second); ; {
+	eventually.True(t, "the second group to catch up", 30*time.Second, func() bool {
 		ok, err := caughtUp(group2, all, partitions, last)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if ok {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("second group did not catch up")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return ok
+	})
 	rc2.stop(t)
 	if seq, _ := l2.Stats(); seq != uint64(len(msgs)+2) {
 		t.Errorf("after redelivery the log has %d records, want %d", seq, len(msgs)+2)

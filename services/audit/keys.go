@@ -21,27 +21,72 @@ import (
 // key: AES-256.
 const DataKeySize = 32
 
-// KeyProvider wraps and unwraps segment data keys under a key-encryption
-// key (KEK) that never leaves the provider. Every segment has its own
-// random data key; its header stores the wrapped key and the id of the KEK
-// that wrapped it, so KEKs can rotate: new segments use the current KEK and
-// old segments stay readable as long as the provider still knows theirs.
+// KeyProvider makes and unwraps data keys under key-encryption keys
+// (KEKs) that never leave the provider. Each tenant's records in a segment
+// are encrypted with a data key of their own: the segment's key file keeps
+// the wrapped data key and the id of the KEK that wrapped it (for Vault,
+// the tenant's transit key), so a KEK can rotate, and destroying a
+// tenant's KEK shreds that tenant's records only.
 //
-// A local key file (FileKeys) implements it now; a Vault transit provider
-// (encrypt/decrypt of the data key) fits the same two methods.
-// Implementations must be safe for concurrent use.
+// FileKeys (a local key file, one KEK for every tenant) and VaultKeys (one
+// transit key per tenant) implement it. Implementations must be safe for
+// concurrent use.
 type KeyProvider interface {
-	// WrapKey encrypts dataKey under the current KEK and returns that KEK's
-	// id and the wrapped key.
-	WrapKey(ctx context.Context, dataKey []byte) (keyID string, wrapped []byte, err error)
-	// UnwrapKey returns the data key that KEK keyID wrapped into wrapped.
-	UnwrapKey(ctx context.Context, keyID string, wrapped []byte) ([]byte, error)
+	// NewDataKey returns a fresh data key for tenant, wrapped under the
+	// current KEK of that tenant.
+	NewDataKey(ctx context.Context, tenant string) (DataKey, error)
+	// UnwrapKey returns the data key in ref.
+	UnwrapKey(ctx context.Context, ref KeyRef) ([]byte, error)
+}
+
+// DataKey is a fresh data key, in the clear and wrapped.
+type DataKey struct {
+	// KeyID names the KEK that wrapped Key.
+	KeyID string
+	// Key is the plaintext data key, DataKeySize bytes; it is kept only
+	// in memory.
+	Key []byte
+	// Wrapped is Key encrypted under KeyID.
+	Wrapped []byte
+}
+
+// KeyRef is a stored wrapped data key and the KEK that wrapped it.
+type KeyRef struct {
+	KeyID   string
+	Wrapped []byte
+}
+
+// Rewrapper wraps a stored data key again under the latest KEK without
+// changing the data key (FileKeys and VaultKeys).
+type Rewrapper interface {
+	Rewrap(ctx context.Context, ref KeyRef) (KeyRef, error)
+}
+
+// KeyAdmin is what a provider offers beyond KeyProvider to operate its
+// KEKs (VaultKeys).
+type KeyAdmin interface {
+	Rewrapper
+	// Rotate starts a new version of every KEK and returns their ids.
+	Rotate(ctx context.Context) ([]string, error)
+	// RaiseMinDecryption refuses KEK versions older than the latest.
+	RaiseMinDecryption(ctx context.Context) ([]string, error)
+	// Shred destroys tenant's KEK.
+	Shred(ctx context.Context, tenant string) error
 }
 
 // Errors of key handling.
 var (
 	ErrUnknownKey = errors.New("unknown key id")
-	ErrUnwrap     = errors.New("cannot unwrap data key")
+	// ErrUnwrap: the provider refused the wrapped key; it was changed.
+	ErrUnwrap = errors.New("cannot unwrap data key")
+	// ErrKeyDestroyed: the KEK is gone (crypto-shredded).
+	ErrKeyDestroyed = errors.New("key destroyed")
+	// ErrKeysUnavailable: the provider cannot be reached or failed;
+	// retrying later can succeed.
+	ErrKeysUnavailable = errors.New("keys unavailable")
+	// ErrNotSupported: the provider cannot do this (a key file cannot
+	// rotate in place or shred one tenant).
+	ErrNotSupported = errors.New("not supported by this key provider")
 )
 
 // FileKeys is a KeyProvider backed by a local key file: one hex-encoded
@@ -136,9 +181,20 @@ func KeyID(key []byte) string {
 // CurrentKeyID returns the id of the KEK that wraps new data keys.
 func (k *FileKeys) CurrentKeyID() string { return k.currentID }
 
+// NewDataKey returns a random data key wrapped under the current KEK
+// (every tenant shares the file's KEK).
+func (k *FileKeys) NewDataKey(_ context.Context, _ string) (DataKey, error) {
+	dk := make([]byte, DataKeySize)
+	if _, err := rand.Read(dk); err != nil {
+		return DataKey{}, fmt.Errorf("data key: %w", err)
+	}
+	id, wrapped, err := k.WrapKey(dk)
+	return DataKey{KeyID: id, Key: dk, Wrapped: wrapped}, err
+}
+
 // WrapKey encrypts dataKey with AES-256-GCM under the current KEK, the KEK
 // id as additional data; the result is nonce || ciphertext || tag.
-func (k *FileKeys) WrapKey(_ context.Context, dataKey []byte) (string, []byte, error) {
+func (k *FileKeys) WrapKey(dataKey []byte) (string, []byte, error) {
 	aead := k.keys[k.currentID]
 	nonce := make([]byte, aead.NonceSize())
 	if _, err := rand.Read(nonce); err != nil {
@@ -147,8 +203,20 @@ func (k *FileKeys) WrapKey(_ context.Context, dataKey []byte) (string, []byte, e
 	return k.currentID, aead.Seal(nonce, nonce, dataKey, []byte(k.currentID)), nil
 }
 
-// UnwrapKey reverses WrapKey with the KEK keyID.
-func (k *FileKeys) UnwrapKey(_ context.Context, keyID string, wrapped []byte) ([]byte, error) {
+// Rewrap unwraps ref and wraps its data key under the current KEK (after a
+// new first line was added to the key file).
+func (k *FileKeys) Rewrap(ctx context.Context, ref KeyRef) (KeyRef, error) {
+	dk, err := k.UnwrapKey(ctx, ref)
+	if err != nil {
+		return ref, err
+	}
+	id, wrapped, err := k.WrapKey(dk)
+	return KeyRef{KeyID: id, Wrapped: wrapped}, err
+}
+
+// UnwrapKey reverses WrapKey with the KEK ref.KeyID.
+func (k *FileKeys) UnwrapKey(_ context.Context, ref KeyRef) ([]byte, error) {
+	keyID, wrapped := ref.KeyID, ref.Wrapped
 	aead, ok := k.keys[keyID]
 	if !ok {
 		return nil, fmt.Errorf("%w %q", ErrUnknownKey, keyID)

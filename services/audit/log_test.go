@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -133,7 +134,7 @@ func TestLogWriteVerifyScan(t *testing.T) {
 	}
 	defer l.Close()
 	var got []Record
-	if err := l.Scan(ctx, func(r Record) error { got = append(got, r); return nil }); err != nil {
+	if err := l.Scan(ctx, nil, func(e Entry) error { got = append(got, e.Record); return nil }); err != nil {
 		t.Fatalf("Scan: %v", err)
 	}
 	if len(got) != 40 {
@@ -157,11 +158,12 @@ func TestLogWriteVerifyScan(t *testing.T) {
 	if seq, _ := l.Stats(); seq != 43 {
 		t.Errorf("last seq = %d, want 43", seq)
 	}
-	// The plaintext never reaches the disk.
+	// The plaintext never reaches the disk (the tenant id does, in key
+	// frames: it names the key).
 	ents, _ := os.ReadDir(dir)
 	for _, e := range ents {
 		b, _ := os.ReadFile(filepath.Join(dir, e.Name()))
-		if bytes.Contains(b, []byte("tributary.chunk.created")) || bytes.Contains(b, []byte("acme")) {
+		if bytes.Contains(b, []byte("tributary.chunk.created")) || bytes.Contains(b, []byte(`"tenant_id"`)) {
 			t.Errorf("segment %s contains plaintext", e.Name())
 		}
 	}
@@ -259,7 +261,7 @@ func TestTamperDetected(t *testing.T) {
 		}, segmentName(0), "authentication failed", false},
 		{"flip a byte of the gcm tag", func(t *testing.T, d string) {
 			_, sp := frames(t, s1(d))
-			edit(t, s1(d), func(b []byte) []byte { b[sp[0].end-1] ^= 1; return b })
+			edit(t, s1(d), func(b []byte) []byte { b[sp[1].end-1] ^= 1; return b })
 		}, segmentName(1), "authentication failed", false},
 		{"flip a seq byte", func(t *testing.T, d string) {
 			_, sp := frames(t, s0(d))
@@ -284,10 +286,10 @@ func TestTamperDetected(t *testing.T) {
 		{"swap two records", func(t *testing.T, d string) {
 			_, sp := frames(t, s0(d))
 			edit(t, s0(d), func(b []byte) []byte {
-				out := append([]byte(nil), b[:sp[0].off]...)
+				out := append([]byte(nil), b[:sp[1].off]...)
+				out = append(out, b[sp[2].off:sp[2].end]...)
 				out = append(out, b[sp[1].off:sp[1].end]...)
-				out = append(out, b[sp[0].off:sp[0].end]...)
-				return append(out, b[sp[1].end:]...)
+				return append(out, b[sp[2].end:]...)
 			})
 		}, segmentName(0), "reordered", true},
 		{"insert a copy of a record", func(t *testing.T, d string) {
@@ -335,9 +337,30 @@ func TestTamperDetected(t *testing.T) {
 				})
 			}
 		}, segmentName(1), "first seq", true},
-		{"change the key id", func(t *testing.T, d string) {
-			edit(t, s1(d), func(b []byte) []byte { b[len(magic)+2+8+8+hashSize+2+3] ^= 1; return b })
-		}, segmentName(1), "data key", false},
+		{"change the key id in the key frame", func(t *testing.T, d string) {
+			_, sp := frames(t, s1(d))
+			edit(t, s1(d), func(b []byte) []byte { b[sp[0].end-1] ^= 1; return b })
+		}, segmentName(1), "authentication failed", false},
+		{"tamper with a wrapped data key", func(t *testing.T, d string) {
+			edit(t, keyFilePath(s1(d)), func(b []byte) []byte {
+				var kf keyFile
+				if err := json.Unmarshal(b, &kf); err != nil {
+					t.Fatal(err)
+				}
+				kf.Keys[0].Wrapped[len(kf.Keys[0].Wrapped)-1] ^= 1
+				out, _ := json.Marshal(kf)
+				return out
+			})
+		}, segmentName(1), "wrapped data key refused", false},
+		{"swap the wrapped data keys of two segments", func(t *testing.T, d string) {
+			a, _ := os.ReadFile(keyFilePath(s0(d)))
+			b, _ := os.ReadFile(keyFilePath(s1(d)))
+			edit(t, keyFilePath(s0(d)), func([]byte) []byte { return b })
+			edit(t, keyFilePath(s1(d)), func([]byte) []byte { return a })
+		}, segmentName(0), "authentication failed", false},
+		{"remove a key file", func(t *testing.T, d string) {
+			os.Remove(keyFilePath(s1(d)))
+		}, segmentName(1), "no wrapped data key", false},
 		{"append after the seal", func(t *testing.T, d string) {
 			_, sp := frames(t, s0(d))
 			edit(t, s0(d), func(b []byte) []byte { return append(b, b[sp[0].off:sp[0].end]...) })
@@ -385,7 +408,7 @@ func TestKeyFile(t *testing.T) {
 	if err != nil || k2.CurrentKeyID() != k1.CurrentKeyID() {
 		t.Fatalf("reload gave key %q, %v; want %q", k2.CurrentKeyID(), err, k1.CurrentKeyID())
 	}
-	id, wrapped, err := k1.WrapKey(ctx, bytes.Repeat([]byte{7}, 32))
+	id, wrapped, err := k1.WrapKey(bytes.Repeat([]byte{7}, 32))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -401,15 +424,15 @@ func TestKeyFile(t *testing.T) {
 	if k3.CurrentKeyID() == id {
 		t.Errorf("current key did not rotate")
 	}
-	dk, err := k3.UnwrapKey(ctx, id, wrapped)
+	dk, err := k3.UnwrapKey(ctx, KeyRef{KeyID: id, Wrapped: wrapped})
 	if err != nil || !bytes.Equal(dk, bytes.Repeat([]byte{7}, 32)) {
 		t.Errorf("UnwrapKey after rotation = %x, %v", dk, err)
 	}
-	if _, err := k3.UnwrapKey(ctx, "file-0000", wrapped); !errors.Is(err, ErrUnknownKey) {
+	if _, err := k3.UnwrapKey(ctx, KeyRef{KeyID: "file-0000", Wrapped: wrapped}); !errors.Is(err, ErrUnknownKey) {
 		t.Errorf("UnwrapKey(unknown id) = %v, want ErrUnknownKey", err)
 	}
 	wrapped[len(wrapped)-1] ^= 1
-	if _, err := k3.UnwrapKey(ctx, id, wrapped); !errors.Is(err, ErrUnwrap) {
+	if _, err := k3.UnwrapKey(ctx, KeyRef{KeyID: id, Wrapped: wrapped}); !errors.Is(err, ErrUnwrap) {
 		t.Errorf("UnwrapKey(tampered) = %v, want ErrUnwrap", err)
 	}
 	if err := os.Chmod(path, 0o644); err != nil {
@@ -423,5 +446,41 @@ func TestKeyFile(t *testing.T) {
 		if _, err := ParseKeys([]byte(b)); err == nil {
 			t.Errorf("ParseKeys(%q) = nil error, want one", b)
 		}
+	}
+}
+
+// TestFileKeysRewrap: after a new KEK is put first in the key file, a
+// rewrap moves every stored data key to it, so the log verifies with the
+// new KEK alone and no segment byte changed.
+func TestFileKeysRewrap(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	writeLog(t, dir, 20, 5, 1500)
+	before, _ := os.ReadFile(segPath(dir, 0))
+	const newKey = "ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100"
+	both, err := ParseKeys([]byte(newKey + "\n" + testKeyHex + "\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := Open(ctx, dir, both)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := l.Rewrap(ctx, both)
+	if err != nil || n < 3 {
+		t.Fatalf("Rewrap = %d, %v", n, err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	only, _ := ParseKeys([]byte(newKey))
+	if rep, err := Verify(ctx, dir, only); err != nil || rep.Records != 20 {
+		t.Errorf("Verify with the new KEK only = %+v, %v", rep, err)
+	}
+	if after, _ := os.ReadFile(segPath(dir, 0)); !bytes.Equal(before, after) {
+		t.Errorf("rewrap changed a segment")
+	}
+	if _, err := Verify(ctx, dir, testKeys(t)); err == nil {
+		t.Errorf("Verify with the old KEK only passed after the rewrap")
 	}
 }

@@ -2,6 +2,7 @@ package audit
 
 import (
 	"context"
+	"errors"
 	"iter"
 	"log/slog"
 	"time"
@@ -34,7 +35,7 @@ func (mw loggingMiddleware) Record(ctx context.Context, msgs []kafka.Message) (n
 	return mw.next.Record(ctx, msgs)
 }
 
-func (mw loggingMiddleware) Export(ctx context.Context, p Principal, f Filter) (recs iter.Seq2[Record, error], err error) {
+func (mw loggingMiddleware) Export(ctx context.Context, p Principal, f Filter) (recs iter.Seq2[Entry, error], err error) {
 	defer func() {
 		attrs := []any{"principal", p.Name, "tenant", p.Tenant, "filter_tenant", f.Tenant, "types", f.Types,
 			"since", f.Since, "until", f.Until}
@@ -48,6 +49,18 @@ func (mw loggingMiddleware) Export(ctx context.Context, p Principal, f Filter) (
 	return mw.next.Export(ctx, p, f)
 }
 
+func (mw loggingMiddleware) Admin(ctx context.Context, p Principal, req AdminRequest) (res AdminResult, err error) {
+	defer func() {
+		attrs := []any{"principal", p.Name, "tenant", p.Tenant, "action", req.Action, "target_tenant", req.Tenant}
+		if err != nil {
+			mw.logger.ErrorContext(ctx, "audit admin action failed", append(attrs, "error", err.Error())...)
+			return
+		}
+		mw.logger.InfoContext(ctx, "audit admin action", append(attrs, "keys", len(res.Keys), "rewrapped", res.Rewrapped)...)
+	}()
+	return mw.next.Admin(ctx, p, req)
+}
+
 // Metrics are the service's Prometheus metrics.
 type Metrics struct {
 	Records       prometheus.Counter
@@ -55,6 +68,12 @@ type Metrics struct {
 	RecordSeconds prometheus.Histogram
 	BatchSize     prometheus.Histogram
 	Exports       *prometheus.CounterVec
+	// KeyErrors counts batches that waited because no data key could be
+	// made (Vault unreachable, sealed, refusing); KeysUp is 0 while that
+	// lasts.
+	KeyErrors prometheus.Counter
+	KeysUp    prometheus.Gauge
+	Admin     *prometheus.CounterVec
 }
 
 // NewMetrics registers the service's metrics with reg.
@@ -72,8 +91,15 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Buckets: prometheus.ExponentialBuckets(1, 2, 10)}),
 		Exports: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tributary_audit_exports_total", Help: "Export requests by outcome."}, []string{"outcome"}),
+		KeyErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tributary_audit_key_errors_total", Help: "Record attempts that failed because the key provider (Vault) was unavailable; the batch is retried, not committed."}),
+		KeysUp: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "tributary_audit_keys_up", Help: "1 while the key provider answers, 0 while records wait for it."}),
+		Admin: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tributary_audit_admin_actions_total", Help: "Key operations (rotate, rewrap, shred) by action and outcome."}, []string{"action", "outcome"}),
 	}
-	if err := instrument.Register(reg, m.Records, m.Duplicates, m.RecordSeconds, m.BatchSize, m.Exports); err != nil {
+	m.KeysUp.Set(1)
+	if err := instrument.Register(reg, m.Records, m.Duplicates, m.RecordSeconds, m.BatchSize, m.Exports, m.KeyErrors, m.KeysUp, m.Admin); err != nil {
 		return nil, err
 	}
 	return m, nil
@@ -92,6 +118,12 @@ type instrumentingMiddleware struct {
 func (mw instrumentingMiddleware) Record(ctx context.Context, msgs []kafka.Message) (int, error) {
 	begin := time.Now()
 	n, err := mw.next.Record(ctx, msgs)
+	if errors.Is(err, ErrKeysUnavailable) {
+		mw.m.KeyErrors.Inc()
+		mw.m.KeysUp.Set(0)
+	} else if err == nil {
+		mw.m.KeysUp.Set(1)
+	}
 	if err == nil {
 		mw.m.RecordSeconds.Observe(time.Since(begin).Seconds())
 		mw.m.BatchSize.Observe(float64(len(msgs)))
@@ -101,7 +133,7 @@ func (mw instrumentingMiddleware) Record(ctx context.Context, msgs []kafka.Messa
 	return n, err
 }
 
-func (mw instrumentingMiddleware) Export(ctx context.Context, p Principal, f Filter) (iter.Seq2[Record, error], error) {
+func (mw instrumentingMiddleware) Export(ctx context.Context, p Principal, f Filter) (iter.Seq2[Entry, error], error) {
 	recs, err := mw.next.Export(ctx, p, f)
 	outcome := "ok"
 	if err != nil {
@@ -109,4 +141,14 @@ func (mw instrumentingMiddleware) Export(ctx context.Context, p Principal, f Fil
 	}
 	mw.m.Exports.WithLabelValues(outcome).Inc()
 	return recs, err
+}
+
+func (mw instrumentingMiddleware) Admin(ctx context.Context, p Principal, req AdminRequest) (AdminResult, error) {
+	res, err := mw.next.Admin(ctx, p, req)
+	outcome := "ok"
+	if err != nil {
+		_, outcome = HTTPStatus(err)
+	}
+	mw.m.Admin.WithLabelValues(req.Action, outcome).Inc()
+	return res, err
 }

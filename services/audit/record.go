@@ -2,7 +2,9 @@ package audit
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -62,21 +64,15 @@ type Record struct {
 // log is the record of what was on the wire.
 func NewRecord(msg kafka.Message) Record {
 	r := Record{Topic: msg.Topic, Partition: msg.Partition, Offset: msg.Offset, Time: msg.Time.UTC()}
+	// The events package knows the header names (and the unprefixed ones
+	// older releases wrote); a malformed envelope is still recorded.
+	env, _ := events.ParseHeaders(msg.Headers)
+	r.ID, r.Source, r.Type, r.Tenant, r.CorrelationID = env.ID, env.Source, env.Type, env.TenantID, env.CorrelationID
 	for _, h := range msg.Headers {
-		v := string(h.Value)
-		switch h.Key {
-		case events.HeaderID:
-			r.ID = v
-		case events.HeaderSource:
-			r.Source = v
-		case events.HeaderType:
-			r.Type = v
-		case events.HeaderTenantID:
-			r.Tenant = v
-		case events.HeaderCorrelationID:
-			r.CorrelationID = v
-		case events.HeaderTime:
-			if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
+		// Parsed here too: ParseHeaders skips the time of an envelope
+		// whose specversion is wrong.
+		if h.Key == events.HeaderTime {
+			if t, err := time.Parse(time.RFC3339Nano, string(h.Value)); err == nil {
 				r.Time = t.UTC()
 			}
 		}
@@ -104,17 +100,18 @@ func NewRecord(msg kafka.Message) Record {
 // give equal bytes.
 func (r Record) Marshal() ([]byte, error) {
 	r.Time = r.Time.UTC()
-	if !r.canonical || len(r.Payload) == 0 {
-		p := r.Payload
-		if len(p) == 0 {
-			p = json.RawMessage("null")
-		}
-		cp, err := canonicalJSON(p)
-		if err != nil {
-			return nil, fmt.Errorf("record payload: %w", err)
-		}
-		r.Payload = cp
+	if r.canonical && len(r.Payload) > 0 {
+		return r.marshalSpliced()
 	}
+	p := r.Payload
+	if len(p) == 0 {
+		p = json.RawMessage("null")
+	}
+	cp, err := canonicalJSON(p)
+	if err != nil {
+		return nil, fmt.Errorf("record payload: %w", err)
+	}
+	r.Payload = cp
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
@@ -122,6 +119,32 @@ func (r Record) Marshal() ([]byte, error) {
 		return nil, fmt.Errorf("encode record: %w", err)
 	}
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
+
+// marshalSpliced encodes r with a one-byte placeholder payload and
+// splices the (already canonical) payload in: encoding/json would
+// otherwise validate and compact it a second time, a third of the cost of
+// an append. Only numbers and escaped strings come before "payload", so
+// its first occurrence is the key.
+func (r Record) marshalSpliced() ([]byte, error) {
+	p := r.Payload
+	r.Payload = json.RawMessage("0")
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(r); err != nil {
+		return nil, fmt.Errorf("encode record: %w", err)
+	}
+	b := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+	const key = `"payload":`
+	i := bytes.Index(b, []byte(key+"0"))
+	if i < 0 {
+		return nil, errors.New("encode record: payload placeholder not found")
+	}
+	out := make([]byte, 0, len(b)+len(p))
+	out = append(out, b[:i+len(key)]...)
+	out = append(out, p...)
+	return append(out, b[i+len(key)+1:]...), nil
 }
 
 // ErrNotCanonical reports record bytes that decode but are not in
@@ -185,4 +208,73 @@ func readLimited(r io.Reader, limit int64) ([]byte, error) {
 		return nil, fmt.Errorf("larger than %d bytes", limit)
 	}
 	return b, nil
+}
+
+// RecordPolicy says what the audit log keeps (data minimization). The
+// zero value is the default: per-token answer.delta events are not
+// recorded (the answer.completed event carries the whole answer), and
+// chunk and document texts are replaced by their size and SHA-256 (the
+// document is identified by its id, version and content hash).
+type RecordPolicy struct {
+	// Deltas records answer.delta events too.
+	Deltas bool
+	// Texts keeps the "text" and "content" fields of events other than
+	// answer.completed.
+	Texts bool
+}
+
+// apply returns the record of m and whether the policy keeps it.
+func (p RecordPolicy) apply(m kafka.Message) (Record, bool) {
+	rec := NewRecord(m)
+	if !p.Deltas && rec.Type == events.TypeAnswerDelta {
+		return rec, false
+	}
+	if !p.Texts && rec.PayloadEncoding == "" && rec.Type != events.TypeAnswerCompleted && mayHoldText(rec.Payload) {
+		if red, ok := redactTexts(rec.Payload); ok {
+			rec.Payload = red
+		}
+	}
+	return rec, true
+}
+
+// mayHoldText is a cheap test that spares the parse of most payloads.
+func mayHoldText(p []byte) bool {
+	return bytes.Contains(p, []byte(`"text"`)) || bytes.Contains(p, []byte(`"content"`))
+}
+
+// redactTexts replaces every string field named "text" or "content", at
+// any depth, by "[omitted: N bytes, sha256 HEX]"; the result is canonical.
+func redactTexts(p json.RawMessage) (json.RawMessage, bool) {
+	dec := json.NewDecoder(bytes.NewReader(p))
+	dec.UseNumber()
+	var v any
+	if dec.Decode(&v) != nil {
+		return nil, false
+	}
+	var walk func(v any)
+	walk = func(v any) {
+		switch x := v.(type) {
+		case map[string]any:
+			for k, e := range x {
+				if s, ok := e.(string); ok && (k == "text" || k == "content") {
+					sum := sha256.Sum256([]byte(s))
+					x[k] = fmt.Sprintf("[omitted: %d bytes, sha256 %s]", len(s), hex.EncodeToString(sum[:]))
+					continue
+				}
+				walk(e)
+			}
+		case []any:
+			for _, e := range x {
+				walk(e)
+			}
+		}
+	}
+	walk(v)
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if enc.Encode(v) != nil {
+		return nil, false
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), true
 }

@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/segmentio/kafka-go"
+
+	"github.com/tributary-rag/tributary/pkg/events"
 )
 
 func hdrs(kv ...string) []kafka.Header {
@@ -108,5 +111,39 @@ func TestUnmarshalRecordRefusesNonCanonical(t *testing.T) {
 	var v map[string]any
 	if json.Unmarshal([]byte(good), &v) != nil {
 		t.Fatal("good is not json")
+	}
+}
+
+// TestRecordPolicy: by default answer.delta events are left out and chunk
+// and document texts are replaced by size and hash, while the completed
+// answer and the question are kept; the options keep everything.
+func TestRecordPolicy(t *testing.T) {
+	msg := func(typ, value string) kafka.Message {
+		m := testMsg("tributary.x.v1", 0, 1, "acme", typ)
+		m.Value = []byte(value)
+		return m
+	}
+	chunk := msg(events.TypeChunkCreated, `{"chunk_id":"c1","tenant_id":"acme","text":"secret chunk text","meta":{"content":"x"}}`)
+	rec, keep := RecordPolicy{}.apply(chunk)
+	if !keep || strings.Contains(string(rec.Payload), "secret") || !strings.Contains(string(rec.Payload), `"text":"[omitted: 17 bytes, sha256 `) || !strings.Contains(string(rec.Payload), `"chunk_id":"c1"`) {
+		t.Errorf("chunk record = %s, %v; want its text omitted, its ids kept", rec.Payload, keep)
+	}
+	if _, err := rec.Marshal(); err != nil {
+		t.Errorf("redacted record does not marshal: %v", err)
+	}
+	if _, keep := (RecordPolicy{}).apply(msg(events.TypeAnswerDelta, `{"text":"tok"}`)); keep {
+		t.Errorf("answer.delta recorded by default")
+	}
+	done, _ := RecordPolicy{}.apply(msg(events.TypeAnswerCompleted, `{"text":"the whole answer"}`))
+	q, _ := RecordPolicy{}.apply(msg(events.TypeQueryReceived, `{"question":"who?"}`))
+	if !strings.Contains(string(done.Payload), "the whole answer") || !strings.Contains(string(q.Payload), "who?") {
+		t.Errorf("answer or question lost: %s %s", done.Payload, q.Payload)
+	}
+	all := RecordPolicy{Deltas: true, Texts: true}
+	if rec, keep := all.apply(chunk); !keep || !strings.Contains(string(rec.Payload), "secret chunk text") {
+		t.Errorf("Texts: %s", rec.Payload)
+	}
+	if _, keep := all.apply(msg(events.TypeAnswerDelta, `{"text":"tok"}`)); !keep {
+		t.Errorf("Deltas: delta left out")
 	}
 }

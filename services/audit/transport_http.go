@@ -14,6 +14,8 @@ import (
 
 	"github.com/go-kit/kit/endpoint"
 	kithttp "github.com/go-kit/kit/transport/http"
+
+	"github.com/tributary-rag/tributary/pkg/events"
 )
 
 // Trailers of an export response. A client must check TrailerStatus after
@@ -22,6 +24,10 @@ import (
 const (
 	TrailerStatus  = "Audit-Status"
 	TrailerRecords = "Audit-Records"
+	// TrailerShredded is a JSON array of ShredRange: per tenant, the
+	// count and seq range of selected records whose key was shredded
+	// ("[]" when none).
+	TrailerShredded = "Audit-Shredded"
 )
 
 // Authenticator resolves an API key to the principal it stands for.
@@ -42,7 +48,12 @@ func (f AuthenticatorFunc) Authenticate(key string) (Principal, bool) { return f
 // tenant, 400 for a bad filter, and otherwise 200 with NDJSON, one
 // canonical record per line, and the trailers TrailerStatus and
 // TrailerRecords.
-func MakeHTTPHandler(e Endpoints, auth Authenticator, logger *slog.Logger) http.Handler {
+//
+// POST /v1/audit/keys/{rotate|rewrap|shred} runs a key operation for a
+// key with the compliance-admin group (Service.Admin). A request with an
+// unknown API key is reported to actions (may be nil) as an auth_failed
+// event.
+func MakeHTTPHandler(e Endpoints, auth Authenticator, logger *slog.Logger, actions ActionRecorder) http.Handler {
 	opts := []kithttp.ServerOption{
 		kithttp.ServerBefore(func(ctx context.Context, r *http.Request) context.Context {
 			if p, ok := auth.Authenticate(bearer(r.Header.Get("Authorization"))); ok {
@@ -51,10 +62,11 @@ func MakeHTTPHandler(e Endpoints, auth Authenticator, logger *slog.Logger) http.
 			return ctx
 		}),
 		kithttp.ServerErrorEncoder(encodeError),
-		kithttp.ServerErrorHandler(errorLogger{logger}),
+		kithttp.ServerErrorHandler(errorLogger{logger, actions}),
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /v1/audit/export", kithttp.NewServer(failing(e.Export), decodeExportRequest, encodeExport(logger), opts...))
+	mux.Handle("POST /v1/audit/keys/{action}", kithttp.NewServer(failing(e.Admin), decodeAdminRequest, encodeJSON, opts...))
 	mux.HandleFunc("/v1/audit/export", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Allow", "GET")
 		writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", "use GET")
@@ -85,6 +97,34 @@ func bearer(h string) string {
 		return ""
 	}
 	return strings.TrimSpace(token)
+}
+
+// decodeAdminRequest reads POST /v1/audit/keys/{rotate|rewrap|shred} with
+// the query parameters tenant (shred) and raise_min_decryption=true
+// (rewrap).
+func decodeAdminRequest(ctx context.Context, r *http.Request) (any, error) {
+	p, ok := ctx.Value(principalKey{}).(Principal)
+	if !ok {
+		return nil, ErrUnauthenticated
+	}
+	q := r.URL.Query()
+	raise, err := strconv.ParseBool(cmpOr(q.Get("raise_min_decryption"), "false"))
+	if err != nil {
+		return nil, fmt.Errorf("%w: raise_min_decryption: want true or false", ErrBadAction)
+	}
+	return AdminEndpointRequest{Principal: p, AdminRequest: AdminRequest{Action: r.PathValue("action"), Tenant: q.Get("tenant"), RaiseMinDecryption: raise}}, nil
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+func encodeJSON(_ context.Context, w http.ResponseWriter, response any) error {
+	w.Header().Set("Content-Type", "application/json")
+	return json.NewEncoder(w).Encode(response.(AdminResponse).AdminResult)
 }
 
 func decodeExportRequest(ctx context.Context, r *http.Request) (any, error) {
@@ -135,19 +175,24 @@ func encodeExport(logger *slog.Logger) kithttp.EncodeResponseFunc {
 		h.Set("Content-Type", "application/x-ndjson; charset=utf-8")
 		h.Set("Cache-Control", "no-store")
 		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("Trailer", TrailerStatus+", "+TrailerRecords)
+		h.Set("Trailer", TrailerStatus+", "+TrailerRecords+", "+TrailerShredded)
 		w.WriteHeader(http.StatusOK)
 		rc := http.NewResponseController(w)
 		bw := bufio.NewWriterSize(w, 64<<10)
 		n := 0
 		status := "ok"
-		for rec, err := range resp.Records {
+		var shred shredTally
+		for e, err := range resp.Records {
 			if err != nil {
 				status = "error: " + err.Error()
 				logger.Error("export stopped", "error", err.Error(), "records", n)
 				break
 			}
-			line, err := rec.Marshal()
+			if e.Shredded {
+				shred.add(e.Tenant, e.Seq)
+				continue
+			}
+			line, err := e.Bytes()
 			if err == nil {
 				line = append(line, '\n')
 				_, err = bw.Write(line)
@@ -169,6 +214,8 @@ func encodeExport(logger *slog.Logger) kithttp.EncodeResponseFunc {
 		}
 		h.Set(TrailerStatus, strings.ReplaceAll(status, "\n", " "))
 		h.Set(TrailerRecords, strconv.Itoa(n))
+		sj, _ := json.Marshal(append([]ShredRange{}, shred.ranges...))
+		h.Set(TrailerShredded, string(sj))
 		return nil
 	}
 }
@@ -182,6 +229,14 @@ func HTTPStatus(err error) (int, string) {
 		return http.StatusForbidden, "forbidden"
 	case errors.Is(err, ErrInvalidFilter):
 		return http.StatusBadRequest, "invalid_filter"
+	case errors.Is(err, ErrBadAction):
+		return http.StatusBadRequest, "invalid_action"
+	case errors.Is(err, ErrNotSupported):
+		return http.StatusNotImplemented, "not_supported"
+	case errors.Is(err, ErrKeyDestroyed):
+		return http.StatusNotFound, "key_destroyed"
+	case errors.Is(err, ErrKeysUnavailable):
+		return http.StatusServiceUnavailable, "keys_unavailable"
 	default:
 		return http.StatusInternalServerError, "internal"
 	}
@@ -190,6 +245,9 @@ func HTTPStatus(err error) (int, string) {
 func encodeError(_ context.Context, err error, w http.ResponseWriter) {
 	status, code := HTTPStatus(err)
 	msg := err.Error()
+	if status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "5")
+	}
 	if status == http.StatusInternalServerError {
 		msg = "internal error"
 	}
@@ -205,10 +263,18 @@ func writeError(w http.ResponseWriter, status int, code, msg string) {
 	_ = json.NewEncoder(w).Encode(map[string]any{"error": map[string]string{"code": code, "message": msg}})
 }
 
-type errorLogger struct{ logger *slog.Logger }
+type errorLogger struct {
+	logger  *slog.Logger
+	actions ActionRecorder
+}
 
 func (l errorLogger) Handle(ctx context.Context, err error) {
 	status, _ := HTTPStatus(err)
+	if status == http.StatusUnauthorized && l.actions != nil {
+		path, _ := ctx.Value(kithttp.ContextKeyRequestPath).(string)
+		_ = l.actions.RecordAction(ctx, events.AuditEvent{Kind: events.AuditKindAuthFailed, Actor: "unknown api key",
+			Action: "audit.api " + path, Outcome: "deny", Reason: "missing or unknown api key", At: time.Now().UTC()})
+	}
 	if status >= 500 {
 		l.logger.ErrorContext(ctx, "export", "error", err.Error())
 	}

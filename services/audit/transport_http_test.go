@@ -47,8 +47,8 @@ func exportServer(t *testing.T) *httptest.Server {
 		"k-admin-only": {Tenant: "ops", Groups: []string{GroupComplianceAdmin}, Name: "admin-only"},
 	}
 	auth := AuthenticatorFunc(func(k string) (Principal, bool) { p, ok := keys[k]; return p, ok })
-	svc := LoggingMiddleware(slog.New(slog.DiscardHandler))(NewService(l))
-	srv := httptest.NewServer(MakeHTTPHandler(MakeEndpoints(svc), auth, slog.New(slog.DiscardHandler)))
+	svc := LoggingMiddleware(slog.New(slog.DiscardHandler))(NewService(l, nil, nil))
+	srv := httptest.NewServer(MakeHTTPHandler(MakeEndpoints(svc), auth, slog.New(slog.DiscardHandler), nil))
 	t.Cleanup(srv.Close)
 	return srv
 }
@@ -174,11 +174,11 @@ func TestExportReportsCorruptionInTrailer(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, spans := frames(t, segPath(dir, 0))
-	edit(t, segPath(dir, 0), func(b []byte) []byte { b[spans[3].end-5] ^= 1; return b })
+	edit(t, segPath(dir, 0), func(b []byte) []byte { b[spans[4].end-5] ^= 1; /* frame 0 is the key frame */ return b })
 	auth := AuthenticatorFunc(func(string) (Principal, bool) {
 		return Principal{Tenant: "acme", Groups: []string{GroupCompliance}, Name: "o"}, true
 	})
-	srv := httptest.NewServer(MakeHTTPHandler(MakeEndpoints(NewService(l)), auth, slog.New(slog.DiscardHandler)))
+	srv := httptest.NewServer(MakeHTTPHandler(MakeEndpoints(NewService(l, nil, nil)), auth, slog.New(slog.DiscardHandler), nil))
 	defer srv.Close()
 	req, _ := http.NewRequest("GET", srv.URL+"/v1/audit/export", nil)
 	req.Header.Set("Authorization", "Bearer x")

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/go-kit/kit/endpoint"
@@ -54,6 +55,58 @@ type Consumer struct {
 	// afterRecord, for tests, runs after a batch is recorded and before
 	// its offsets are committed.
 	afterRecord func(batch []kafka.Message)
+
+	waitMu  sync.Mutex
+	waiting error // why the current batch waits, nil when it does not
+}
+
+// Ready reports an error while a batch waits for the key provider: the
+// consumer is alive but records nothing and commits nothing.
+func (c *Consumer) Ready(context.Context) error {
+	c.waitMu.Lock()
+	defer c.waitMu.Unlock()
+	if c.waiting != nil {
+		return fmt.Errorf("audit records wait for keys: %w", c.waiting)
+	}
+	return nil
+}
+
+func (c *Consumer) setWaiting(err error) {
+	c.waitMu.Lock()
+	c.waiting = err
+	c.waitMu.Unlock()
+}
+
+// record calls the endpoint with batch until it succeeds or fails for a
+// reason other than ErrKeysUnavailable, backing off between attempts (100
+// ms doubling to 5 s): while Vault is away nothing is committed and the
+// same batch is tried again, so nothing is lost and the log catches up
+// when Vault returns. ctx ending stops the waiting.
+func (c *Consumer) record(ctx context.Context, batch []kafka.Message) error {
+	for attempt := 0; ; attempt++ {
+		// Recording finishes even when ctx ends meanwhile: a batch is
+		// cheap to finish and a half-recorded one costs a recovery.
+		resp, err := c.e(context.WithoutCancel(ctx), RecordRequest{Messages: batch})
+		if err == nil {
+			if f, ok := resp.(endpoint.Failer); ok {
+				err = f.Failed()
+			}
+		}
+		if err == nil || !errors.Is(err, ErrKeysUnavailable) {
+			c.setWaiting(nil)
+			return err
+		}
+		c.setWaiting(err)
+		wait := backoff(attempt)
+		if attempt == 0 || wait >= 5*time.Second {
+			c.logger.Warn("audit: key provider unavailable, not committing; retrying", "messages", len(batch), "retry_in", wait.String(), "error", err.Error())
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+	}
 }
 
 // NewConsumer returns a Consumer of cfg.Topics that calls e with a
@@ -127,16 +180,11 @@ func (c *Consumer) loop(ctx context.Context, r *kafka.Reader) error {
 			batch = append(batch, m)
 		}
 		cancel()
-		// Recording finishes even when ctx ends meanwhile: a batch is
-		// cheap to finish and a half-recorded one costs a recovery.
-		resp, err := c.e(context.WithoutCancel(ctx), RecordRequest{Messages: batch})
-		if err == nil {
-			if f, ok := resp.(endpoint.Failer); ok {
-				err = f.Failed()
-			}
-		}
-		if err != nil {
+		if err := c.record(ctx, batch); err != nil {
 			return fmt.Errorf("record batch: %w", err)
+		}
+		if c.Ready(ctx) != nil && ctx.Err() != nil {
+			return nil // stopped while waiting: the batch stays uncommitted
 		}
 		if c.afterRecord != nil {
 			c.afterRecord(batch)

@@ -19,6 +19,8 @@ import (
 func main() { os.Exit(daemon.Main("audit", run)) }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
-	s := audit.DefaultSettings()
+	// VAULT_ADDR and the other variables of Vault's CLI switch audit keys
+	// to Vault; TRIBUTARY_VAULT_* and the --vault-* flags override them.
+	s := audit.DefaultSettings().WithVaultEnv(getenv)
 	return daemon.RunService(ctx, "audit", daemon.NeedKafka|daemon.NeedDataDir|daemon.NeedAPIKeys, &s, args, getenv, stderr)
 }
