@@ -460,6 +460,11 @@ type AuditEvent struct {
 	Details   map[string]string `json:"details,omitempty"`
 }
 
+// SystemTenant is the tenant of audit events that belong to no tenant: a
+// request refused because its key named none. Tenant names start with a
+// letter or digit, so it is no tenant's.
+const SystemTenant = "_system"
+
 // EventType implements Payload.
 func (p AuditEvent) EventType() string { return AuditTypePrefix + p.Kind }
 

@@ -158,7 +158,7 @@ type AdminResult struct {
 // ActionRecorder reports admin actions and refused requests as audit
 // events (tributary.audit.admin_action, tributary.audit.auth_failed).
 type ActionRecorder interface {
-	RecordAction(ctx context.Context, ev events.AuditEvent) error
+	Record(ctx context.Context, ev events.AuditEvent) error
 }
 
 // ErrBadAction is a bad admin request.
@@ -242,7 +242,7 @@ func (s *service) record(ctx context.Context, p Principal, kind, action, outcome
 	if tenant != "" {
 		ev.Resource = "tenant:" + tenant
 	}
-	_ = s.actions.RecordAction(ctx, ev)
+	_ = s.actions.Record(ctx, ev)
 }
 
 func (s *service) Record(ctx context.Context, msgs []kafka.Message) (int, error) {

@@ -272,7 +272,7 @@ func (l errorLogger) Handle(ctx context.Context, err error) {
 	status, _ := HTTPStatus(err)
 	if status == http.StatusUnauthorized && l.actions != nil {
 		path, _ := ctx.Value(kithttp.ContextKeyRequestPath).(string)
-		_ = l.actions.RecordAction(ctx, events.AuditEvent{Kind: events.AuditKindAuthFailed, Actor: "unknown api key",
+		_ = l.actions.Record(ctx, events.AuditEvent{Kind: events.AuditKindAuthFailed, Actor: "unknown api key",
 			Action: "audit.api " + path, Outcome: "deny", Reason: "missing or unknown api key", At: time.Now().UTC()})
 	}
 	if status >= 500 {

@@ -10,9 +10,8 @@ import (
 	"time"
 
 	"github.com/tributary-rag/tributary/pkg/apikey"
+	"github.com/tributary-rag/tributary/pkg/auditevent"
 	"github.com/tributary-rag/tributary/pkg/daemon"
-	"github.com/tributary-rag/tributary/pkg/events"
-	"github.com/tributary-rag/tributary/pkg/kafkatransport"
 )
 
 // Settings are the audit service's own settings, next to the shared
@@ -174,7 +173,7 @@ func (s Settings) Wire(ctx context.Context, w *daemon.Wiring, d daemon.Deps) err
 	if err != nil {
 		return fmt.Errorf("audit metrics: %w", err)
 	}
-	actions := PublishedActions{Publisher: d.Publisher(w, "tributary/audit"), Topic: d.Topics.AuditEvents, Logger: d.Logger}
+	actions := auditevent.New(d.Publisher(w, "tributary/audit"), d.Topics.AuditEvents, "tributary/audit", d.Logger)
 	var svc Service
 	svc = NewService(log, keys, actions)
 	svc = LoggingMiddleware(d.Logger)(svc)
@@ -223,27 +222,6 @@ func rotateEvery(every time.Duration, svc Service, logger *slog.Logger) func(con
 			}
 		}
 	}
-}
-
-// PublishedActions records admin actions and refused requests as
-// tributary.audit.* events on the audit.events topic, which the audit
-// log itself consumes.
-type PublishedActions struct {
-	Publisher *kafkatransport.Publisher
-	Topic     string
-	Logger    *slog.Logger
-}
-
-// RecordAction publishes ev; a failure is logged and returned.
-func (a PublishedActions) RecordAction(ctx context.Context, ev events.AuditEvent) error {
-	ctx = events.WithTenant(ctx, ev.TenantID)
-	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
-	err := a.Publisher.Publish(pctx, a.Topic, ev)
-	if err != nil && a.Logger != nil {
-		a.Logger.Error("publish audit event", "kind", ev.Kind, "action", ev.Action, "error", err.Error())
-	}
-	return err
 }
 
 func principal(p apikey.Principal) Principal {

@@ -17,6 +17,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/tributary-rag/tributary/pkg/apikey"
+	"github.com/tributary-rag/tributary/pkg/auditevent"
 	"github.com/tributary-rag/tributary/pkg/events"
 	"github.com/tributary-rag/tributary/pkg/kafkatransport"
 	"github.com/tributary-rag/tributary/pkg/tracecontext"
@@ -288,6 +289,8 @@ type SearchHandler struct {
 	s      *Searcher
 	keys   *apikey.Set
 	logger *slog.Logger
+	// Audit records refused requests (nil: none).
+	Audit *auditevent.Recorder
 }
 
 // NewSearchHandler returns the handler of POST /v1/search.
@@ -307,6 +310,7 @@ func (h *SearchHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	begin := time.Now()
 	p, ok := h.keys.Lookup(apikey.BearerToken(r.Header.Get("Authorization")))
 	if !ok {
+		h.Audit.AuthFailed(r, "search")
 		apikey.WriteUnauthenticated(w)
 		return
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/tributary-rag/tributary/pkg/apikey"
+	"github.com/tributary-rag/tributary/pkg/auditevent"
 	"github.com/tributary-rag/tributary/pkg/keylimit"
 )
 
@@ -64,6 +65,8 @@ type WSConfig struct {
 	// Asks bounds the questions per second of one key across all its
 	// connections; one over gets error rate_limited (nil: none).
 	Asks *keylimit.Rate
+	// Audit records refused connections (nil: none).
+	Audit *auditevent.Recorder
 }
 
 // WSHandler serves GET /v1/chat. Each connection has exactly one reader
@@ -165,6 +168,7 @@ func (h *WSHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		h.cfg.Metrics.authFailed()
 		h.cfg.Logger.WarnContext(r.Context(), "chat: unauthenticated", "remote", r.RemoteAddr)
+		h.cfg.Audit.AuthFailed(r, "chat.connect")
 		apikey.WriteUnauthenticated(w)
 		return
 	}

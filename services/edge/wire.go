@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tributary-rag/tributary/pkg/auditevent"
 	"github.com/tributary-rag/tributary/pkg/daemon"
 	"github.com/tributary-rag/tributary/pkg/keylimit"
 )
@@ -149,13 +150,17 @@ func (s Settings) Wire(_ context.Context, w *daemon.Wiring, d daemon.Deps) error
 	w.Group.Add("answers-moderated", NewReplySubscriber(d.Brokers, answersGroup, t.AnswersModerated, pub, endpoints, d.Logger, d.SubscriberOptions()...).Run)
 	w.Group.Add("queries-rejected", NewReplySubscriber(d.Brokers, rejectedGroup, t.QueriesRejected, pub, endpoints, d.Logger, d.SubscriberOptions()...).Run)
 	w.Group.Add("queries-retrieved", NewRetrievedSubscriber(d.Brokers, retrievedGroup, t.QueriesRetrieved, pub, searcher, d.Logger, d.SubscriberOptions()...).Run)
-	w.Handle("POST /v1/search", NewSearchHandler(searcher, d.Keys, d.Logger))
+	audit := auditevent.New(pub, t.AuditEvents, EventSource, d.Logger)
+	search := NewSearchHandler(searcher, d.Keys, d.Logger)
+	search.Audit = audit
+	w.Handle("POST /v1/search", search)
 
 	s.WS.Keys = d.Keys
 	s.WS.Logger = d.Logger
 	s.WS.Metrics = metrics
 	s.WS.Conns = keylimit.NewSlots(s.ConnsPerKey, s.Conns)
 	s.WS.Asks = keylimit.NewRate(s.AsksPerSecond, s.AskBurst)
+	s.WS.Audit = audit
 	ws := NewWSHandler(endpoints, s.WS)
 	w.Handle("GET /v1/chat", ws)
 	page := NewPageHandler()
@@ -164,7 +169,7 @@ func (s Settings) Wire(_ context.Context, w *daemon.Wiring, d daemon.Deps) error
 	// Shutdown does not close hijacked (WebSocket) connections.
 	w.OnShutdown(ws.Close)
 	w.Drain(s.ShutdownDrain)
-	w.Topics([]string{t.QueriesRejected, t.AnswersModerated}, t.QueriesReceived)
+	w.Topics([]string{t.QueriesRejected, t.AnswersModerated, t.QueriesRetrieved}, t.QueriesReceived, t.AuditEvents)
 	w.Check(daemon.Check{Name: "consumers", Run: func(ctx context.Context) error {
 		return CheckGroups(ctx, d.Brokers, d.KafkaSecurity, answersGroup, rejectedGroup)
 	}})

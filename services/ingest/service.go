@@ -11,10 +11,12 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"time"
 	"unicode/utf8"
 
 	"github.com/tributary-rag/tributary/pkg/apikey"
+	"github.com/tributary-rag/tributary/pkg/auditevent"
 	"github.com/tributary-rag/tributary/pkg/events"
 )
 
@@ -219,6 +221,7 @@ type service struct {
 	maxText   int64
 	now       func() time.Time
 	locks     keyedMutex
+	audit     *auditevent.Recorder
 	// crashAfterPublish, set by tests only, is a failpoint between
 	// publishing a version and recording it: an error ends Ingest there,
 	// as a kill -9 would.
@@ -227,6 +230,11 @@ type service struct {
 
 // Option configures the service.
 type Option func(*service)
+
+// WithAudit records deletes as tributary.audit.admin_action.
+func WithAudit(r *auditevent.Recorder) Option {
+	return func(s *service) { s.audit = r }
+}
 
 // WithExpansionLimits bounds what a document may become: at most
 // maxChunks chunks and maxText bytes of extracted text (a small DOCX or a
@@ -493,6 +501,10 @@ func (s *service) Delete(ctx context.Context, p Principal, id string) (Result, e
 	if err := s.store.Put(rec); err != nil {
 		return Result{}, fmt.Errorf("record deletion: %w", err)
 	}
+	_ = s.audit.Record(ctx, events.AuditEvent{
+		Kind: events.AuditKindAdminAction, TenantID: p.Tenant, Actor: p.Name, Action: "document.delete", Outcome: "success",
+		Resource: id, Details: map[string]string{"version": strconv.Itoa(rec.Version)},
+	})
 	return Result{DocumentID: id, Version: rec.Version, Status: ResultDeleted}, nil
 }
 

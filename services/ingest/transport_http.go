@@ -23,6 +23,7 @@ import (
 	kithttp "github.com/go-kit/kit/transport/http"
 
 	"github.com/tributary-rag/tributary/pkg/apikey"
+	"github.com/tributary-rag/tributary/pkg/auditevent"
 	"github.com/tributary-rag/tributary/pkg/keylimit"
 	"github.com/tributary-rag/tributary/pkg/tracecontext"
 )
@@ -47,6 +48,12 @@ type httpConfig struct {
 	perKey        *keylimit.Slots
 	rate          *keylimit.Rate
 	uploadTimeout time.Duration
+	audit         *auditevent.Recorder
+}
+
+// WithHTTPAudit records refused requests as tributary.audit.auth_failed.
+func WithHTTPAudit(r *auditevent.Recorder) HTTPOption {
+	return func(c *httpConfig) { c.audit = r }
 }
 
 // WithHTTPUploadLimits keeps one key from taking every upload slot: it
@@ -111,13 +118,13 @@ func MakeHTTPHandler(e Endpoints, auth Authenticator, logger *slog.Logger, opts 
 		kithttp.ServerBefore(correlationFromHTTP, traceFromHTTP),
 	}
 	mux := http.NewServeMux()
-	mux.Handle("POST /v1/documents", authenticate(auth, limitUploads(cfg, kithttp.NewServer(
+	mux.Handle("POST /v1/documents", authenticate(auth, cfg.audit, limitUploads(cfg, kithttp.NewServer(
 		e.Ingest, decodeIngestRequest(cfg.maxSize), encodeResponse(http.StatusAccepted), options...))))
-	mux.Handle("GET /v1/documents/{id}", authenticate(auth, kithttp.NewServer(
+	mux.Handle("GET /v1/documents/{id}", authenticate(auth, cfg.audit, kithttp.NewServer(
 		e.Get, decodeGetRequest, encodeResponse(http.StatusOK), options...)))
-	mux.Handle("GET /v1/documents", authenticate(auth, kithttp.NewServer(
+	mux.Handle("GET /v1/documents", authenticate(auth, cfg.audit, kithttp.NewServer(
 		e.List, decodeListRequest, encodeResponse(http.StatusOK), options...)))
-	mux.Handle("DELETE /v1/documents/{id}", authenticate(auth, kithttp.NewServer(
+	mux.Handle("DELETE /v1/documents/{id}", authenticate(auth, cfg.audit, kithttp.NewServer(
 		e.Delete, decodeDeleteRequest, encodeResponse(http.StatusOK), options...)))
 	mux.Handle("/v1/documents", methodNotAllowed("GET, POST"))
 	mux.Handle("/v1/documents/{id}", methodNotAllowed("GET, DELETE"))
@@ -185,7 +192,7 @@ type principalKey struct{}
 
 // authenticate rejects requests without a valid bearer key before their
 // body is read, and puts the key's principal into the request context.
-func authenticate(auth Authenticator, next http.Handler) http.Handler {
+func authenticate(auth Authenticator, audit *auditevent.Recorder, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		key, ok := bearerKey(r.Header.Get("Authorization"))
 		var p Principal
@@ -193,6 +200,7 @@ func authenticate(auth Authenticator, next http.Handler) http.Handler {
 			p, ok = auth.Authenticate(key)
 		}
 		if !ok || p.Tenant == "" {
+			audit.AuthFailed(r, "documents."+strings.ToLower(r.Method))
 			apikey.WriteUnauthenticated(w)
 			return
 		}

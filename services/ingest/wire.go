@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tributary-rag/tributary/pkg/apikey"
+	"github.com/tributary-rag/tributary/pkg/auditevent"
 	"github.com/tributary-rag/tributary/pkg/chunk"
 	"github.com/tributary-rag/tributary/pkg/daemon"
 	"github.com/tributary-rag/tributary/pkg/docparse"
@@ -168,7 +169,9 @@ func (s Settings) WireService(ctx context.Context, w *daemon.Wiring, d daemon.De
 	}
 	pub := d.Publisher(w, EventSource)
 	var svc Service
-	svc = NewService(store, chunker, NewKafkaEmitter(pub, d.Topics.Prefix), WithMaxDocumentSize(s.MaxDocumentBytes), WithExpansionLimits(s.MaxChunks, s.MaxTextBytes))
+	audit := auditevent.New(pub, d.Topics.AuditEvents, EventSource, d.Logger)
+	svc = NewService(store, chunker, NewKafkaEmitter(pub, d.Topics.Prefix), WithMaxDocumentSize(s.MaxDocumentBytes),
+		WithExpansionLimits(s.MaxChunks, s.MaxTextBytes), WithAudit(audit))
 	svc = LoggingMiddleware(d.Logger)(svc)
 	svc = InstrumentingMiddleware(metrics)(svc)
 	endpoints := MakeEndpoints(svc)
@@ -177,7 +180,7 @@ func (s Settings) WireService(ctx context.Context, w *daemon.Wiring, d daemon.De
 		p, ok := d.Keys.Lookup(key)
 		return principal(p), ok
 	})
-	w.Handle("/v1/", MakeHTTPHandler(endpoints, auth, d.Logger, WithHTTPMaxDocumentSize(s.MaxDocumentBytes), WithHTTPMaxUploads(s.MaxUploads),
+	w.Handle("/v1/", MakeHTTPHandler(endpoints, auth, d.Logger, WithHTTPMaxDocumentSize(s.MaxDocumentBytes), WithHTTPMaxUploads(s.MaxUploads), WithHTTPAudit(audit),
 		WithHTTPUploadLimits(s.UploadsPerKey, s.UploadsPerSecond, s.UploadBurst, s.UploadTimeout)))
 	// Uploads of up to the size limit on slow links: the server sets no
 	// ReadTimeout, and shutdown waits longer for them.
@@ -187,7 +190,7 @@ func (s Settings) WireService(ctx context.Context, w *daemon.Wiring, d daemon.De
 	w.Group.Add("ingest-requests", NewIngestSubscriber(d.Brokers, d.Topics.IngestRequests, pub, endpoints, d.SubscriberOptions()...).Run)
 	// GET reports "indexed" from retrieve's document.indexed events.
 	w.Group.Add("ingest-documents", NewDocumentsSubscriber(d.Brokers, documentsGroup, d.Topics.Documents, pub, endpoints, d.SubscriberOptions()...).Run)
-	w.Topics([]string{d.Topics.IngestRequests, d.Topics.Documents}, d.Topics.Chunks)
+	w.Topics([]string{d.Topics.IngestRequests, d.Topics.Documents}, d.Topics.Chunks, d.Topics.AuditEvents)
 	w.Describe("groups", []string{KafkaGroup, documentsGroup}, "data_dir", d.DataDir, "documents", store.Len(), "api_keys", d.Keys.Len())
 	return svc, nil
 }
