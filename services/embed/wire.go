@@ -19,15 +19,26 @@ type Settings struct {
 	K1, B, AvgDL float64
 	// Stem applies the English S-stemmer.
 	Stem bool
+	// Identifiers makes "apt-transport-https" a token besides its parts.
+	Identifiers bool
+	// Context indexes each chunk with its title, source, heading path and
+	// page (IndexText); off indexes the chunk's text alone.
+	Context bool
 	// PublishBatchTimeout is how long a produce waits for more messages.
 	PublishBatchTimeout time.Duration
 	// ValidateSchemas checks every input event against its JSON Schema.
 	ValidateSchemas bool
+	// EmbedModel is a sentence-transformers model directory (or a BERT
+	// .gguf file) whose dense vectors go beside the sparse ones; empty:
+	// sparse only.
+	EmbedModel string
+	// EmbedThreads is how many threads the dense model uses (0: all).
+	EmbedThreads int
 }
 
 // DefaultSettings returns the defaults of every setting.
 func DefaultSettings() Settings {
-	return Settings{K1: DefaultK1, B: DefaultB, AvgDL: DefaultAvgDL, Stem: true,
+	return Settings{K1: DefaultK1, B: DefaultB, AvgDL: DefaultAvgDL, Stem: true, Identifiers: true, Context: true,
 		PublishBatchTimeout: kafkatransport.DefaultBatchTimeout, ValidateSchemas: true}
 }
 
@@ -38,8 +49,12 @@ func (s *Settings) Register(fs *flag.FlagSet) {
 	fs.Float64Var(&s.B, "bm25-b", s.B, "BM25 length normalization b (0 to 1)")
 	fs.Float64Var(&s.AvgDL, "bm25-avgdl", s.AvgDL, "average chunk length in tokens for BM25 length normalization")
 	fs.BoolVar(&s.Stem, "stem", s.Stem, "apply the English S-stemmer (plural → singular)")
+	fs.BoolVar(&s.Identifiers, "identifier-tokens", s.Identifiers, "index identifiers such as apt-transport-https whole as well as by their parts")
+	fs.BoolVar(&s.Context, "index-context", s.Context, "index each chunk with its document title, source, heading path and page")
 	fs.DurationVar(&s.PublishBatchTimeout, "publish-batch-timeout", s.PublishBatchTimeout, "how long a produce waits for more messages to share its batch")
 	fs.BoolVar(&s.ValidateSchemas, "validate-schemas", s.ValidateSchemas, "check every input event against its JSON Schema (dead-letter the ones that fail)")
+	fs.StringVar(&s.EmbedModel, "embed-model", s.EmbedModel, "sentence-transformers model directory or .gguf file (BERT family) for dense vectors beside the sparse ones; empty: sparse only")
+	fs.IntVar(&s.EmbedThreads, "embed-threads", s.EmbedThreads, "threads of the dense model (0: all cores)")
 }
 
 // Check records in p each setting out of range.
@@ -56,12 +71,19 @@ func (s Settings) Check(p *daemon.Problems) {
 	if s.PublishBatchTimeout <= 0 || s.PublishBatchTimeout > time.Second {
 		p.Addf("publish-batch-timeout", "must be positive and at most 1s")
 	}
+	if s.EmbedThreads < 0 {
+		p.Addf("embed-threads", "must be 0 (all cores) or more")
+	}
 }
 
 // Wire adds the service, its onion and its chunk and query subscribers to
 // w.
 func (s Settings) Wire(_ context.Context, w *daemon.Wiring, d daemon.Deps) error {
-	embedder, err := NewSparse(WithBM25(s.K1, s.B, s.AvgDL), WithStemming(s.Stem))
+	sparse, err := NewSparse(WithBM25(s.K1, s.B, s.AvgDL), WithStemming(s.Stem), WithIdentifiers(s.Identifiers))
+	if err != nil {
+		return err
+	}
+	emb, err := s.withDense(sparse, d.Registry)
 	if err != nil {
 		return err
 	}
@@ -71,7 +93,7 @@ func (s Settings) Wire(_ context.Context, w *daemon.Wiring, d daemon.Deps) error
 	}
 	pub := d.Publisher(w, EventSource, kafkatransport.PublisherBatchTimeout(s.PublishBatchTimeout))
 	var svc Service
-	svc = NewService(embedder)
+	svc = NewService(emb, WithContext(s.Context))
 	svc = LoggingMiddleware(d.Logger)(svc)
 	svc = InstrumentingMiddleware(metrics)(svc)
 	endpoints := MakeEndpoints(svc)
@@ -85,7 +107,8 @@ func (s Settings) Wire(_ context.Context, w *daemon.Wiring, d daemon.Deps) error
 	w.Group.Add("chunks", NewChunkSubscriber(d.Brokers, d.Topics, pub, endpoints, validator, d.SubscriberOptions()...).Run)
 	w.Group.Add("queries-approved", NewQuerySubscriber(d.Brokers, d.Topics, pub, endpoints, validator, d.SubscriberOptions()...).Run)
 	w.Topics([]string{d.Topics.Chunks, d.Topics.QueriesApproved}, d.Topics.ChunksEmbedded, d.Topics.QueriesEmbedded)
-	w.Describe("model", embedder.Model(), "bm25_k1", s.K1, "bm25_b", s.B, "bm25_avgdl", s.AvgDL, "stem", s.Stem,
+	w.Describe("model", emb.Model(), "embed_model", s.EmbedModel, "bm25_k1", s.K1, "bm25_b", s.B, "bm25_avgdl", s.AvgDL, "stem", s.Stem,
+		"identifier_tokens", s.Identifiers, "index_context", s.Context,
 		"publish_batch_timeout", s.PublishBatchTimeout.String(), "validate_schemas", s.ValidateSchemas)
 	return nil
 }

@@ -1,0 +1,153 @@
+package encoder
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// Pooling is how token states become one sentence vector.
+type Pooling string
+
+// The poolings of sentence-transformers' Pooling module that we support.
+const (
+	PoolMean Pooling = "mean"
+	PoolCLS  Pooling = "cls"
+	PoolLast Pooling = "lasttoken"
+)
+
+// Config is an encoder's architecture, from config.json.
+type Config struct {
+	Architecture  string  `json:"model_type"`
+	VocabSize     int     `json:"vocab_size"`
+	Hidden        int     `json:"hidden_size"`
+	Layers        int     `json:"num_hidden_layers"`
+	Heads         int     `json:"num_attention_heads"`
+	Intermediate  int     `json:"intermediate_size"`
+	MaxPositions  int     `json:"max_position_embeddings"`
+	TypeVocabSize int     `json:"type_vocab_size"`
+	LayerNormEps  float64 `json:"layer_norm_eps"`
+	Activation    string  `json:"hidden_act"`
+}
+
+func (c Config) check() error {
+	if c.Architecture != "bert" {
+		return fmt.Errorf("config.json: architecture (model_type) %q is not supported (want bert)", c.Architecture)
+	}
+	var bad []string
+	for _, f := range []struct {
+		name string
+		v    int
+	}{{"vocab_size", c.VocabSize}, {"hidden_size", c.Hidden}, {"num_hidden_layers", c.Layers},
+		{"num_attention_heads", c.Heads}, {"intermediate_size", c.Intermediate}, {"max_position_embeddings", c.MaxPositions}} {
+		if f.v <= 0 || f.v > 1<<20 {
+			bad = append(bad, f.name)
+		}
+	}
+	if len(bad) > 0 {
+		return fmt.Errorf("config.json: %s missing or out of range", strings.Join(bad, ", "))
+	}
+	if c.Hidden%c.Heads != 0 {
+		return fmt.Errorf("config.json: hidden_size %d is not a multiple of num_attention_heads %d", c.Hidden, c.Heads)
+	}
+	switch c.Activation {
+	case "gelu", "gelu_new", "gelu_pytorch_tanh", "relu":
+	default:
+		return fmt.Errorf("config.json: hidden_act %q is not supported", c.Activation)
+	}
+	return nil
+}
+
+// stConfig is what the sentence-transformers files around the model say.
+type stConfig struct {
+	pooling   Pooling
+	normalize bool
+	maxSeq    int
+	prompts   map[string]string
+}
+
+// readST reads modules.json, the pooling config, sentence_bert_config.json
+// and config_sentence_transformers.json; each is optional, as a plain
+// Hugging Face directory has none of them (then: mean pooling, no
+// normalization, the model's own maximum length).
+func readST(dir string) (stConfig, error) {
+	st := stConfig{pooling: PoolMean}
+	var modules []struct {
+		Path string `json:"path"`
+		Type string `json:"type"`
+	}
+	poolDir := "1_Pooling"
+	if ok, err := readJSON(filepath.Join(dir, "modules.json"), &modules); err != nil {
+		return st, err
+	} else if ok {
+		for _, m := range modules {
+			switch {
+			case strings.HasSuffix(m.Type, ".Pooling"):
+				poolDir = m.Path
+			case strings.HasSuffix(m.Type, ".Normalize"):
+				st.normalize = true
+			case strings.HasSuffix(m.Type, ".Transformer"):
+			default:
+				return st, fmt.Errorf("modules.json: module %s (%s) is not supported", m.Path, m.Type)
+			}
+		}
+	}
+	var pool map[string]any
+	if ok, err := readJSON(filepath.Join(dir, poolDir, "config.json"), &pool); err != nil {
+		return st, err
+	} else if ok {
+		var on []string
+		for k, v := range pool {
+			if b, _ := v.(bool); b && strings.HasPrefix(k, "pooling_mode_") {
+				on = append(on, strings.TrimPrefix(k, "pooling_mode_"))
+			}
+		}
+		if len(on) != 1 {
+			return st, fmt.Errorf("%s/config.json: want exactly one pooling mode, have %v", poolDir, on)
+		}
+		switch on[0] {
+		case "mean_tokens":
+			st.pooling = PoolMean
+		case "cls_token":
+			st.pooling = PoolCLS
+		case "lasttoken":
+			st.pooling = PoolLast
+		default:
+			return st, fmt.Errorf("%s/config.json: pooling mode %s is not supported", poolDir, on[0])
+		}
+	}
+	var sb struct {
+		MaxSeqLength int `json:"max_seq_length"`
+	}
+	if _, err := readJSON(filepath.Join(dir, "sentence_bert_config.json"), &sb); err != nil {
+		return st, err
+	}
+	st.maxSeq = sb.MaxSeqLength
+	var cst struct {
+		Prompts map[string]string `json:"prompts"`
+	}
+	if _, err := readJSON(filepath.Join(dir, "config_sentence_transformers.json"), &cst); err != nil {
+		return st, err
+	}
+	st.prompts = cst.Prompts
+	return st, nil
+}
+
+// readJSON decodes the file at path into v; a missing file is ok=false.
+func readJSON(path string, v any) (ok bool, err error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return false, fmt.Errorf("%s: %w", filepath.Base(path), err)
+	}
+	return true, nil
+}
