@@ -73,7 +73,7 @@ func TestCreatePrefixTopics(t *testing.T) {
 	for _, tp := range topics.All() {
 		all = append(all, events.DLQ(tp))
 	}
-	if err := kafkatransport.CheckTopics(ctx, cluster.Brokers(), all...); err != nil {
+	if err := kafkatransport.CheckTopics(ctx, cluster.Brokers(), kafkatransport.Security{}, all...); err != nil {
 		t.Error(err)
 	}
 }

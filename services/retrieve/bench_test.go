@@ -13,6 +13,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/tributary-rag/tributary/pkg/events"
+	"github.com/tributary-rag/tributary/pkg/eventually"
 	"github.com/tributary-rag/tributary/pkg/kafkatransport"
 )
 
@@ -72,9 +73,11 @@ func BenchmarkIndexThroughput(b *testing.B) {
 		begin := time.Now()
 		cluster.Produce(b, msgs...)
 		seen += docs
-		waitFor(b, "documents indexed", 10*time.Minute, func() (bool, string) {
-			n := len(h.indexedEvents())
-			return n >= seen, fmt.Sprintf("%d of %d", n, seen)
+		eventually.NoError(b, "documents indexed", 10*time.Minute, func() error {
+			if n := len(h.indexedEvents()); n < seen {
+				return fmt.Errorf("%d of %d", n, seen)
+			}
+			return nil
 		})
 		total += time.Since(begin)
 	}
