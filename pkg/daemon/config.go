@@ -282,6 +282,7 @@ func checkDataDir(dir string) error {
 // kafkaFlags are the Kafka client's SASL and TLS settings.
 type kafkaFlags struct {
 	mechanism, username, password string
+	passwordFile                  string
 	tls                           bool
 	ca, cert, key                 string
 }
@@ -290,6 +291,7 @@ func (k *kafkaFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&k.mechanism, "kafka-sasl-mechanism", "", "SASL mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (empty: no SASL)")
 	fs.StringVar(&k.username, "kafka-username", "", "SASL username")
 	fs.StringVar(&k.password, "kafka-password", "", "SASL password (prefer the environment variable to the flag)")
+	fs.StringVar(&k.passwordFile, "kafka-password-file", "", "file holding the SASL password (a mounted secret; one trailing newline is ignored)")
 	fs.BoolVar(&k.tls, "kafka-tls", false, "connect to the brokers over TLS (implied by the other kafka-tls settings)")
 	fs.StringVar(&k.ca, "kafka-tls-ca", "", "PEM file of the CAs that sign the brokers' certificates (empty: the system's)")
 	fs.StringVar(&k.cert, "kafka-tls-cert", "", "PEM client certificate for mutual TLS")
@@ -300,6 +302,16 @@ func (k *kafkaFlags) register(fs *flag.FlagSet) {
 // what is wrong in p.
 func (k kafkaFlags) security(p *Problems) kafkatransport.Security {
 	var sec kafkatransport.Security
+	if k.passwordFile != "" {
+		switch b, err := os.ReadFile(k.passwordFile); {
+		case k.password != "":
+			p.Addf("kafka-password-file", "set either the password or its file, not both")
+		case err != nil:
+			p.Add("kafka-password-file", err)
+		default:
+			k.password = strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
+		}
+	}
 	m, err := kafkatransport.NewSASL(k.mechanism, k.username, k.password)
 	switch {
 	case err != nil:

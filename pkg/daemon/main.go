@@ -26,9 +26,17 @@ type RunFunc func(ctx context.Context, args []string, getenv func(string) string
 // run's context ends on SIGINT or SIGTERM. The code is 0 when run returns
 // nil or flag.ErrHelp (the flag set has already printed the usage), else 1
 // after writing "name: error" to stderr.
+//
+// `name healthcheck [URL | host:port]` probes a running instance instead
+// (see Healthcheck) and exits 0 when it is healthy.
 func Main(name string, run RunFunc) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Getenv, os.Stderr)
+	var err error
+	if len(os.Args) > 1 && os.Args[1] == HealthcheckCommand {
+		err = runHealthcheck(ctx, os.Args[2:], os.Getenv)
+	} else {
+		err = run(ctx, os.Args[1:], os.Getenv, os.Stderr)
+	}
 	stop()
 	return exitCode(name, err, os.Stderr)
 }
