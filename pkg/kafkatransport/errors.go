@@ -27,6 +27,35 @@ func IsPermanent(err error) bool {
 	return errors.As(err, &p)
 }
 
+// UnavailableError marks an error of a dependency that is down (a
+// database, a vector store): the message is fine and retrying will work
+// once the dependency is back, so the Subscriber retries it with backoff
+// without a bound — the partition waits — and never dead-letters it.
+// Dead letters are for poison messages, not outages.
+type UnavailableError struct {
+	Err error
+}
+
+func (e *UnavailableError) Error() string { return e.Err.Error() }
+
+// Unwrap returns the wrapped error.
+func (e *UnavailableError) Unwrap() error { return e.Err }
+
+// Unavailable wraps err as an UnavailableError; nil stays nil.
+func Unavailable(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &UnavailableError{Err: err}
+}
+
+// IsUnavailable reports whether err or an error it wraps is an
+// UnavailableError.
+func IsUnavailable(err error) bool {
+	var u *UnavailableError
+	return errors.As(err, &u)
+}
+
 // Decision tells the Subscriber what to do with a message whose handling
 // failed.
 type Decision int
@@ -57,10 +86,16 @@ func (d Decision) String() string {
 // err on attempt (counting from 1) out of maxAttempts.
 type ErrorPolicy func(err error, attempt, maxAttempts int) Decision
 
-// DefaultErrorPolicy dead-letters permanent errors at once and retries the
-// others until maxAttempts, then dead-letters them.
+// DefaultErrorPolicy dead-letters permanent errors at once, retries
+// unavailable ones until they succeed, and retries the others until
+// maxAttempts, then dead-letters them.
 func DefaultErrorPolicy(err error, attempt, maxAttempts int) Decision {
-	if IsPermanent(err) || attempt >= maxAttempts {
+	switch {
+	case IsPermanent(err):
+		return DeadLetter
+	case IsUnavailable(err):
+		return Retry
+	case attempt >= maxAttempts:
 		return DeadLetter
 	}
 	return Retry

@@ -3,6 +3,7 @@ package kafkatransport_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 
 	kt "github.com/tributary-rag/tributary/pkg/kafkatransport"
@@ -70,5 +71,22 @@ func TestPermanentFailures(t *testing.T) {
 				t.Errorf("DefaultErrorPolicy(%v, 1, 5) = %v, want %v", err, got, tt.wantPolicy)
 			}
 		})
+	}
+}
+
+// TestUnavailableIsRetriedWithoutBound: an outage of a dependency is not a
+// poison message, however many attempts it takes.
+func TestUnavailableIsRetriedWithoutBound(t *testing.T) {
+	down := kt.Unavailable(errors.New("connection refused"))
+	for _, attempt := range []int{1, 5, 500} {
+		if got := kt.DefaultErrorPolicy(fmt.Errorf("index chunk: %w", down), attempt, 5); got != kt.Retry {
+			t.Errorf("DefaultErrorPolicy(unavailable, attempt %d of 5) = %v, want retry", attempt, got)
+		}
+	}
+	if got := kt.DefaultErrorPolicy(errors.New("flaky"), 5, 5); got != kt.DeadLetter {
+		t.Errorf("an ordinary error after its attempts = %v, want dead-letter", got)
+	}
+	if kt.Unavailable(nil) != nil || !kt.IsUnavailable(down) || kt.IsUnavailable(errors.New("x")) {
+		t.Error("Unavailable/IsUnavailable")
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/go-kit/kit/endpoint"
 	"github.com/segmentio/kafka-go"
 
 	"github.com/tributary-rag/tributary/pkg/events"
@@ -53,7 +54,7 @@ func NewChunksSubscriber(brokers []string, topic string, producer Producer, e En
 	}
 	return kafkatransport.NewSubscriber(kafkatransport.SubscriberConfig{
 		Brokers: brokers, Group: GroupChunks, Topic: topic, Producer: producer,
-	}, kafkatransport.PermanentFailures(permanent)(e.IndexChunk), DecodeChunkEmbedded, nil, opts...)
+	}, storeOutages(kafkatransport.PermanentFailures(permanent)(e.IndexChunk)), DecodeChunkEmbedded, nil, opts...)
 }
 
 // NewDocumentsSubscriber consumes tributary.documents.v1: document.deleted
@@ -71,7 +72,7 @@ func NewDocumentsSubscriber(brokers []string, topic string, producer Producer, e
 	}
 	return kafkatransport.NewSubscriber(kafkatransport.SubscriberConfig{
 		Brokers: brokers, Group: GroupDocuments, Topic: topic, Producer: producer,
-	}, kafkatransport.PermanentFailures(permanent)(route), DecodeDocumentEvent, nil, opts...)
+	}, storeOutages(kafkatransport.PermanentFailures(permanent)(route)), DecodeDocumentEvent, nil, opts...)
 }
 
 // NewQueriesSubscriber consumes tributary.queries.embedded.v1 into
@@ -81,6 +82,21 @@ func NewQueriesSubscriber(brokers []string, topic, out string, producer Producer
 	return kafkatransport.NewSubscriber(kafkatransport.SubscriberConfig{
 		Brokers: brokers, Group: GroupQueries, Topic: topic, Producer: producer,
 	}, kafkatransport.PermanentFailures(permanent)(e.Retrieve), DecodeQueryEmbedded, EncodeQueryRetrieved(out, time.Now), append([]kafkatransport.SubscriberOption{kafkatransport.SubscriberKeyConcurrency(kafkatransport.RequestLanes)}, opts...)...)
+}
+
+// storeOutages makes a vector store failure kafkatransport.Unavailable on
+// the indexing paths: chunks and deletes wait (with backoff) for the store
+// to come back instead of being dead-lettered, which left a document that
+// got a 202 unindexed for good. Queries keep their bounded retries: the
+// asker has stopped waiting long before an outage ends.
+func storeOutages(next endpoint.Endpoint) endpoint.Endpoint {
+	return func(ctx context.Context, request any) (any, error) {
+		resp, err := next(ctx, request)
+		if errors.Is(err, ErrStore) {
+			return nil, kafkatransport.Unavailable(err)
+		}
+		return resp, err
+	}
 }
 
 // permanent reports whether a business error of the endpoints is
