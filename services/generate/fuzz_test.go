@@ -4,9 +4,8 @@ import (
 	"context"
 	"testing"
 
-	"github.com/segmentio/kafka-go"
-
 	"github.com/tributary-rag/tributary/pkg/events"
+	"github.com/tributary-rag/tributary/pkg/kafkatest"
 	"github.com/tributary-rag/tributary/pkg/kafkatransport"
 )
 
@@ -20,7 +19,7 @@ func FuzzDecodeKafka(f *testing.F) {
 	f.Add(events.TypeQueryRetrieved, "", []byte(`{"request_id":"","results":null}`), false)
 	f.Add("", "", []byte(`{"specversion":"1.0","id":"1","source":"s","type":"tributary.query.retrieved","tenantid":"acme","data":{"request_id":"r"}}`), true)
 	f.Fuzz(func(t *testing.T, typ, tenant string, value []byte, structured bool) {
-		req, err := DecodeQueryRetrieved(context.Background(), fuzzKafkaMessage(typ, tenant, value, structured))
+		req, err := DecodeQueryRetrieved(context.Background(), kafkatest.FuzzMessage(typ, tenant, value, structured))
 		switch {
 		case err != nil:
 			if !kafkatransport.IsPermanent(err) {
@@ -34,15 +33,4 @@ func FuzzDecodeKafka(f *testing.F) {
 			}
 		}
 	})
-}
-
-// fuzzKafkaMessage is value with a binary-mode envelope of typ for tenant,
-// or, when structured, with only a structured-mode content type (the
-// envelope is then whatever value holds).
-func fuzzKafkaMessage(typ, tenant string, value []byte, structured bool) kafka.Message {
-	if structured {
-		return kafka.Message{Value: value, Headers: []kafka.Header{{Key: "content-type", Value: []byte("application/cloudevents+json")}}}
-	}
-	env := events.NewEnvelope(events.WithTenant(context.Background(), tenant), typ, "fuzz")
-	return kafka.Message{Value: value, Headers: env.Headers()}
 }

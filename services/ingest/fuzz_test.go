@@ -4,9 +4,8 @@ import (
 	"context"
 	"testing"
 
-	"github.com/segmentio/kafka-go"
-
 	"github.com/tributary-rag/tributary/pkg/events"
+	"github.com/tributary-rag/tributary/pkg/kafkatest"
 	"github.com/tributary-rag/tributary/pkg/kafkatransport"
 )
 
@@ -21,7 +20,7 @@ func FuzzDecodeKafka(f *testing.F) {
 	f.Add(events.TypeDocumentAccepted, "", []byte(`null`), false)
 	f.Add("", "acme", []byte(`{"specversion":"1.0","id":"1","source":"s","type":"tributary.ingest.requested","tenantid":"acme","data":{"tenant_id":"acme"}}`), true)
 	f.Fuzz(func(t *testing.T, typ, tenant string, value []byte, structured bool) {
-		msg := fuzzKafkaMessage(typ, tenant, value, structured)
+		msg := kafkatest.FuzzMessage(typ, tenant, value, structured)
 		req, err := DecodeIngestRequested(context.Background(), msg)
 		switch {
 		case err != nil:
@@ -45,15 +44,4 @@ func FuzzDecodeKafka(f *testing.F) {
 			}
 		}
 	})
-}
-
-// fuzzKafkaMessage is value with a binary-mode envelope of typ for tenant,
-// or, when structured, with only a structured-mode content type (the
-// envelope is then whatever value holds).
-func fuzzKafkaMessage(typ, tenant string, value []byte, structured bool) kafka.Message {
-	if structured {
-		return kafka.Message{Value: value, Headers: []kafka.Header{{Key: "content-type", Value: []byte("application/cloudevents+json")}}}
-	}
-	env := events.NewEnvelope(events.WithTenant(context.Background(), tenant), typ, "fuzz")
-	return kafka.Message{Value: value, Headers: env.Headers()}
 }

@@ -4,9 +4,8 @@ import (
 	"context"
 	"testing"
 
-	"github.com/segmentio/kafka-go"
-
 	"github.com/tributary-rag/tributary/pkg/events"
+	"github.com/tributary-rag/tributary/pkg/kafkatest"
 	"github.com/tributary-rag/tributary/pkg/kafkatransport"
 )
 
@@ -21,7 +20,7 @@ func FuzzDecodeKafka(f *testing.F) {
 	f.Add(events.TypeAnswerCompleted, "acme", []byte(`{"request_id":"r","tenant_id":"acme","text":"Done.","citations":[{"document_id":"d"}],"extra":{"x":[1]}}`), false)
 	f.Add("", "", []byte(`{"specversion":"1.0","id":"1","source":"s","type":"tributary.query.received","tenantid":"acme","data":{"request_id":"r"}}`), true)
 	f.Fuzz(func(t *testing.T, typ, tenant string, value []byte, structured bool) {
-		msg := fuzzKafkaMessage(typ, tenant, value, structured)
+		msg := kafkatest.FuzzMessage(typ, tenant, value, structured)
 		req, err := DecodeQueryReceived(context.Background(), msg)
 		switch {
 		case err != nil:
@@ -46,15 +45,4 @@ func FuzzDecodeKafka(f *testing.F) {
 			}
 		}
 	})
-}
-
-// fuzzKafkaMessage is value with a binary-mode envelope of typ for tenant,
-// or, when structured, with only a structured-mode content type (the
-// envelope is then whatever value holds).
-func fuzzKafkaMessage(typ, tenant string, value []byte, structured bool) kafka.Message {
-	if structured {
-		return kafka.Message{Value: value, Headers: []kafka.Header{{Key: "content-type", Value: []byte("application/cloudevents+json")}}}
-	}
-	env := events.NewEnvelope(events.WithTenant(context.Background(), tenant), typ, "fuzz")
-	return kafka.Message{Value: value, Headers: env.Headers()}
 }
