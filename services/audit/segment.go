@@ -132,6 +132,11 @@ func readHeader(r io.Reader) (header, int64, error) {
 	}
 	p := fixed[len(magic):]
 	if v := binary.BigEndian.Uint16(p); v != formatVersion {
+		if v < formatVersion {
+			// Format 1 had one key for all tenants; its segments are not
+			// read by this release.
+			return h, 0, fmt.Errorf("header: format %d, written by an earlier release: export and verify these segments with that release, then move them out of the data directory to start a new log", v)
+		}
 		return h, 0, fmt.Errorf("header: unsupported version %d", v)
 	}
 	h.index = binary.BigEndian.Uint64(p[2:])
