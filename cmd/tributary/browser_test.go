@@ -159,8 +159,8 @@ func TestBrowserChatPage(t *testing.T) {
 		}
 		time.Sleep(time.Second)
 	}
-	if got := b.text("#audit-status"); !strings.Contains(got, "Verification") {
-		t.Errorf("audit status %q does not speak of verification", got)
+	if got := b.text("#audit-status"); !strings.Contains(got, "Verification: ok") || b.eval(`document.getElementById("audit-status").dataset.verify`) != "ok" {
+		t.Errorf("audit status %q does not show the export's verification (ok)", got)
 	}
 	var files []string
 	for end := time.Now().Add(10 * time.Second); time.Now().Before(end) && len(files) == 0; time.Sleep(100 * time.Millisecond) {
@@ -168,8 +168,8 @@ func TestBrowserChatPage(t *testing.T) {
 	}
 	if len(files) == 0 {
 		t.Errorf("no audit export downloaded")
-	} else if b, err := os.ReadFile(files[0]); err != nil || !strings.Contains(string(b), "tributary.query.") {
-		t.Errorf("downloaded export %s: %v, %.200q", files[0], err, b)
+	} else if b, err := os.ReadFile(files[0]); err != nil || !strings.Contains(string(b), "tributary.query.") || strings.Contains(string(b), `"summary"`) {
+		t.Errorf("downloaded export %s: %v, %.200q; want the records without the summary line", files[0], err, b)
 	}
 
 	// A key without compliance is told so.

@@ -47,6 +47,10 @@ func MakeRecordEndpoint(s Service) endpoint.Endpoint {
 type ExportRequest struct {
 	Principal Principal
 	Filter    Filter
+	// Summary asks for a last line with the status, record count and
+	// shredded ranges (see ExportSummary), for clients that cannot read
+	// trailers (browsers).
+	Summary bool
 }
 
 // ExportResponse is the response of the Export endpoint: the records to
@@ -54,6 +58,8 @@ type ExportRequest struct {
 type ExportResponse struct {
 	Records iter.Seq2[Entry, error]
 	Err     error
+	// Summary is the request's Summary.
+	Summary bool
 }
 
 // Failed implements endpoint.Failer.
@@ -64,7 +70,7 @@ func MakeExportEndpoint(s Service) endpoint.Endpoint {
 	return func(ctx context.Context, request any) (any, error) {
 		req := request.(ExportRequest)
 		recs, err := s.Export(ctx, req.Principal, req.Filter)
-		return ExportResponse{Records: recs, Err: err}, nil
+		return ExportResponse{Records: recs, Err: err, Summary: req.Summary}, nil
 	}
 }
 

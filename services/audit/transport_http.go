@@ -30,6 +30,16 @@ const (
 	TrailerShredded = "Audit-Shredded"
 )
 
+// ExportSummary is the last line of an export asked with summary=1:
+// {"summary":{"status","records","shredded"}}, what the trailers say, for
+// clients that cannot read trailers (a browser's fetch). Records never
+// have a top-level "summary" key.
+type ExportSummary struct {
+	Status   string       `json:"status"`
+	Records  int          `json:"records"`
+	Shredded []ShredRange `json:"shredded"`
+}
+
 // Authenticator resolves an API key to the principal it stands for.
 type Authenticator interface {
 	Authenticate(key string) (Principal, bool)
@@ -142,6 +152,7 @@ func decodeExportRequest(ctx context.Context, r *http.Request) (any, error) {
 		return nil, fmt.Errorf("%w: until: %v", ErrInvalidFilter, err)
 	}
 	f.Tenant = q.Get("tenant")
+	summary := q.Get("summary") == "1" || q.Get("summary") == "true"
 	for _, v := range q["type"] {
 		for _, t := range strings.Split(v, ",") {
 			if t = strings.TrimSpace(t); t != "" {
@@ -149,7 +160,7 @@ func decodeExportRequest(ctx context.Context, r *http.Request) (any, error) {
 			}
 		}
 	}
-	return ExportRequest{Principal: p, Filter: f}, nil
+	return ExportRequest{Principal: p, Filter: f, Summary: summary}, nil
 }
 
 // parseTime accepts RFC 3339 with or without fractional seconds, or a
@@ -209,12 +220,17 @@ func encodeExport(logger *slog.Logger) kithttp.EncodeResponseFunc {
 				_ = rc.Flush()
 			}
 		}
+		shredded := append([]ShredRange{}, shred.ranges...)
+		if resp.Summary {
+			line, _ := json.Marshal(map[string]ExportSummary{"summary": {Status: status, Records: n, Shredded: shredded}})
+			_, _ = bw.Write(append(line, '\n'))
+		}
 		if err := bw.Flush(); err != nil {
 			return nil
 		}
 		h.Set(TrailerStatus, strings.ReplaceAll(status, "\n", " "))
 		h.Set(TrailerRecords, strconv.Itoa(n))
-		sj, _ := json.Marshal(append([]ShredRange{}, shred.ranges...))
+		sj, _ := json.Marshal(shredded)
 		h.Set(TrailerShredded, string(sj))
 		return nil
 	}

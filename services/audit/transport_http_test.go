@@ -158,6 +158,33 @@ func itoa(n int) string { b, _ := json.Marshal(n); return string(b) }
 // TestExportReportsCorruptionInTrailer tampers with the log under a
 // running service: the stream stops at the bad record and the trailer
 // says why, so a client can tell a cut-short export from a complete one.
+// TestExportSummaryLine: with summary=1 the export ends with one line
+// saying what the trailers say, for browsers, which cannot read trailers.
+func TestExportSummaryLine(t *testing.T) {
+	srv := exportServer(t)
+	req, _ := http.NewRequest("GET", srv.URL+"/v1/audit/export?summary=1&tenant=globex", nil)
+	req.Header.Set("Authorization", "Bearer k-admin")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	var last struct {
+		Summary *ExportSummary `json:"summary"`
+	}
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &last); err != nil || last.Summary == nil {
+		t.Fatalf("last line %q: %v, want a summary", lines[len(lines)-1], err)
+	}
+	if s := last.Summary; s.Status != "ok" || s.Records != 5 || s.Records != len(lines)-1 || s.Shredded == nil {
+		t.Errorf("summary %+v over %d record lines, want ok and 5", *s, len(lines)-1)
+	}
+	if got := resp.Trailer.Get(TrailerRecords); got != "5" {
+		t.Errorf("trailer %s = %q with summary on, want 5", TrailerRecords, got)
+	}
+}
+
 func TestExportReportsCorruptionInTrailer(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()

@@ -376,6 +376,8 @@ function wireAudit() {
     if ($("audit-since").value) q.set("since", $("audit-since").value);
     if ($("audit-until").value) q.set("until", $("audit-until").value);
     if ($("audit-type").value.trim()) q.set("type", $("audit-type").value.trim());
+    // The verification status comes as the last line: fetch cannot read trailers.
+    q.set("summary", "1");
     setStatus("audit-status", t("auditRunning"));
     let resp;
     try {
@@ -388,18 +390,29 @@ function wireAudit() {
       // The page names no tenant, so a 403 means the key lacks the group.
       return setStatus("audit-status", resp.status === 403 ? t("auditForbidden") : t("failed") + ": " + err.code + " — " + err.message, "error");
     }
-    const blob = await resp.blob();
-    const text = await blob.text();
-    const n = text.split("\n").filter((l) => l.trim()).length;
-    // The export reports its verification in HTTP trailers (Audit-Status),
-    // which fetch does not expose; shown if a server also sends it as a header.
-    const status = resp.headers.get("Audit-Status");
+    const text = await resp.text();
+    const lines = text.split("\n").filter((l) => l.trim());
+    // The last line is the export's own summary (status, records, shredded);
+    // the file keeps only the records, as the CLI writes them.
+    let summary = null;
+    try {
+      summary = JSON.parse(lines[lines.length - 1]).summary || null;
+    } catch {
+      summary = null;
+    }
+    if (summary) lines.pop();
+    const n = lines.length;
+    const status = summary ? summary.status : null;
+    const shredded = summary && summary.shredded ? summary.shredded.reduce((sum, r) => sum + (r.records || 0), 0) : 0;
+    const blob = new Blob(lines.length ? [lines.join("\n") + "\n"] : [], { type: "application/x-ndjson" });
     const a = el("a", { href: URL.createObjectURL(blob), download: "audit-" + new Date().toISOString().slice(0, 10) + ".ndjson" });
     document.body.append(a);
     a.click();
     a.remove();
     setTimeout(() => URL.revokeObjectURL(a.href), 60000);
-    setStatus("audit-status", t("auditDone", n) + " " + (status ? t("auditVerify", status) : t("auditNoTrailer")), status && status !== "ok" ? "error" : "ok");
+    const verdict = status ? t("auditVerify", status) + (shredded ? " " + t("auditShredded", shredded) : "") : t("auditNoSummary");
+    setStatus("audit-status", t("auditDone", n) + " " + verdict, status !== "ok" ? "error" : "ok");
+    $("audit-status").dataset.verify = status || "";
     $("audit-status").dataset.records = String(n);
   });
 }

@@ -40,7 +40,8 @@ const text = {
     auditDone: (n) => `Downloaded ${n} records.`,
     auditForbidden: "This key is not in the compliance group.",
     auditVerify: (s) => `Verification: ${s}`,
-    auditNoTrailer: "Verification status: browsers cannot read the export's Audit-Status trailer; check the file with `tributary audit export`.",
+    auditShredded: (n) => `(${n} records crypto-shredded)`,
+    auditNoSummary: "Verification status missing: the export ended early; check it with `tributary audit export`.",
   },
   zh: {
     title: "Tributary",
@@ -80,7 +81,8 @@ const text = {
     auditDone: (n) => `已下载 ${n} 条记录。`,
     auditForbidden: "此密钥不在 compliance 组中。",
     auditVerify: (s) => `校验结果：${s}`,
-    auditNoTrailer: "校验结果：浏览器无法读取导出的 Audit-Status 尾部字段；请用 `tributary audit export` 校验文件。",
+    auditShredded: (n) => `（${n} 条记录已加密销毁）`,
+    auditNoSummary: "缺少校验结果：导出提前结束；请用 `tributary audit export` 校验。",
   },
 };
 
