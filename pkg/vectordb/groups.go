@@ -73,11 +73,8 @@ func (s *Store) QueryGroups(ctx context.Context, req *qdrant.QueryPointGroups) (
 	if req.GetWithLookup() != nil {
 		return nil, unimplementedf("with_lookup")
 	}
-	c, err := s.collection(req.GetCollectionName())
+	c, err := s.shardedCollection(req.GetCollectionName(), req.GetShardKeySelector())
 	if err != nil {
-		return nil, err
-	}
-	if err := c.checkShardKeys(req.GetShardKeySelector()); err != nil {
 		return nil, err
 	}
 	if req.GetGroupBy() == "" {
@@ -200,11 +197,8 @@ func (k facetKey) proto() *qdrant.FacetValue {
 // exactly, most frequent first (ties by value). As in Qdrant the key needs a
 // payload index.
 func (s *Store) Facet(ctx context.Context, req *qdrant.FacetCounts) ([]*qdrant.FacetHit, error) {
-	c, err := s.collection(req.GetCollectionName())
+	c, err := s.shardedCollection(req.GetCollectionName(), req.GetShardKeySelector())
 	if err != nil {
-		return nil, err
-	}
-	if err := c.checkShardKeys(req.GetShardKeySelector()); err != nil {
 		return nil, err
 	}
 	path, err := parseKeyPath(req.GetKey())
@@ -298,11 +292,8 @@ type matrixPair struct {
 // filter and have the dense vector using, and returns for each its limit
 // (default 3) nearest neighbours among the sample.
 func (s *Store) SearchMatrix(ctx context.Context, req *qdrant.SearchMatrixPoints) (*matrix, error) {
-	c, err := s.collection(req.GetCollectionName())
+	c, err := s.shardedCollection(req.GetCollectionName(), req.GetShardKeySelector())
 	if err != nil {
-		return nil, err
-	}
-	if err := c.checkShardKeys(req.GetShardKeySelector()); err != nil {
 		return nil, err
 	}
 	pred, err := compileFilter(req.GetFilter())

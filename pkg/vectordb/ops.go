@@ -129,11 +129,8 @@ func (s *Store) Upsert(ctx context.Context, req *qdrant.UpsertPoints) (*qdrant.U
 	if req.GetUpdateFilter() != nil {
 		return nil, unimplementedf("conditional upsert (update_filter)")
 	}
-	c, err := s.collection(req.GetCollectionName())
+	c, err := s.shardedCollection(req.GetCollectionName(), req.GetShardKeySelector())
 	if err != nil {
-		return nil, err
-	}
-	if err := c.checkShardKeys(req.GetShardKeySelector()); err != nil {
 		return nil, err
 	}
 	ps, err := c.preparePoints(req.GetPoints(), true)
@@ -203,11 +200,8 @@ func selectorPredicate(sel *qdrant.PointsSelector) (predicate, error) {
 
 // Delete removes points by id or filter.
 func (s *Store) Delete(ctx context.Context, req *qdrant.DeletePoints) (*qdrant.UpdateResult, error) {
-	c, err := s.collection(req.GetCollectionName())
+	c, err := s.shardedCollection(req.GetCollectionName(), req.GetShardKeySelector())
 	if err != nil {
-		return nil, err
-	}
-	if err := c.checkShardKeys(req.GetShardKeySelector()); err != nil {
 		return nil, err
 	}
 	pred, err := selectorPredicate(req.GetPoints())
@@ -233,11 +227,8 @@ func (s *Store) Delete(ctx context.Context, req *qdrant.DeletePoints) (*qdrant.U
 // SetPayload merges (or, with overwrite, replaces) the payload of the
 // selected points.
 func (s *Store) SetPayload(ctx context.Context, req *qdrant.SetPayloadPoints, overwrite bool) (*qdrant.UpdateResult, error) {
-	c, err := s.collection(req.GetCollectionName())
+	c, err := s.shardedCollection(req.GetCollectionName(), req.GetShardKeySelector())
 	if err != nil {
-		return nil, err
-	}
-	if err := c.checkShardKeys(req.GetShardKeySelector()); err != nil {
 		return nil, err
 	}
 	pred, err := selectorPredicate(req.GetPointsSelector())
@@ -316,11 +307,8 @@ func (s *Store) DeleteFieldIndex(ctx context.Context, req *qdrant.DeleteFieldInd
 
 // Get returns the listed points that exist, in request order.
 func (s *Store) Get(ctx context.Context, req *qdrant.GetPoints) ([]*qdrant.RetrievedPoint, error) {
-	c, err := s.collection(req.GetCollectionName())
+	c, err := s.shardedCollection(req.GetCollectionName(), req.GetShardKeySelector())
 	if err != nil {
-		return nil, err
-	}
-	if err := c.checkShardKeys(req.GetShardKeySelector()); err != nil {
 		return nil, err
 	}
 	ids, err := parseIDs(req.GetIds())
@@ -355,11 +343,8 @@ func (c *collection) retrieved(slot uint32, psel payloadSelector, vsel vectorSel
 // Scroll pages through points in id order. It returns the page and the id
 // to pass as offset for the next page (nil on the last page).
 func (s *Store) Scroll(ctx context.Context, req *qdrant.ScrollPoints) ([]*qdrant.RetrievedPoint, *qdrant.PointId, error) {
-	c, err := s.collection(req.GetCollectionName())
+	c, err := s.shardedCollection(req.GetCollectionName(), req.GetShardKeySelector())
 	if err != nil {
-		return nil, nil, err
-	}
-	if err := c.checkShardKeys(req.GetShardKeySelector()); err != nil {
 		return nil, nil, err
 	}
 	if req.GetOrderBy() != nil {
@@ -431,11 +416,8 @@ func (s *Store) Scroll(ctx context.Context, req *qdrant.ScrollPoints) ([]*qdrant
 
 // Count returns the number of points matching the filter.
 func (s *Store) Count(ctx context.Context, req *qdrant.CountPoints) (uint64, error) {
-	c, err := s.collection(req.GetCollectionName())
+	c, err := s.shardedCollection(req.GetCollectionName(), req.GetShardKeySelector())
 	if err != nil {
-		return 0, err
-	}
-	if err := c.checkShardKeys(req.GetShardKeySelector()); err != nil {
 		return 0, err
 	}
 	pred, err := compileFilter(req.GetFilter())
@@ -458,11 +440,8 @@ func (s *Store) Query(ctx context.Context, req *qdrant.QueryPoints) ([]*qdrant.S
 	if req.GetLookupFrom() != nil {
 		return nil, unimplementedf("lookup_from")
 	}
-	c, err := s.collection(req.GetCollectionName())
+	c, err := s.shardedCollection(req.GetCollectionName(), req.GetShardKeySelector())
 	if err != nil {
-		return nil, err
-	}
-	if err := c.checkShardKeys(req.GetShardKeySelector()); err != nil {
 		return nil, err
 	}
 	limit, offset := defaultQueryLimit, 0

@@ -51,11 +51,8 @@ func (s *Store) UpdateVectors(ctx context.Context, req *qdrant.UpdatePointVector
 	if req.GetUpdateFilter() != nil {
 		return nil, unimplementedf("conditional update (update_filter)")
 	}
-	c, err := s.collection(req.GetCollectionName())
+	c, err := s.shardedCollection(req.GetCollectionName(), req.GetShardKeySelector())
 	if err != nil {
-		return nil, err
-	}
-	if err := c.checkShardKeys(req.GetShardKeySelector()); err != nil {
 		return nil, err
 	}
 	in := make([]*qdrant.PointStruct, len(req.GetPoints()))
@@ -96,11 +93,8 @@ func (s *Store) UpdateVectors(ctx context.Context, req *qdrant.UpdatePointVector
 // DeleteVectors removes the named vectors from the selected points; the
 // points and their other vectors stay.
 func (s *Store) DeleteVectors(ctx context.Context, req *qdrant.DeletePointVectors) (*qdrant.UpdateResult, error) {
-	c, err := s.collection(req.GetCollectionName())
+	c, err := s.shardedCollection(req.GetCollectionName(), req.GetShardKeySelector())
 	if err != nil {
-		return nil, err
-	}
-	if err := c.checkShardKeys(req.GetShardKeySelector()); err != nil {
 		return nil, err
 	}
 	names := req.GetVectors().GetNames()
@@ -141,11 +135,8 @@ func (s *Store) DeleteVectors(ctx context.Context, req *qdrant.DeletePointVector
 // DeletePayload removes keys (Qdrant JSON paths) from the selected points'
 // payloads.
 func (s *Store) DeletePayload(ctx context.Context, req *qdrant.DeletePayloadPoints) (*qdrant.UpdateResult, error) {
-	c, err := s.collection(req.GetCollectionName())
+	c, err := s.shardedCollection(req.GetCollectionName(), req.GetShardKeySelector())
 	if err != nil {
-		return nil, err
-	}
-	if err := c.checkShardKeys(req.GetShardKeySelector()); err != nil {
 		return nil, err
 	}
 	paths, err := parsePaths(req.GetKeys())

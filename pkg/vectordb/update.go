@@ -316,6 +316,20 @@ func (s *Store) ListShardKeys(ctx context.Context, name string) ([]*qdrant.Shard
 
 // checkShardKeys validates a request's shard key selector: only a
 // custom-sharded collection accepts one, and every key must exist.
+// shardedCollection returns the collection (or alias target) name after
+// checking the request's shard-key selector against it: the prelude of
+// every point call that may name shard keys.
+func (s *Store) shardedCollection(name string, sel *qdrant.ShardKeySelector) (*collection, error) {
+	c, err := s.collection(name)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.checkShardKeys(sel); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
 func (c *collection) checkShardKeys(sel *qdrant.ShardKeySelector) error {
 	if sel == nil {
 		return nil

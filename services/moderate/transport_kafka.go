@@ -70,18 +70,28 @@ func NewContextSubscriber(brokers []string, group string, topics events.Topics, 
 // error is permanent.
 func DecodeQueryRetrieved(_ context.Context, msg kafka.Message) (any, error) {
 	var p events.QueryRetrieved
-	env, err := events.Unmarshal(msg, &p)
-	if err != nil {
-		return nil, kafkatransport.Permanent(fmt.Errorf("%w: %w", ErrInvalid, err))
-	}
-	if err := sameTenant(env, p.TenantID); err != nil {
+	if err := decodeQuery(msg, &p, &p.Query); err != nil {
 		return nil, err
 	}
-	if p.RequestID == "" {
-		return nil, kafkatransport.Permanent(fmt.Errorf("%w: no request_id", ErrInvalid))
-	}
-	p.TenantID = env.TenantID
 	return ContextRequest{Retrieved: p}, nil
+}
+
+// decodeQuery unmarshals the query event msg into p, whose Query is q: the
+// payload's tenant must be the header's (which then fills it) and the
+// request id must be set. Every error is permanent.
+func decodeQuery(msg kafka.Message, p events.Payload, q *events.Query) error {
+	env, err := events.Unmarshal(msg, p)
+	if err != nil {
+		return kafkatransport.Permanent(fmt.Errorf("%w: %w", ErrInvalid, err))
+	}
+	if err := sameTenant(env, q.TenantID); err != nil {
+		return err
+	}
+	if q.RequestID == "" {
+		return kafkatransport.Permanent(fmt.Errorf("%w: no request_id", ErrInvalid))
+	}
+	q.TenantID = env.TenantID
+	return nil
 }
 
 // permanent reports whether a business error of the endpoints is
@@ -94,17 +104,9 @@ func permanent(err error) bool { return errors.Is(err, ErrInvalid) }
 // refused. Every error is permanent.
 func DecodeQueryReceived(_ context.Context, msg kafka.Message) (any, error) {
 	var p events.QueryReceived
-	env, err := events.Unmarshal(msg, &p)
-	if err != nil {
-		return nil, kafkatransport.Permanent(fmt.Errorf("%w: %w", ErrInvalid, err))
-	}
-	if err := sameTenant(env, p.TenantID); err != nil {
+	if err := decodeQuery(msg, &p, &p.Query); err != nil {
 		return nil, err
 	}
-	if p.RequestID == "" {
-		return nil, kafkatransport.Permanent(fmt.Errorf("%w: no request_id", ErrInvalid))
-	}
-	p.TenantID = env.TenantID
 	return QueryRequest{Query: p.Query}, nil
 }
 
