@@ -2,9 +2,7 @@ package audit
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -63,6 +61,13 @@ type Record struct {
 // message: a malformed event is recorded as it arrived, since the audit
 // log is the record of what was on the wire.
 func NewRecord(msg kafka.Message) Record {
+	r := recordHeaders(msg)
+	r.setPayload(msg.Value, false)
+	return r
+}
+
+// recordHeaders builds the record of msg without its payload.
+func recordHeaders(msg kafka.Message) Record {
 	r := Record{Topic: msg.Topic, Partition: msg.Partition, Offset: msg.Offset, Time: msg.Time.UTC()}
 	// The events package knows the header names (and the unprefixed ones
 	// older releases wrote); a malformed envelope is still recorded.
@@ -77,7 +82,19 @@ func NewRecord(msg kafka.Message) Record {
 			}
 		}
 	}
-	if p, err := canonicalJSON(msg.Value); err == nil && len(msg.Value) > 0 {
+	return r
+}
+
+// setPayload sets the record's payload from a message value: canonical
+// JSON, with text and content strings replaced when redact is set (see
+// canonicalize), or base64 when the value is not JSON.
+func (r *Record) setPayload(value []byte, redact bool) {
+	err := errors.New("invalid utf-8")
+	var p []byte
+	if utf8.Valid(value) {
+		p, err = canonicalize(value, redact)
+	}
+	if err == nil && len(value) > 0 {
 		r.Payload, r.canonical = p, true
 		if r.Tenant == "" {
 			var t struct {
@@ -88,63 +105,29 @@ func NewRecord(msg kafka.Message) Record {
 			}
 		}
 	} else {
-		r.Payload, _ = json.Marshal(base64.StdEncoding.EncodeToString(msg.Value))
+		r.Payload, _ = json.Marshal(base64.StdEncoding.EncodeToString(value))
 		r.PayloadEncoding = "base64"
 	}
-	return r
 }
 
 // Marshal returns the record's canonical JSON: keys sorted, no
 // insignificant whitespace, HTML characters not escaped, time in RFC 3339
 // UTC with nanoseconds trimmed, the payload canonical too. Equal records
-// give equal bytes.
+// give equal bytes (canon.go says how the form is defined).
 func (r Record) Marshal() ([]byte, error) {
 	r.Time = r.Time.UTC()
-	if r.canonical && len(r.Payload) > 0 {
-		return r.marshalSpliced()
-	}
 	p := r.Payload
-	if len(p) == 0 {
-		p = json.RawMessage("null")
+	if !r.canonical || len(p) == 0 {
+		if len(p) == 0 {
+			p = json.RawMessage("null")
+		}
+		cp, err := canonicalJSON(p)
+		if err != nil {
+			return nil, fmt.Errorf("record payload: %w", err)
+		}
+		p = cp
 	}
-	cp, err := canonicalJSON(p)
-	if err != nil {
-		return nil, fmt.Errorf("record payload: %w", err)
-	}
-	r.Payload = cp
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(r); err != nil {
-		return nil, fmt.Errorf("encode record: %w", err)
-	}
-	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
-}
-
-// marshalSpliced encodes r with a one-byte placeholder payload and
-// splices the (already canonical) payload in: encoding/json would
-// otherwise validate and compact it a second time, a third of the cost of
-// an append. Only numbers and escaped strings come before "payload", so
-// its first occurrence is the key.
-func (r Record) marshalSpliced() ([]byte, error) {
-	p := r.Payload
-	r.Payload = json.RawMessage("0")
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(r); err != nil {
-		return nil, fmt.Errorf("encode record: %w", err)
-	}
-	b := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
-	const key = `"payload":`
-	i := bytes.Index(b, []byte(key+"0"))
-	if i < 0 {
-		return nil, errors.New("encode record: payload placeholder not found")
-	}
-	out := make([]byte, 0, len(b)+len(p))
-	out = append(out, b[:i+len(key)]...)
-	out = append(out, p...)
-	return append(out, b[i+len(key)+1:]...), nil
+	return appendRecord(make([]byte, 0, 256+len(p)), &r, p)
 }
 
 // ErrNotCanonical reports record bytes that decode but are not in
@@ -154,14 +137,9 @@ var ErrNotCanonical = errors.New("record is not canonical json")
 // UnmarshalRecord decodes canonical record bytes and checks that they are
 // canonical: re-encoding must give the same bytes.
 func UnmarshalRecord(b []byte) (Record, error) {
-	var r Record
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&r); err != nil {
+	r, err := decodeRecord(b)
+	if err != nil {
 		return Record{}, fmt.Errorf("decode record: %w", err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return Record{}, fmt.Errorf("decode record: trailing data")
 	}
 	again, err := r.Marshal()
 	if err != nil {
@@ -171,31 +149,6 @@ func UnmarshalRecord(b []byte) (Record, error) {
 		return Record{}, ErrNotCanonical
 	}
 	return r, nil
-}
-
-// canonicalJSON re-encodes a JSON value with sorted object keys, no
-// insignificant whitespace and numbers kept as written. Invalid UTF-8 is
-// refused rather than silently replaced.
-func canonicalJSON(b []byte) (json.RawMessage, error) {
-	if !utf8.Valid(b) {
-		return nil, errors.New("invalid utf-8")
-	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		return nil, err
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, errors.New("trailing data after json value")
-	}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return nil, err
-	}
-	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
 // readLimited reads all of r, refusing more than limit bytes.
@@ -225,56 +178,10 @@ type RecordPolicy struct {
 
 // apply returns the record of m and whether the policy keeps it.
 func (p RecordPolicy) apply(m kafka.Message) (Record, bool) {
-	rec := NewRecord(m)
+	rec := recordHeaders(m)
 	if !p.Deltas && rec.Type == events.TypeAnswerDelta {
 		return rec, false
 	}
-	if !p.Texts && rec.PayloadEncoding == "" && rec.Type != events.TypeAnswerCompleted && mayHoldText(rec.Payload) {
-		if red, ok := redactTexts(rec.Payload); ok {
-			rec.Payload = red
-		}
-	}
+	rec.setPayload(m.Value, !p.Texts && rec.Type != events.TypeAnswerCompleted)
 	return rec, true
-}
-
-// mayHoldText is a cheap test that spares the parse of most payloads.
-func mayHoldText(p []byte) bool {
-	return bytes.Contains(p, []byte(`"text"`)) || bytes.Contains(p, []byte(`"content"`))
-}
-
-// redactTexts replaces every string field named "text" or "content", at
-// any depth, by "[omitted: N bytes, sha256 HEX]"; the result is canonical.
-func redactTexts(p json.RawMessage) (json.RawMessage, bool) {
-	dec := json.NewDecoder(bytes.NewReader(p))
-	dec.UseNumber()
-	var v any
-	if dec.Decode(&v) != nil {
-		return nil, false
-	}
-	var walk func(v any)
-	walk = func(v any) {
-		switch x := v.(type) {
-		case map[string]any:
-			for k, e := range x {
-				if s, ok := e.(string); ok && (k == "text" || k == "content") {
-					sum := sha256.Sum256([]byte(s))
-					x[k] = fmt.Sprintf("[omitted: %d bytes, sha256 %s]", len(s), hex.EncodeToString(sum[:]))
-					continue
-				}
-				walk(e)
-			}
-		case []any:
-			for _, e := range x {
-				walk(e)
-			}
-		}
-	}
-	walk(v)
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if enc.Encode(v) != nil {
-		return nil, false
-	}
-	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), true
 }

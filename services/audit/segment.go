@@ -393,7 +393,7 @@ func scanSegment(ctx context.Context, r io.Reader, name string, index uint64, c 
 					}
 					var rec Record
 					if o.trusted {
-						err = json.Unmarshal(pt, &rec)
+						rec, err = decodeRecord(pt)
 					} else {
 						rec, err = UnmarshalRecord(pt)
 					}
