@@ -26,7 +26,11 @@ type Recorder struct {
 	// failures bounds the auth failures recorded per remote host: an
 	// attacker guessing keys must not turn each guess into a write.
 	failures *keylimit.Rate
-	source   string
+	// sending bounds the auth-failure events being published: a refused
+	// request does not wait for Kafka, and a broker outage cannot pile up
+	// goroutines behind refused requests.
+	sending chan struct{}
+	source  string
 }
 
 // New returns a Recorder publishing with pub to topic (audit.events).
@@ -35,7 +39,7 @@ func New(pub *kafkatransport.Publisher, topic, source string, logger *slog.Logge
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Recorder{pub: pub, topic: topic, source: source, logger: logger, failures: keylimit.NewRate(5, 20)}
+	return &Recorder{pub: pub, topic: topic, source: source, logger: logger, failures: keylimit.NewRate(5, 20), sending: make(chan struct{}, 64)}
 }
 
 // Record publishes ev, stamping its time when unset. A failure is logged
@@ -62,7 +66,9 @@ func (r *Recorder) Record(ctx context.Context, ev events.AuditEvent) error {
 
 // AuthFailed records a request refused for its key: action names what
 // was attempted (e.g. "chat.connect", "document.upload"). At most a few
-// a second per remote host are recorded; the rest are dropped.
+// a second per remote host are recorded, and at most 64 at a time are
+// being published (in the background: the refusal is not delayed); the
+// rest are dropped.
 func (r *Recorder) AuthFailed(req *http.Request, action string) {
 	if r == nil {
 		return
@@ -74,8 +80,18 @@ func (r *Recorder) AuthFailed(req *http.Request, action string) {
 	if ok, _ := r.failures.Allow(host); !ok {
 		return
 	}
-	_ = r.Record(req.Context(), events.AuditEvent{
-		Kind: events.AuditKindAuthFailed, Actor: "unknown api key", Action: action, Outcome: "failure",
+	select {
+	case r.sending <- struct{}{}:
+	default:
+		return
+	}
+	ctx := context.WithoutCancel(req.Context())
+	ev := events.AuditEvent{
+		Kind: events.AuditKindAuthFailed, Actor: "unknown api key", Action: action, Outcome: "failure", At: time.Now().UTC(),
 		Reason: "missing or unknown API key", Details: map[string]string{"service": r.source, "remote": host, "path": req.URL.Path},
-	})
+	}
+	go func() {
+		defer func() { <-r.sending }()
+		_ = r.Record(ctx, ev)
+	}()
 }

@@ -2,6 +2,8 @@ package auditevent_test
 
 import (
 	"context"
+	"fmt"
+	"net"
 	"net/http/httptest"
 	"testing"
 	"time"
@@ -60,5 +62,47 @@ func TestRecorder(t *testing.T) {
 	nilRecorder.AuthFailed(httptest.NewRequest("GET", "/", nil), "x")
 	if err := nilRecorder.Record(ctx, events.AuditEvent{}); err != nil {
 		t.Errorf("a nil recorder returned %v", err)
+	}
+}
+
+// TestAuthFailedDoesNotWait: a refusal is answered at once even when the
+// broker hangs (publishing happens in the background, bounded).
+func TestAuthFailedDoesNotWait(t *testing.T) {
+	// A "broker" that accepts connections and never answers.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := make(chan net.Conn, 1024)
+	t.Cleanup(func() {
+		_ = ln.Close()
+		for len(held) > 0 {
+			_ = (<-held).Close()
+		}
+	})
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			select {
+			case held <- c:
+			default:
+				_ = c.Close()
+			}
+		}
+	}()
+	pub := kafkatransport.NewPublisher([]string{ln.Addr().String()})
+	t.Cleanup(func() { _ = pub.Close() })
+	r := auditevent.New(pub, "audit.events", "tributary/test", nil)
+	start := time.Now()
+	for i := range 100 {
+		req := httptest.NewRequest("GET", "/v1/chat", nil)
+		req.RemoteAddr = fmt.Sprintf("198.51.100.%d:4711", i)
+		r.AuthFailed(req, "chat.connect")
+	}
+	if took := time.Since(start); took > time.Second {
+		t.Errorf("100 refusals took %v with the broker down: the request path waits for Kafka", took)
 	}
 }
