@@ -12,15 +12,17 @@ build:
 # FROM scratch images of the CLI and every service, tagged
 # tributary/<name>:$(VERSION) and :latest (deploy/images.sh).
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+# VAULT=1 adds the Vault server image of compose.vault.yaml.
 images:
-	./deploy/images.sh $(VERSION)
+	$(if $(VAULT),IMAGES="tributary audit edge embed generate ingest moderate retrieve vault") ./deploy/images.sh $(VERSION)
 
 # The Compose stack (deploy/compose) under project PROJECT, with its own
 # Kafka credentials in deploy/compose/secrets/PROJECT. Needs
 # TRIBUTARY_API_KEYS; `make down` keeps the volumes (DOWN_FLAGS=-v drops them).
+# VAULT=1 adds a dev-mode Vault for the audit log (compose.vault.yaml).
 PROJECT ?= tributary
 COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo docker compose || echo docker-compose)
-COMPOSE_RUN = TRIBUTARY_SECRETS=./secrets/$(PROJECT) TRIBUTARY_IMAGE_TAG=$(VERSION) $(COMPOSE) -p $(PROJECT) -f deploy/compose/compose.yaml
+COMPOSE_RUN = TRIBUTARY_SECRETS=./secrets/$(PROJECT) TRIBUTARY_IMAGE_TAG=$(VERSION) $(COMPOSE) -p $(PROJECT) -f deploy/compose/compose.yaml $(if $(VAULT),-f deploy/compose/compose.vault.yaml)
 up: images
 	./deploy/compose/secrets.sh deploy/compose/secrets/$(PROJECT)
 	$(COMPOSE_RUN) up -d

@@ -9,7 +9,9 @@
 #   deploy/images.sh [VERSION]
 #
 # Tags tributary/<name>:VERSION (default: git describe --always --dirty)
-# and tributary/<name>:latest. IMAGES (space-separated) limits the set.
+# and tributary/<name>:latest. IMAGES (space-separated) limits the set;
+# "vault" (not in the default set) packs the Vault server of
+# compose.vault.yaml from TRIBUTARY_VAULT_BIN or tools/vault/build.sh.
 set -eu
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -24,11 +26,18 @@ for name in $images; do
 	tributary) pkg=./cmd/tributary dockerfile=cmd/tributary/Dockerfile ;;
 	audit | edge | embed | generate | ingest | moderate | retrieve)
 		pkg=./services/$name/cmd/$name dockerfile=services/$name/Dockerfile ;;
+	vault) pkg= dockerfile=tools/vault/Dockerfile ;;
 	*) echo "images: unknown image $name" >&2; exit 2 ;;
 	esac
 	ctx=$tmp/$name
 	mkdir -p "$ctx/data"
-	CGO_ENABLED=0 GOOS=linux go build -trimpath -ldflags="-s -w -buildid=" -o "$ctx/$name" "$pkg"
+	if [ -n "$pkg" ]; then
+		CGO_ENABLED=0 GOOS=linux go build -trimpath -ldflags="-s -w -buildid=" -o "$ctx/$name" "$pkg"
+	else
+		# The Vault server is built once and cached (cold: about 20 min).
+		cp "${TRIBUTARY_VAULT_BIN:-$(tools/vault/build.sh)}" "$ctx/vault"
+		cp tools/vault/config.hcl "$ctx/"
+	fi
 	# The legacy builder warns on stderr on every build: show its output
 	# only when the build fails.
 	if ! docker build --quiet -f "$dockerfile" -t "tributary/$name:$version" -t "tributary/$name:latest" "$ctx" >"$tmp/build.log" 2>&1; then

@@ -67,7 +67,7 @@ func runAuditVerify(ctx context.Context, args []string, stdout, stderr io.Writer
 	fset := flag.NewFlagSet("audit verify", flag.ContinueOnError)
 	fset.SetOutput(stderr)
 	dataDir := fset.String("data-dir", os.Getenv("TRIBUTARY_DATA_DIR"), "the audit service's data directory (or that of `tributary dev`)")
-	keyFile := fset.String("key-file", os.Getenv("TRIBUTARY_AUDIT_KEY_FILE"), "key file to authenticate and decrypt every record (default <dir>/audit.key when present)")
+	keyFile := fset.String("key-file", os.Getenv("TRIBUTARY_AUDIT_KEY_FILE"), "key file to authenticate and decrypt every record (default <dir>/audit.key when present); with --vault-addr, for the format-1 segments of earlier releases")
 	vc := audit.DefaultSettings().WithVaultEnv(os.Getenv).Vault
 	vc.Register(fset)
 	if err := fset.Parse(args); err != nil {
@@ -93,7 +93,8 @@ func runAuditVerify(ctx context.Context, args []string, stdout, stderr io.Writer
 		}
 		defer vk.Close()
 		keys = vk
-	} else if kf == "" {
+	}
+	if kf == "" {
 		if _, err := os.Stat(filepath.Join(dir, "audit.key")); err == nil {
 			kf = filepath.Join(dir, "audit.key")
 		}
@@ -107,8 +108,14 @@ func runAuditVerify(ctx context.Context, args []string, stdout, stderr io.Writer
 		if err != nil {
 			return fmt.Errorf("audit verify: %w", err)
 		}
-		keys = k
-	} else {
+		if keys != nil {
+			// With Vault, the key file reads the format-1 segments of
+			// earlier releases.
+			keys = audit.WithFormat1Keys(keys, k)
+		} else {
+			keys = k
+		}
+	} else if keys == nil {
 		fmt.Fprintln(stderr, "audit verify: no key file: checking structure and hash chain only, not authenticating records")
 	}
 	start := time.Now()

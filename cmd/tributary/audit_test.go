@@ -98,6 +98,43 @@ func TestAuditVerifyCommand(t *testing.T) {
 	}
 }
 
+// TestAuditVerifyFormat1 verifies the format-1 log of an earlier release
+// (the audit service's fixture) with its key file, and fails on a
+// changed record.
+func TestAuditVerifyFormat1(t *testing.T) {
+	src := filepath.Join("..", "..", "services", "audit", "testdata", "v1log")
+	dir := t.TempDir()
+	ents, err := os.ReadDir(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join(src, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, e.Name()), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var out, errOut bytes.Buffer
+	if err := run(context.Background(), []string{"audit", "verify", "--data-dir", dir}, &out, &errOut); err != nil {
+		t.Fatalf("verify of the format-1 log = %v\n%s%s", err, out.String(), errOut.String())
+	}
+	if !strings.HasPrefix(out.String(), "OK ") || !strings.Contains(out.String(), "300 records in 9 segments") || !strings.Contains(out.String(), "authenticated") {
+		t.Errorf("verify output = %q", out.String())
+	}
+	seg := filepath.Join(dir, "seg-00000000000000000002.aud")
+	b, _ := os.ReadFile(seg)
+	b[len(b)-200] ^= 0x10
+	os.WriteFile(seg, b, 0o600)
+	out.Reset()
+	err = run(context.Background(), []string{"audit", "verify", "--data-dir", dir}, &out, &errOut)
+	if err == nil || !strings.Contains(out.String(), "FAIL") || !strings.Contains(out.String(), "seg-00000000000000000002.aud") {
+		t.Errorf("verify of a changed format-1 record = %v, output %q", err, out.String())
+	}
+}
+
 func TestAuditExportCommand(t *testing.T) {
 	dir := t.TempDir()
 	l := writeAuditLog(t, dir, 10)

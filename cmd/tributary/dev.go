@@ -18,6 +18,8 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/tributary-rag/tributary/pkg/apikey"
 	"github.com/tributary-rag/tributary/pkg/broker"
 	"github.com/tributary-rag/tributary/pkg/daemon"
@@ -77,6 +79,9 @@ type devOptions struct {
 	BrokerFsync bool
 	// Services are every service's own settings (nil: the defaults).
 	Services *devServices
+	// TracerProvider starts every service's spans (nil: tracing off).
+	// runDev makes one from the OTEL_* variables.
+	TracerProvider trace.TracerProvider
 }
 
 // devServices are the settings of every service in the stack. Each
@@ -179,9 +184,24 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err := p.Err(); err != nil {
 		return fmt.Errorf("dev: %w", err)
 	}
+	tracing, err := daemon.TracingFromEnv(os.Getenv)
+	if err != nil {
+		return fmt.Errorf("dev: %w", err)
+	}
+	tp, shutdownTracing, err := tracing.Provider(ctx, "tributary-dev")
+	if err != nil {
+		return fmt.Errorf("dev: %w", err)
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := shutdownTracing(sctx); err != nil {
+			fmt.Fprintf(stderr, "dev: tracing shutdown: %v\n", err)
+		}
+	}()
 	d, err := startDev(ctx, devOptions{
 		HTTPAddr: *httpAddr, DataDir: *dataDir, APIKeys: *keys, TopicPrefix: *prefix, LogLevel: lvl, Logs: stderr,
-		SkipSample: *noSample, BrokerFsync: *brokerFsync, Services: services,
+		SkipSample: *noSample, BrokerFsync: *brokerFsync, Services: services, TracerProvider: tp,
 	})
 	if err != nil {
 		return err
@@ -286,7 +306,7 @@ func startDev(ctx context.Context, opts devOptions) (_ *devStack, err error) {
 		}
 		deps := daemon.Deps{
 			Brokers: brokers, KafkaSecurity: sec, Topics: topics, Registry: reg, KafkaMetrics: kmetrics, Keys: keys, QdrantAddr: d.qdrantAdr,
-			Logger: daemon.NewLogger(opts.Logs, opts.LogLevel, s.name),
+			Logger: daemon.NewLogger(opts.Logs, opts.LogLevel, s.name), TracerProvider: opts.TracerProvider,
 		}
 		if s.dataDir != "" {
 			deps.DataDir = filepath.Join(opts.DataDir, s.dataDir)

@@ -14,8 +14,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tributary-rag/tributary/pkg/encoder"
 	"github.com/tributary-rag/tributary/pkg/inference"
 	"github.com/tributary-rag/tributary/pkg/llm"
+	"github.com/tributary-rag/tributary/pkg/tokenizer"
 )
 
 // inferenceConfig is the parsed and validated configuration of
@@ -34,6 +36,8 @@ type inferenceConfig struct {
 	shutdownTimeout  time.Duration
 	logLevel         slog.Level
 	apiKeys          []string
+	embedModel       string
+	embedName        string
 }
 
 func parseInferenceFlags(args []string, stderr io.Writer) (inferenceConfig, error) {
@@ -41,10 +45,12 @@ func parseInferenceFlags(args []string, stderr io.Writer) (inferenceConfig, erro
 	fs := flag.NewFlagSet("inference", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: tributary inference --model PATH [--listen ADDR] [flags]\n\nOpenAI-compatible inference server on a GGUF model.\n\nflags:")
+		fmt.Fprintln(stderr, "usage: tributary inference --model PATH [--embed-model PATH] [--listen ADDR] [flags]\n\nOpenAI-compatible inference server on a GGUF model, an encoder (/v1/embeddings), or both.\n\nflags:")
 		fs.PrintDefaults()
 	}
-	fs.StringVar(&c.model, "model", "", "GGUF model file (required)")
+	fs.StringVar(&c.model, "model", "", "GGUF model file for /v1/completions and /v1/chat/completions (required unless --embed-model)")
+	fs.StringVar(&c.embedModel, "embed-model", "", "sentence-transformers directory or BERT .gguf file: serve POST /v1/embeddings with it")
+	fs.StringVar(&c.embedName, "embed-model-name", "", "model id of the encoder in /v1/models and responses (default: the directory or file name without .gguf)")
 	// Its own variable, not TRIBUTARY_HTTP_ADDR: a service's listen
 	// setting exported in the same shell must not move the model server.
 	fs.StringVar(&c.listen, "listen", envOr("TRIBUTARY_INFERENCE_ADDR", "127.0.0.1:8080"), "address to serve HTTP on (env TRIBUTARY_INFERENCE_ADDR)")
@@ -66,8 +72,8 @@ func parseInferenceFlags(args []string, stderr io.Writer) (inferenceConfig, erro
 		return c, errUsage
 	}
 	var problems []string
-	if c.model == "" {
-		problems = append(problems, "--model is required")
+	if c.model == "" && c.embedModel == "" {
+		problems = append(problems, "--model (or --embed-model) is required")
 	}
 	if fs.NArg() > 0 {
 		problems = append(problems, fmt.Sprintf("unexpected arguments %q", fs.Args()))
@@ -104,8 +110,11 @@ func parseInferenceFlags(args []string, stderr io.Writer) (inferenceConfig, erro
 		fmt.Fprintln(stderr, "tributary inference: "+strings.Join(problems, "; "))
 		return c, errUsage
 	}
-	if c.name == "" {
+	if c.name == "" && c.model != "" {
 		c.name = strings.TrimSuffix(filepath.Base(c.model), ".gguf")
+	}
+	if c.embedName == "" && c.embedModel != "" {
+		c.embedName = strings.TrimSuffix(filepath.Base(filepath.Clean(c.embedModel)), ".gguf")
 	}
 	return c, nil
 }
@@ -140,39 +149,57 @@ func runInference(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: cfg.logLevel})).With("component", "inference")
 
-	var loadOpts []llm.Option
-	if cfg.threads > 0 {
-		loadOpts = append(loadOpts, llm.WithThreads(cfg.threads))
-	}
-	m, err := llm.Load(cfg.model, loadOpts...)
-	if err != nil {
-		return fmt.Errorf("load model: %w", err)
-	}
-	defer func() {
-		if cerr := m.Close(); cerr != nil {
-			logger.Error("close model", "err", cerr)
-		}
-	}()
-	engineOpts := []llm.EngineOption{llm.WithMaxBatch(cfg.maxBatch), llm.WithMaxQueue(cfg.maxQueue)}
-	if cfg.contextSize > 0 {
-		engineOpts = append(engineOpts, llm.WithContextSize(cfg.contextSize))
-	}
-	engine := llm.NewEngine(m, engineOpts...)
-	maxTokens := cfg.maxTokens
-	if maxTokens == 0 {
-		maxTokens = engine.ContextSize()
-	}
-	tok := m.Tokenizer()
-	tmpl := tok.ChatTemplate(m.ChatTemplate(), m.Config().Arch)
-	srv, err := inference.New(engine, tok,
-		inference.WithModelName(cfg.name),
-		inference.WithChatTemplate(tmpl),
-		inference.WithMaxTokens(maxTokens),
-		inference.WithDefaultMaxTokens(cfg.defaultMaxTokens),
+	opts := []inference.Option{
 		inference.WithMaxBodyBytes(cfg.maxBody),
 		inference.WithLogger(logger),
 		inference.WithAPIKeys(cfg.apiKeys...),
-	)
+	}
+	// engine stays nil (an untyped nil for inference.New) without --model.
+	var engine inference.Engine
+	var llmEngine *llm.Engine
+	var tok *tokenizer.Tokenizer
+	served := []any{"api_keys", len(cfg.apiKeys), "max_queue", cfg.maxQueue}
+	if cfg.model != "" {
+		var loadOpts []llm.Option
+		if cfg.threads > 0 {
+			loadOpts = append(loadOpts, llm.WithThreads(cfg.threads))
+		}
+		m, err := llm.Load(cfg.model, loadOpts...)
+		if err != nil {
+			return fmt.Errorf("load model: %w", err)
+		}
+		defer func() {
+			if cerr := m.Close(); cerr != nil {
+				logger.Error("close model", "err", cerr)
+			}
+		}()
+		engineOpts := []llm.EngineOption{llm.WithMaxBatch(cfg.maxBatch), llm.WithMaxQueue(cfg.maxQueue)}
+		if cfg.contextSize > 0 {
+			engineOpts = append(engineOpts, llm.WithContextSize(cfg.contextSize))
+		}
+		llmEngine = llm.NewEngine(m, engineOpts...)
+		engine = llmEngine
+		maxTokens := cfg.maxTokens
+		if maxTokens == 0 {
+			maxTokens = llmEngine.ContextSize()
+		}
+		tok = m.Tokenizer()
+		tmpl := tok.ChatTemplate(m.ChatTemplate(), m.Config().Arch)
+		opts = append(opts, inference.WithModelName(cfg.name), inference.WithChatTemplate(tmpl),
+			inference.WithMaxTokens(maxTokens), inference.WithDefaultMaxTokens(cfg.defaultMaxTokens))
+		served = append(served, "model", cfg.name, "arch", m.Config().Arch, "chat_format", string(tmpl.Format),
+			"context", llmEngine.ContextSize(), "max_batch", cfg.maxBatch)
+	}
+	if cfg.embedModel != "" {
+		enc, err := encoder.Load(cfg.embedModel, encoder.Options{Threads: cfg.threads, Normalize: true})
+		if err != nil {
+			return fmt.Errorf("load embed model: %w", err)
+		}
+		defer enc.Close()
+		opts = append(opts, inference.WithEmbedder(enc, cfg.embedName, cfg.maxQueue))
+		served = append(served, "embed_model", cfg.embedName, "embed_dim", enc.Dim(), "embed_max_length", enc.MaxLength())
+	}
+	srv, err := inference.New(engine, tok, opts...)
 	if err != nil {
 		return err
 	}
@@ -187,16 +214,16 @@ func runInference(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		IdleTimeout:       2 * time.Minute,
 		// No WriteTimeout: a streamed generation may run for minutes.
 	}
-	logger.Info("serving", "addr", ln.Addr().String(), "model", cfg.name, "api_keys", len(cfg.apiKeys),
-		"arch", m.Config().Arch, "chat_format", string(tmpl.Format), "context", engine.ContextSize(),
-		"max_batch", cfg.maxBatch, "max_queue", cfg.maxQueue)
+	logger.Info("serving", append([]any{"addr", ln.Addr().String()}, served...)...)
 
 	// The engine outlives ctx so that requests in flight can finish during
-	// the graceful shutdown.
+	// the graceful shutdown. Without one, engineDone never fires.
 	engineCtx, stopEngine := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopEngine()
 	engineDone := make(chan error, 1)
-	go func() { engineDone <- engine.Run(engineCtx) }()
+	if llmEngine != nil {
+		go func() { engineDone <- llmEngine.Run(engineCtx) }()
+	}
 	serveDone := make(chan error, 1)
 	go func() { serveDone <- httpSrv.Serve(ln) }()
 
@@ -221,6 +248,8 @@ func runInference(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		runErr = fmt.Errorf("serve http: %w", err)
 	}
 	stopEngine()
-	<-engineDone
+	if llmEngine != nil {
+		<-engineDone
+	}
 	return runErr
 }

@@ -3,7 +3,9 @@
 # deploy/compose/secrets): `users` for `tributary broker --users` (admin
 # and one principal per service, each with a random password) and
 # <service>.password, the one secret each service container is given; and
-# qdrant.env, the vector store's API key for the store and retrieve. Files
+# qdrant.env, the vector store's API key for the store and retrieve; for
+# compose.vault.yaml, vault.env (the dev Vault's root token) and
+# vault-secret-id (the audit's AppRole secret id). Files
 # that exist are kept, so a stack restarts with its own credentials.
 #
 #   deploy/compose/secrets.sh [DIR]
@@ -16,6 +18,16 @@ if [ ! -f "$dir/qdrant.env" ]; then
 	# Read by Compose on the host (env_file), not mounted: owner-only.
 	echo "TRIBUTARY_QDRANT_API_KEY=$(head -c 24 /dev/urandom | base64 | tr -d '/+=\n')" >"$dir/qdrant.env.tmp"
 	mv "$dir/qdrant.env.tmp" "$dir/qdrant.env"
+fi
+if [ ! -f "$dir/vault.env" ]; then
+	# compose.vault.yaml: the dev Vault's root token (host only, like
+	# qdrant.env) and the audit's AppRole secret id (mounted; no newline:
+	# the vault CLI's secret_id=@file takes the file's bytes as they are).
+	tok=$(head -c 24 /dev/urandom | base64 | tr -d '/+=\n')
+	printf '%s' "$(head -c 24 /dev/urandom | base64 | tr -d '/+=\n')" >"$dir/vault-secret-id"
+	chmod 0644 "$dir/vault-secret-id"
+	printf 'VAULT_DEV_ROOT_TOKEN_ID=%s\nVAULT_TOKEN=%s\n' "$tok" "$tok" >"$dir/vault.env.tmp"
+	mv "$dir/vault.env.tmp" "$dir/vault.env"
 fi
 if [ -f "$dir/users" ]; then
 	exit 0

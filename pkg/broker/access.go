@@ -31,9 +31,9 @@ func ServiceAccess(t events.Topics) map[string]Access {
 		"embed":    {Read: []string{t.Chunks, t.QueriesApproved}, Write: []string{t.ChunksEmbedded, t.QueriesEmbedded}, Groups: []string{"embed"}},
 		"retrieve": {Read: []string{t.ChunksEmbedded, t.Documents, t.QueriesEmbedded}, Write: []string{t.Documents, t.QueriesRetrieved}, Groups: []string{"retrieve."}},
 		"generate": {Read: []string{t.QueriesRetrieved}, Write: []string{t.AnswersGenerated}, Groups: []string{"generate"}},
-		"moderate": {Read: []string{t.QueriesReceived, t.AnswersGenerated, t.QueriesRetrieved}, Write: []string{t.QueriesApproved, t.QueriesRejected, t.AnswersModerated, t.AuditEvents}, Groups: []string{"moderate"}},
+		"moderate": {Read: []string{t.QueriesReceived, t.AnswersGenerated, t.QueriesRetrieved}, Write: []string{t.QueriesApproved, t.QueriesRejected, t.AnswersModerated, t.SearchesModerated, t.AuditEvents}, Groups: []string{"moderate"}},
 		"audit":    {Read: t.All(), Write: []string{t.AuditEvents}, Groups: []string{"audit"}},
-		"edge":     {Read: []string{t.AnswersModerated, t.QueriesRejected, t.QueriesRetrieved}, Write: []string{t.QueriesReceived, t.AuditEvents}, Groups: []string{"edge-"}},
+		"edge":     {Read: []string{t.AnswersModerated, t.QueriesRejected, t.SearchesModerated}, Write: []string{t.QueriesReceived, t.AuditEvents}, Groups: []string{"edge-"}},
 	}
 }
 

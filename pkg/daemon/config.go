@@ -81,6 +81,9 @@ type Config struct {
 	// (TLS: TRIBUTARY_KAFKA_TLS, _TLS_CA, _TLS_CERT, _TLS_KEY); default
 	// neither.
 	KafkaSecurity kafkatransport.Security
+	// Tracing is where OpenTelemetry spans go (OTEL_EXPORTER_OTLP_ENDPOINT
+	// and the other OTLP variables; default off).
+	Tracing Tracing
 }
 
 // EnvName returns the environment variable of flag name: "kafka-brokers"
@@ -160,6 +163,9 @@ func ParseConfig(fs *flag.FlagSet, args []string, getenv func(string) string, ne
 	cfg.KafkaSecurity = kafka.security(&p)
 	if err := cfg.LogLevel.UnmarshalText([]byte(level)); err != nil || !validLevel(level) {
 		p.Addf("log-level", "%q is not debug, info, warn or error", level)
+	}
+	if cfg.Tracing, err = TracingFromEnv(getenv); err != nil {
+		p.errs = append(p.errs, err)
 	}
 	if err := p.Err(); err != nil {
 		return Config{}, err

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tributary-rag/tributary/pkg/apikey"
 	"github.com/tributary-rag/tributary/pkg/events"
@@ -46,6 +47,10 @@ type Deps struct {
 	DataDir string
 	// QdrantAddr is the host:port of Qdrant's gRPC API.
 	QdrantAddr string
+	// TracerProvider starts the service's OpenTelemetry spans: one per
+	// process, shut down when it exits. Nil or the no-op provider: tracing
+	// off.
+	TracerProvider trace.TracerProvider
 }
 
 // Publisher returns a publisher for events from source, with d's metrics,
@@ -53,17 +58,17 @@ type Deps struct {
 func (d Deps) Publisher(w *Wiring, source string, opts ...kafkatransport.PublisherOption) *kafkatransport.Publisher {
 	p := kafkatransport.NewPublisher(d.Brokers, append([]kafkatransport.PublisherOption{
 		kafkatransport.PublisherSource(source), kafkatransport.PublisherMetrics(d.KafkaMetrics),
-		kafkatransport.PublisherSecurity(d.KafkaSecurity)}, opts...)...)
+		kafkatransport.PublisherSecurity(d.KafkaSecurity), kafkatransport.PublisherTracer(d.TracerProvider)}, opts...)...)
 	w.OnClose(p.Close)
 	return p
 }
 
-// SubscriberOptions returns d's metrics, logger and Kafka security as
-// subscriber options, followed by extra.
+// SubscriberOptions returns d's metrics, logger, Kafka security and tracer
+// provider as subscriber options, followed by extra.
 func (d Deps) SubscriberOptions(extra ...kafkatransport.SubscriberOption) []kafkatransport.SubscriberOption {
 	return append([]kafkatransport.SubscriberOption{
 		kafkatransport.SubscriberMetrics(d.KafkaMetrics), kafkatransport.SubscriberLogger(d.Logger),
-		kafkatransport.SubscriberSecurity(d.KafkaSecurity)}, extra...)
+		kafkatransport.SubscriberSecurity(d.KafkaSecurity), kafkatransport.SubscriberTracer(d.TracerProvider)}, extra...)
 }
 
 // Wiring collects what services' wire functions build: the run group's
@@ -204,9 +209,21 @@ func Serve(ctx context.Context, name string, cfg Config, t TopicFlags, stderr io
 	if err != nil {
 		return fmt.Errorf("kafka metrics: %w", err)
 	}
+	tp, shutdownTracing, err := cfg.Tracing.Provider(ctx, "tributary-"+name)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		// After the service stopped: flush the spans not yet exported.
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := shutdownTracing(sctx); err != nil {
+			logger.Error("tracing shutdown", "error", err.Error())
+		}
+	}()
 	d := Deps{
 		Brokers: cfg.KafkaBrokers, KafkaSecurity: cfg.KafkaSecurity, Topics: events.NewTopics(cfg.TopicPrefix), Registry: reg, KafkaMetrics: km,
-		Logger: logger, Keys: cfg.APIKeys, DataDir: cfg.DataDir, QdrantAddr: cfg.QdrantAddr,
+		Logger: logger, Keys: cfg.APIKeys, DataDir: cfg.DataDir, QdrantAddr: cfg.QdrantAddr, TracerProvider: tp,
 	}
 	w := NewWiring()
 	defer func() {

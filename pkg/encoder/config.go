@@ -32,11 +32,30 @@ type Config struct {
 	TypeVocabSize int     `json:"type_vocab_size"`
 	LayerNormEps  float64 `json:"layer_norm_eps"`
 	Activation    string  `json:"hidden_act"`
+	// PadTokenID places XLM-RoBERTa's positions: they start at
+	// pad_token_id+1 in its table.
+	PadTokenID *int `json:"pad_token_id"`
+}
+
+// positionOffset is the first row of the position table that a token
+// uses: pad_token_id+1 for XLM-RoBERTa (pad_token_id defaults to 1 there;
+// in a GGUF file llama.cpp has already cut the table), 0 for BERT.
+func (c Config) positionOffset() int {
+	if c.Architecture != "xlm-roberta" {
+		return 0
+	}
+	if c.PadTokenID != nil {
+		return *c.PadTokenID + 1
+	}
+	return 2
 }
 
 func (c Config) check() error {
-	if c.Architecture != "bert" {
-		return fmt.Errorf("config.json: architecture (model_type) %q is not supported (want bert)", c.Architecture)
+	if c.Architecture != "bert" && c.Architecture != "xlm-roberta" {
+		return fmt.Errorf("config.json: architecture (model_type) %q is not supported (want bert or xlm-roberta)", c.Architecture)
+	}
+	if p := c.PadTokenID; p != nil && (*p < 0 || *p+1 >= c.MaxPositions) {
+		return fmt.Errorf("config.json: pad_token_id %d leaves no positions of %d", *p, c.MaxPositions)
 	}
 	var bad []string
 	for _, f := range []struct {

@@ -23,16 +23,22 @@ var ggufNames = map[string]string{
 	"blk.%d.ffn_up":            "encoder.layer.%d.intermediate.dense",
 	"blk.%d.ffn_down":          "encoder.layer.%d.output.dense",
 	"blk.%d.layer_output_norm": "encoder.layer.%d.output.LayerNorm",
+	"cls":                      "classifier.dense",
+	"cls.output":               "classifier.out_proj",
 }
 
-// ggufPooling is llama.cpp's pooling_type enum.
-var ggufPooling = map[uint64]Pooling{1: PoolMean, 2: PoolCLS, 3: PoolLast}
+// ggufPooling is llama.cpp's pooling_type enum; 4 (rank) is a
+// cross-encoder's, whose head reads the first token.
+var ggufPooling = map[uint64]Pooling{1: PoolMean, 2: PoolCLS, 3: PoolLast, 4: PoolCLS}
 
 // loadGGUF reads a BERT model from a GGUF file as llama.cpp's converter
 // writes it: architecture "bert", hyperparameters under "bert.", the
 // WordPiece vocabulary in phantom-space spelling (words "▁word",
 // continuations without "##", control tokens as they are), pooling_type.
-// The weights stay in the memory-mapped file.
+// XLM-RoBERTa is written as "bert" too, with a "t5" (Unigram) vocabulary
+// and the position table already cut past the padding rows; its
+// classification head is cls and cls.output. The weights stay in the
+// memory-mapped file.
 func loadGGUF(path string, o Options) (*Encoder, error) {
 	f, err := gguf.Open(path)
 	if err != nil {
@@ -73,33 +79,28 @@ func fromGGUF(f *gguf.File, path string, o Options) (*Encoder, error) {
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("no %s", strings.Join(missing, ", "))
 	}
-	if m, _ := f.String("tokenizer.ggml.model"); m != "bert" {
-		return nil, fmt.Errorf("tokenizer model %q is not supported (want bert, WordPiece)", m)
-	}
 	cfg.VocabSize = len(tokens)
-	vocab := make(map[string]int32, len(tokens))
-	for i, t := range tokens {
-		switch {
-		case strings.HasPrefix(t, "▁"):
-			t = strings.TrimPrefix(t, "▁")
-		case strings.HasPrefix(t, "[") && strings.HasSuffix(t, "]"):
-		default:
-			t = "##" + t
+	var tok Tokenizer
+	switch m, _ := f.String("tokenizer.ggml.model"); m {
+	case "bert":
+		wp, err := wordPieceFromGGUF(tokens)
+		if err != nil {
+			return nil, err
 		}
-		if _, dup := vocab[t]; !dup {
-			vocab[t] = int32(i)
+		tok = wp
+	case "t5":
+		u, err := unigramFromGGUF(f, tokens)
+		if err != nil {
+			return nil, err
 		}
-	}
-	// llama.cpp's WordPiece always lower-cases and strips accents: the
-	// uncased models this format carries.
-	tok, err := newWordPiece(vocab, "[UNK]", "##", 100, true, true, true, true)
-	if err != nil {
-		return nil, err
+		tok = u
+	default:
+		return nil, fmt.Errorf("tokenizer model %q is not supported (want bert, WordPiece, or t5, Unigram)", m)
 	}
 	st := stConfig{pooling: PoolMean}
 	if p, ok := f.Uint("bert.pooling_type"); ok {
 		if st.pooling, ok = ggufPooling[p]; !ok {
-			return nil, fmt.Errorf("bert.pooling_type %d is not supported (want 1 mean, 2 CLS or 3 last)", p)
+			return nil, fmt.Errorf("bert.pooling_type %d is not supported (want 1 mean, 2 CLS, 3 last or 4 rank)", p)
 		}
 	}
 	if err := cfg.check(); err != nil {
@@ -136,4 +137,24 @@ func fromGGUF(f *gguf.File, path string, o Options) (*Encoder, error) {
 		name = n
 	}
 	return build(path, name, cfg, st, tok, ts, o)
+}
+
+// wordPieceFromGGUF reads llama.cpp's "bert" vocabulary.
+func wordPieceFromGGUF(tokens []string) (*WordPiece, error) {
+	vocab := make(map[string]int32, len(tokens))
+	for i, t := range tokens {
+		switch {
+		case strings.HasPrefix(t, "▁"):
+			t = strings.TrimPrefix(t, "▁")
+		case strings.HasPrefix(t, "[") && strings.HasSuffix(t, "]"):
+		default:
+			t = "##" + t
+		}
+		if _, dup := vocab[t]; !dup {
+			vocab[t] = int32(i)
+		}
+	}
+	// llama.cpp's WordPiece always lower-cases and strips accents: the
+	// uncased models this format carries.
+	return newWordPiece(vocab, "[UNK]", "##", 100, true, true, true, true)
 }

@@ -26,7 +26,7 @@ func toGGUF(t *testing.T, dir string, pooling uint32, q8 bool) string {
 	}
 	c := e.cfg
 	tokens := make([]string, c.VocabSize)
-	for tok, id := range e.tok.vocab {
+	for tok, id := range e.tok.(*WordPiece).vocab {
 		switch {
 		case strings.HasPrefix(tok, "[") && strings.HasSuffix(tok, "]"):
 		case strings.HasPrefix(tok, "##"):

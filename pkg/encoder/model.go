@@ -6,7 +6,6 @@ package encoder
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
 	"math"
 	"path/filepath"
@@ -14,9 +13,9 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"unsafe"
 
 	"github.com/tributary-rag/tributary/pkg/gguf"
+	"github.com/tributary-rag/tributary/pkg/internal/gemm"
 	"github.com/tributary-rag/tributary/pkg/llm"
 	"github.com/tributary-rag/tributary/pkg/vecmath"
 )
@@ -43,12 +42,16 @@ type Options struct {
 	// Backend runs the matrix products and attention (nil: pkg/llm's CPU
 	// backend on Threads threads), the kernels the LLM engine uses.
 	Backend llm.Backend
+
+	// head loads a sequence-classification head (LoadReranker).
+	head bool
 }
 
 type layerNorm struct{ w, b []float32 }
 
 type linear struct {
-	w *llm.Weight // out×in, row-major as PyTorch stores it
+	w *llm.Weight  // out×in, row-major as PyTorch stores it
+	p *gemm.Packed // w packed for the GEMM (then w is nil); see forward.go
 	b []float32
 }
 
@@ -62,7 +65,7 @@ type layer struct {
 // Encoder is a loaded model. It is safe for concurrent use.
 type Encoder struct {
 	cfg       Config
-	tok       *WordPiece
+	tok       Tokenizer
 	pooling   Pooling
 	normalize bool
 	maxLen    int
@@ -75,20 +78,26 @@ type Encoder struct {
 	mu         sync.Mutex
 	backend    llm.Backend
 	ownBackend bool
-	// heads are single-threaded CPU backends, one per thread, that run
-	// the attention of one (text, head) each as two matrix products; nil
-	// with a caller's backend, which then runs its own Attention.
-	heads []*llm.CPU
+	// gemm runs the packed products and the attention on the threads,
+	// with att its per-thread scratch; nil with a caller's backend, which
+	// then runs every product and its own Attention.
+	gemm *gemm.Workers
+	att  []attScratch
 	// file is the memory-mapped GGUF file the weights alias, if any.
 	file interface{ Close() error }
 
 	word, pos, typ []float32
-	embLN          layerNorm
-	layers         []layer
+	// posOffset is the position table's first row (see
+	// Config.positionOffset).
+	posOffset int
+	embLN     layerNorm
+	layers    []layer
+	// head scores a text pair; nil unless loaded for reranking.
+	head *classifier
 }
 
-// Load reads the model at path: a GGUF file as llama.cpp writes BERT
-// models (a name ending in .gguf, see gguf.go), or a directory with
+// Load reads the model at path: a GGUF file as llama.cpp writes BERT and
+// XLM-RoBERTa models (a name ending in .gguf, see gguf.go), or a directory with
 // config.json, model.safetensors and tokenizer.json, and the
 // sentence-transformers files beside them when present (modules.json, the
 // pooling config, sentence_bert_config.json,
@@ -117,7 +126,7 @@ func Load(path string, o Options) (*Encoder, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encoder %s: %w", dir, err)
 	}
-	tok, err := LoadWordPiece(filepath.Join(dir, "tokenizer.json"))
+	tok, err := LoadTokenizer(filepath.Join(dir, "tokenizer.json"))
 	if err != nil {
 		return nil, fmt.Errorf("encoder %s: %w", dir, err)
 	}
@@ -132,14 +141,14 @@ func Load(path string, o Options) (*Encoder, error) {
 }
 
 // build makes the encoder from what either format's loader read.
-func build(path, name string, cfg Config, st stConfig, tok *WordPiece, ts map[string]Tensor, o Options) (*Encoder, error) {
+func build(path, name string, cfg Config, st stConfig, tok Tokenizer, ts map[string]Tensor, o Options) (*Encoder, error) {
 	dir := path
 	e := &Encoder{cfg: cfg, tok: tok, pooling: st.pooling, normalize: st.normalize || o.Normalize,
-		prompts: st.prompts, threads: o.Threads, name: name}
+		prompts: st.prompts, threads: o.Threads, name: name, posOffset: cfg.positionOffset()}
 	if e.threads <= 0 {
 		e.threads = runtime.GOMAXPROCS(0)
 	}
-	e.maxLen = cfg.MaxPositions
+	e.maxLen = cfg.MaxPositions - e.posOffset
 	if st.maxSeq > 0 {
 		e.maxLen = min(e.maxLen, st.maxSeq)
 	}
@@ -152,25 +161,36 @@ func build(path, name string, cfg Config, st stConfig, tok *WordPiece, ts map[st
 	if err := e.loadWeights(ts, o.Quantize); err != nil {
 		return nil, fmt.Errorf("encoder %s: %w", dir, err)
 	}
+	if o.head {
+		if err := e.loadHead(weights(ts)); err != nil {
+			return nil, fmt.Errorf("encoder %s: %w", dir, err)
+		}
+	}
 	e.backend = o.Backend
 	if e.backend == nil {
 		e.backend, e.ownBackend = llm.NewCPU(e.threads), true
-		for range e.threads {
-			e.heads = append(e.heads, llm.NewCPU(1))
-		}
+		e.gemm, e.att = gemm.NewWorkers(e.threads), make([]attScratch, e.threads)
+		e.packWeights()
 	}
 	return e, nil
 }
 
 // weights looks tensors up by their BertModel names, with or without the
-// "bert." prefix that BertFor* checkpoints add.
+// "bert." or "roberta." prefix that *ForSequenceClassification
+// checkpoints add.
 type weights map[string]Tensor
 
-func (ws weights) get(name string, shape ...int) ([]float32, error) {
-	t, ok := ws[name]
-	if !ok {
-		t, ok = ws["bert."+name]
+func (ws weights) lookup(name string) (Tensor, bool) {
+	for _, p := range []string{"", "bert.", "roberta."} {
+		if t, ok := ws[p+name]; ok {
+			return t, true
+		}
 	}
+	return Tensor{}, false
+}
+
+func (ws weights) get(name string, shape ...int) ([]float32, error) {
+	t, ok := ws.lookup(name)
 	if !ok && strings.HasSuffix(name, "LayerNorm.weight") {
 		return ws.get(strings.TrimSuffix(name, "weight")+"gamma", shape...)
 	}
@@ -197,10 +217,7 @@ var matrixTypes = map[string]gguf.TensorType{"F32": gguf.F32, "F16": gguf.F16, "
 // weight wraps a matrix for the backend in its stored type: F16 and BF16
 // stay half the size and are widened in the dot products.
 func (ws weights) weight(name string, rows, cols int, quantize bool) (*llm.Weight, error) {
-	t, ok := ws[name]
-	if !ok {
-		t, ok = ws["bert."+name]
-	}
+	t, ok := ws.lookup(name)
 	if !ok {
 		return nil, fmt.Errorf("model.safetensors: no tensor %s", name)
 	}
@@ -276,11 +293,6 @@ func (e *Encoder) Close() {
 	if c, ok := e.backend.(interface{ Close() }); ok && e.ownBackend {
 		c.Close()
 	}
-	for _, c := range e.heads {
-		if c, ok := any(c).(interface{ Close() }); ok {
-			c.Close()
-		}
-	}
 	if e.file != nil {
 		e.file.Close()
 	}
@@ -307,7 +319,7 @@ func (e *Encoder) Name() string { return e.name }
 func (e *Encoder) Prompt(name string) string { return e.prompts[name] }
 
 // Tokenizer is the model's tokenizer.
-func (e *Encoder) Tokenizer() *WordPiece { return e.tok }
+func (e *Encoder) Tokenizer() Tokenizer { return e.tok }
 
 // Stats describe one Embed call.
 type Stats struct {
@@ -339,13 +351,31 @@ func (e *Encoder) Embed(ctx context.Context, texts []string) ([][]float32, Stats
 // stays within each sequence, so no padding enters any result and a text
 // embeds the same alone or beside longer ones.
 func (e *Encoder) EmbedIDs(ctx context.Context, ids [][]int32) ([][]float32, error) {
+	return e.run(ctx, ids, nil, false)
+}
+
+// run is EmbedIDs with token type ids (nil: all 0); raw returns the first
+// token's final state instead of the pooled vector (a classifier's input).
+func (e *Encoder) run(ctx context.Context, ids, types [][]int32, raw bool) ([][]float32, error) {
+	maxPos := e.cfg.MaxPositions - e.posOffset
 	for i, s := range ids {
-		if len(s) == 0 || len(s) > e.cfg.MaxPositions {
-			return nil, fmt.Errorf("encoder: sequence %d has %d tokens, want 1 to %d", i, len(s), e.cfg.MaxPositions)
+		if len(s) == 0 || len(s) > maxPos {
+			return nil, fmt.Errorf("encoder: sequence %d has %d tokens, want 1 to %d", i, len(s), maxPos)
 		}
 		for _, id := range s {
 			if id < 0 || int(id) >= e.cfg.VocabSize {
 				return nil, fmt.Errorf("encoder: sequence %d: token id %d outside the vocabulary of %d", i, id, e.cfg.VocabSize)
+			}
+		}
+		if types == nil {
+			continue
+		}
+		if len(types[i]) != len(s) {
+			return nil, fmt.Errorf("encoder: sequence %d has %d token types for %d tokens", i, len(types[i]), len(s))
+		}
+		for _, ty := range types[i] {
+			if ty < 0 || int(ty) >= max(e.cfg.TypeVocabSize, 1) {
+				return nil, fmt.Errorf("encoder: sequence %d: token type %d outside the %d the model has", i, ty, max(e.cfg.TypeVocabSize, 1))
 			}
 		}
 	}
@@ -367,10 +397,17 @@ func (e *Encoder) EmbedIDs(ctx context.Context, ids [][]int32) ([][]float32, err
 			n++
 		}
 		pack := make([][]int32, n)
+		var packTypes [][]int32
+		if types != nil {
+			packTypes = make([][]int32, n)
+		}
 		for i, j := range order[:n] {
 			pack[i] = ids[j]
+			if types != nil {
+				packTypes[i] = types[j]
+			}
 		}
-		for i, v := range e.forward(pack, tokens) {
+		for i, v := range e.forward(pack, packTypes, tokens, raw) {
 			out[order[i]] = v
 		}
 		order = order[n:]
@@ -378,9 +415,11 @@ func (e *Encoder) EmbedIDs(ctx context.Context, ids [][]int32) ([][]float32, err
 	return out, nil
 }
 
-// forward runs the packed sequences (tokens in all) through the model and
-// returns their pooled (and, if configured, normalized) vectors.
-func (e *Encoder) forward(seqs [][]int32, tokens int) [][]float32 {
+// forward runs the packed sequences (tokens in all, of the given token
+// types or all type 0) through the model and returns their pooled (and,
+// if configured, normalized) vectors, or with raw their first token's
+// final state.
+func (e *Encoder) forward(seqs, types [][]int32, tokens int, raw bool) [][]float32 {
 	c := e.cfg
 	n, h := tokens, c.Hidden
 	x := make([]float32, n*h)
@@ -391,9 +430,14 @@ func (e *Encoder) forward(seqs [][]int32, tokens int) [][]float32 {
 			t := starts[i] + p
 			row := x[t*h : (t+1)*h]
 			copy(row, e.word[int(id)*h:(int(id)+1)*h])
-			addTo(row, e.pos[p*h:(p+1)*h])
+			pp := p + e.posOffset
+			addTo(row, e.pos[pp*h:(pp+1)*h])
 			if e.typ != nil {
-				addTo(row, e.typ[:h])
+				ty := 0
+				if types != nil {
+					ty = int(types[i][p])
+				}
+				addTo(row, e.typ[ty*h:(ty+1)*h])
 			}
 		}
 	}
@@ -419,25 +463,27 @@ func (e *Encoder) forward(seqs [][]int32, tokens int) [][]float32 {
 		e.linear(q, x, n, l.q)
 		e.linear(k, x, n, l.k)
 		e.linear(v, x, n, l.v)
-		if e.heads != nil {
+		if e.gemm != nil {
 			e.attention(ctxv, q, k, v, starts)
 		} else {
 			e.backend.Attention(ctxv, qs, c.Heads, c.Heads, h/c.Heads)
 		}
 		e.linear(tmp, ctxv, n, l.o)
-		addTo(x, tmp)
-		e.layerNorm(x, l.attnLN)
+		e.addNorm(x, tmp, l.attnLN)
 		e.linear(ff, x, n, l.inter)
 		e.activate(ff)
 		e.linear(tmp, ff, n, l.output)
-		addTo(x, tmp)
-		e.layerNorm(x, l.outLN)
+		e.addNorm(x, tmp, l.outLN)
 	}
 	vecs := make([][]float32, len(seqs))
+	pooling, normalize := e.pooling, e.normalize
+	if raw {
+		pooling, normalize = PoolCLS, false
+	}
 	for i := range seqs {
 		lo, hi := starts[i], starts[i+1]
 		out := make([]float32, h)
-		switch e.pooling {
+		switch pooling {
 		case PoolCLS:
 			copy(out, x[lo*h:(lo+1)*h])
 		case PoolLast:
@@ -451,97 +497,12 @@ func (e *Encoder) forward(seqs [][]int32, tokens int) [][]float32 {
 				out[j] *= inv
 			}
 		}
-		if e.normalize {
+		if normalize {
 			vecmath.Normalize(out)
 		}
 		vecs[i] = out
 	}
 	return vecs
-}
-
-// attention sets dst to softmax(q·kᵀ/√d)·v within each packed text, for
-// every head. The backend's Attention is built for decoding (one query
-// against a cache: a 32-float dot and a float64 exp per score); here every
-// token is a query, so each (text, head) is two tiled matrix products,
-// S = Q·Kᵀ and O = P·V, on one thread, the threads taking (text, head)
-// pairs. At 256 tokens this halved the CPU time of a MiniLM-shaped model
-// (attention was 56 % of it; see bench/sections/encoder.md).
-func (e *Encoder) attention(dst, q, k, v []float32, starts []int) {
-	c := e.cfg
-	h, d := c.Hidden, c.Hidden/c.Heads
-	scale := float32(1 / math.Sqrt(float64(d)))
-	jobs := (len(starts) - 1) * c.Heads
-	next := make(chan int, jobs)
-	for i := range jobs {
-		next <- i
-	}
-	close(next)
-	var wg sync.WaitGroup
-	for _, be := range e.heads[:min(len(e.heads), jobs)] {
-		wg.Go(func() {
-			var kh, qh, vt, sc, o []float32
-			for job := range next {
-				lo, hi := starts[job/c.Heads], starts[job/c.Heads+1]
-				off, L := (job%c.Heads)*d, hi-lo
-				kh, qh, vt = grow(kh, L*d), grow(qh, L*d), grow(vt, L*d)
-				sc, o = grow(sc, L*L), grow(o, L*d)
-				for s := range L {
-					copy(kh[s*d:(s+1)*d], k[(lo+s)*h+off:])
-					copy(qh[s*d:(s+1)*d], q[(lo+s)*h+off:])
-					for j := range d {
-						vt[j*L+s] = v[(lo+s)*h+off+j]
-					}
-				}
-				be.MatMul(sc, f32Weight(kh, L, d), qh, L) // sc[t*L+s] = k_s·q_t
-				for t := range L {
-					row := sc[t*L : (t+1)*L]
-					m := row[0]
-					for _, a := range row {
-						m = max(m, a)
-					}
-					var sum float32
-					for s, a := range row {
-						row[s] = exp32((a - m) * scale)
-						sum += row[s]
-					}
-					inv := 1 / sum
-					for s := range row {
-						row[s] *= inv
-					}
-				}
-				be.MatMul(o, f32Weight(vt, d, L), sc, L) // o[t*d+j] = Σ_s v_s[j]·p_ts
-				for t := range L {
-					copy(dst[(lo+t)*h+off:(lo+t)*h+off+d], o[t*d:(t+1)*d])
-				}
-			}
-		})
-	}
-	wg.Wait()
-}
-
-// f32Weight wraps rows×cols floats as a backend weight without a copy.
-func f32Weight(v []float32, rows, cols int) *llm.Weight {
-	v = v[:rows*cols]
-	var b []byte
-	if nativeLittleEndian {
-		b = unsafe.Slice((*byte)(unsafe.Pointer(&v[0])), 4*len(v))
-	} else {
-		b = F32Tensor(v).Data
-	}
-	w, err := llm.NewWeight("attention", gguf.F32, rows, cols, b)
-	if err != nil {
-		panic(err) // shapes are the encoder's own
-	}
-	return w
-}
-
-var nativeLittleEndian = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
-
-func grow(s []float32, n int) []float32 {
-	if cap(s) < n {
-		return make([]float32, n)
-	}
-	return s[:n]
 }
 
 // exp32 is e^x for x ≤ 0 (softmax scores less their maximum) in float32:
@@ -562,24 +523,6 @@ func exp32(x float32) float32 {
 	p = p*y + 1
 	p = p*y + 1
 	return math.Float32frombits(math.Float32bits(p) + uint32(int32(n))<<23)
-}
-
-// linearBlock is the tokens of one matrix product: the backend reads its
-// whole x for every pair of weight rows, so x must stay in cache (64 rows
-// of 384–1536 floats: 96–384 KiB); a 4,096-token pack in one product ran
-// ~7× slower.
-const linearBlock = 64
-
-// linear sets dst (n×out) to x (n×in) times l.w transposed plus l.b.
-func (e *Encoder) linear(dst, x []float32, n int, l linear) {
-	in, out := l.w.Cols, l.w.Rows
-	for lo := 0; lo < n; lo += linearBlock {
-		hi := min(n, lo+linearBlock)
-		e.backend.MatMul(dst[lo*out:hi*out], l.w, x[lo*in:hi*in], hi-lo)
-	}
-	for t := range n {
-		addTo(dst[t*out:(t+1)*out], l.b)
-	}
 }
 
 // parallel splits [0, n) into par ranges and runs f on each.
@@ -632,9 +575,7 @@ func (e *Encoder) activateRange(x []float32) {
 			x[i] = max(a, 0)
 		}
 	case "gelu":
-		for i, a := range x {
-			x[i] = 0.5 * a * (1 + erf32(a*(1/math.Sqrt2)))
-		}
+		gelu(x)
 	default: // the tanh approximation
 		for i, a := range x {
 			f := float64(a)

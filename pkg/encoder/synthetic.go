@@ -30,6 +30,10 @@ type Synthetic struct {
 	// DType is the stored type of the weight matrices: F32 (default), F16
 	// or BF16.
 	DType string
+	// Classifier adds a one-label sequence-classification head
+	// (BertForSequenceClassification's pooler and classifier): a
+	// cross-encoder for LoadReranker.
+	Classifier bool
 }
 
 // Write writes s as a sentence-transformers directory dir.
@@ -85,6 +89,10 @@ func (s Synthetic) Write(dir string) error {
 		lin(p+"intermediate.dense", in, h, 0.2)
 		lin(p+"output.dense", h, in, 0.1)
 		ln(p + "output.LayerNorm")
+	}
+	if s.Classifier {
+		lin("pooler.dense", h, h, 0.3)
+		lin("classifier", 1, h, 0.5)
 	}
 	if err := os.MkdirAll(filepath.Join(dir, "1_Pooling"), 0o755); err != nil {
 		return err

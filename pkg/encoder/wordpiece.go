@@ -303,3 +303,21 @@ func isCJK(r rune) bool {
 		(r >= 0x2A700 && r <= 0x2B73F) || (r >= 0x2B740 && r <= 0x2B81F) || (r >= 0x2B820 && r <= 0x2CEAF) ||
 		(r >= 0xF900 && r <= 0xFAFF) || (r >= 0x2F800 && r <= 0x2FA1F)
 }
+
+// EncodePair returns [CLS] a [SEP] b [SEP] with token types 0 up to the
+// first [SEP] and 1 after it, as BERT cross-encoders take a query and a
+// passage; at most maxLen ids (0: no limit), the longer text cut first.
+func (t *WordPiece) EncodePair(a, b string, maxLen int) (ids, types []int32, truncated bool) {
+	ia, _ := t.Encode(a, 0)
+	ib, _ := t.Encode(b, 0)
+	ta, tb := ia[1:len(ia)-1], ib[1:len(ib)-1]
+	if maxLen > 0 {
+		ta, tb, truncated = truncatePair(ta, tb, maxLen-3)
+	}
+	ids = append(append(append(append(append(ids, t.cls), ta...), t.sep), tb...), t.sep)
+	types = make([]int32, len(ids))
+	for i := len(ta) + 2; i < len(ids); i++ {
+		types[i] = 1
+	}
+	return ids, types, truncated
+}

@@ -23,6 +23,10 @@ const (
 	TopicAnswersGenerated = "answers.generated.v1"
 	TopicAnswersModerated = "answers.moderated.v1"
 	TopicAuditEvents      = "audit.events.v1"
+	// TopicSearchesModerated carries the results of searches (query.retrieved
+	// of mode "search") after the output policy redacted their titles and
+	// snippets: what the edge returns to the client.
+	TopicSearchesModerated = "searches.moderated.v1"
 )
 
 // DLQSuffix is appended to a topic's full name to name its dead-letter topic.
@@ -67,6 +71,8 @@ type Topics struct {
 	AnswersGenerated string
 	AnswersModerated string
 	AuditEvents      string
+	// SearchesModerated: see TopicSearchesModerated.
+	SearchesModerated string
 }
 
 // NewTopics returns the full topic names for prefix; an empty prefix means
@@ -77,19 +83,20 @@ func NewTopics(prefix string) Topics {
 	}
 	n := func(t string) string { return TopicName(prefix, t) }
 	return Topics{
-		Prefix:           prefix,
-		IngestRequests:   n(TopicIngestRequests),
-		Documents:        n(TopicDocuments),
-		Chunks:           n(TopicChunks),
-		ChunksEmbedded:   n(TopicChunksEmbedded),
-		QueriesReceived:  n(TopicQueriesReceived),
-		QueriesApproved:  n(TopicQueriesApproved),
-		QueriesRejected:  n(TopicQueriesRejected),
-		QueriesEmbedded:  n(TopicQueriesEmbedded),
-		QueriesRetrieved: n(TopicQueriesRetrieved),
-		AnswersGenerated: n(TopicAnswersGenerated),
-		AnswersModerated: n(TopicAnswersModerated),
-		AuditEvents:      n(TopicAuditEvents),
+		Prefix:            prefix,
+		IngestRequests:    n(TopicIngestRequests),
+		Documents:         n(TopicDocuments),
+		Chunks:            n(TopicChunks),
+		ChunksEmbedded:    n(TopicChunksEmbedded),
+		QueriesReceived:   n(TopicQueriesReceived),
+		QueriesApproved:   n(TopicQueriesApproved),
+		QueriesRejected:   n(TopicQueriesRejected),
+		QueriesEmbedded:   n(TopicQueriesEmbedded),
+		QueriesRetrieved:  n(TopicQueriesRetrieved),
+		AnswersGenerated:  n(TopicAnswersGenerated),
+		AnswersModerated:  n(TopicAnswersModerated),
+		AuditEvents:       n(TopicAuditEvents),
+		SearchesModerated: n(TopicSearchesModerated),
 	}
 }
 
@@ -100,7 +107,7 @@ func (t Topics) All() []string {
 		t.IngestRequests, t.Documents, t.Chunks, t.ChunksEmbedded,
 		t.QueriesReceived, t.QueriesApproved, t.QueriesRejected,
 		t.QueriesEmbedded, t.QueriesRetrieved, t.AnswersGenerated,
-		t.AnswersModerated, t.AuditEvents,
+		t.AnswersModerated, t.AuditEvents, t.SearchesModerated,
 	}
 }
 
@@ -130,5 +137,6 @@ func Catalog() []TopicInfo {
 		{TopicAnswersGenerated, "request_id", []string{TypeAnswerDelta, TypeAnswerCompleted}},
 		{TopicAnswersModerated, "request_id", []string{TypeAnswerDelta, TypeAnswerCompleted}},
 		{TopicAuditEvents, "tenant_id", []string{AuditTypePrefix + "*"}},
+		{TopicSearchesModerated, "request_id", []string{TypeQueryRetrieved}},
 	}
 }

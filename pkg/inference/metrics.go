@@ -62,27 +62,30 @@ func newMetrics(reg prometheus.Registerer, engine Engine) (*metrics, error) {
 			Help: "Generated tokens of finished requests; rate() gives the server's tokens per second.",
 		}),
 	}
-	cs := []prometheus.Collector{m.requests, m.inFlight, m.generations, m.ttft, m.duration, m.decodeRate, m.promptTokens, m.completionTokens,
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Namespace: ns, Name: "queue_depth",
-			Help: "Requests waiting for a batch slot.",
-		}, func() float64 { return float64(engine.Stats().Queued) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Namespace: ns, Name: "active_sequences",
-			Help: "Sequences in the running batch.",
-		}, func() float64 { return float64(engine.Stats().Active) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Namespace: ns, Name: "batch_size",
-			Help: "Sequences in the engine's most recent forward step.",
-		}, func() float64 { return float64(engine.Stats().LastBatch) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Namespace: ns, Name: "engine_steps_total",
-			Help: "Forward steps the engine ran.",
-		}, func() float64 { return float64(engine.Stats().Steps) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Namespace: ns, Name: "engine_tokens_total",
-			Help: "Tokens (prompt and generated) the engine's forward steps processed; over engine_steps_total it is the mean tokens per step.",
-		}, func() float64 { return float64(engine.Stats().Tokens) }),
+	cs := []prometheus.Collector{m.requests, m.inFlight, m.generations, m.ttft, m.duration, m.decodeRate, m.promptTokens, m.completionTokens}
+	if engine != nil { // an embeddings-only server has none
+		cs = append(cs,
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Namespace: ns, Name: "queue_depth",
+				Help: "Requests waiting for a batch slot.",
+			}, func() float64 { return float64(engine.Stats().Queued) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Namespace: ns, Name: "active_sequences",
+				Help: "Sequences in the running batch.",
+			}, func() float64 { return float64(engine.Stats().Active) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Namespace: ns, Name: "batch_size",
+				Help: "Sequences in the engine's most recent forward step.",
+			}, func() float64 { return float64(engine.Stats().LastBatch) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Namespace: ns, Name: "engine_steps_total",
+				Help: "Forward steps the engine ran.",
+			}, func() float64 { return float64(engine.Stats().Steps) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Namespace: ns, Name: "engine_tokens_total",
+				Help: "Tokens (prompt and generated) the engine's forward steps processed; over engine_steps_total it is the mean tokens per step.",
+			}, func() float64 { return float64(engine.Stats().Tokens) }),
+		)
 	}
 	for _, c := range cs {
 		if err := reg.Register(c); err != nil {

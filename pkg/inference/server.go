@@ -14,6 +14,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	mrand "math/rand/v2"
@@ -53,6 +54,11 @@ type Server struct {
 	created          int64
 	handler          http.Handler
 	apiKeys          [][32]byte
+	// embedder serves /v1/embeddings (see WithEmbedder).
+	embedder     Embedder
+	embedModel   string
+	embedSlots   chan struct{}
+	embedMetrics *embedMetrics
 }
 
 // Option configures New.
@@ -98,19 +104,29 @@ func WithLogger(l *slog.Logger) Option { return func(s *Server) { s.logger = l }
 func WithRegistry(r *prometheus.Registry) Option { return func(s *Server) { s.registry = r } }
 
 // New returns a server that generates with engine and tokenizes with tok.
+// Both may be nil when WithEmbedder is given: an embeddings-only server,
+// without the generation routes.
 func New(engine Engine, tok *tokenizer.Tokenizer, opts ...Option) (*Server, error) {
 	s := &Server{
 		engine:           engine,
 		tok:              tok,
-		template:         tok.ChatTemplate("", ""),
 		model:            "tributary",
 		maxTokens:        4096,
 		defaultMaxTokens: 256,
 		maxBody:          4 << 20,
 		created:          time.Now().Unix(),
 	}
+	if tok != nil {
+		s.template = tok.ChatTemplate("", "")
+	}
 	for _, o := range opts {
 		o(s)
+	}
+	if engine == nil || tok == nil {
+		if s.embedder == nil {
+			return nil, errors.New("inference server: needs an engine and its tokenizer, or an embedder")
+		}
+		s.engine = nil
 	}
 	if s.logger == nil {
 		s.logger = slog.New(slog.DiscardHandler)
@@ -121,15 +137,23 @@ func New(engine Engine, tok *tokenizer.Tokenizer, opts ...Option) (*Server, erro
 	if s.registry == nil {
 		s.registry = prometheus.NewRegistry()
 	}
-	m, err := newMetrics(s.registry, engine)
+	m, err := newMetrics(s.registry, s.engine)
 	if err != nil {
 		return nil, err
 	}
 	s.metrics = m
 
 	mux := http.NewServeMux()
-	mux.Handle("/v1/completions", s.route("completions", http.MethodPost, s.authenticated(s.handleCompletion(false))))
-	mux.Handle("/v1/chat/completions", s.route("chat_completions", http.MethodPost, s.authenticated(s.handleCompletion(true))))
+	if s.engine != nil {
+		mux.Handle("/v1/completions", s.route("completions", http.MethodPost, s.authenticated(s.handleCompletion(false))))
+		mux.Handle("/v1/chat/completions", s.route("chat_completions", http.MethodPost, s.authenticated(s.handleCompletion(true))))
+	}
+	if s.embedder != nil {
+		if s.embedMetrics, err = newEmbedMetrics(s.registry); err != nil {
+			return nil, fmt.Errorf("register inference metrics: %w", err)
+		}
+		mux.Handle("/v1/embeddings", s.route("embeddings", http.MethodPost, s.authenticated(s.handleEmbeddings)))
+	}
 	mux.Handle("/v1/models", s.route("models", http.MethodGet, s.authenticated(s.handleModels)))
 	mux.Handle("/v1/models/{id}", s.route("models", http.MethodGet, s.authenticated(s.handleModel)))
 	mux.Handle("/healthz", s.route("healthz", http.MethodGet, handleOK))
@@ -187,20 +211,32 @@ func handleOK(w http.ResponseWriter, _ *http.Request) {
 	_, _ = io.WriteString(w, `{"status":"ok"}`+"\n")
 }
 
-func (s *Server) modelInfo() modelInfo {
-	return modelInfo{ID: s.model, Object: "model", Created: s.created, OwnedBy: "tributary"}
+// models are the ids the server answers for: its generation model and its
+// embedding model, when it has them.
+func (s *Server) models() []modelInfo {
+	var out []modelInfo
+	if s.engine != nil {
+		out = append(out, modelInfo{ID: s.model, Object: "model", Created: s.created, OwnedBy: "tributary"})
+	}
+	if s.embedder != nil {
+		out = append(out, modelInfo{ID: s.embedModel, Object: "model", Created: s.created, OwnedBy: "tributary"})
+	}
+	return out
 }
 
 func (s *Server) handleModels(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, modelList{Object: "list", Data: []modelInfo{s.modelInfo()}})
+	writeJSON(w, http.StatusOK, modelList{Object: "list", Data: s.models()})
 }
 
 func (s *Server) handleModel(w http.ResponseWriter, r *http.Request) {
-	if id := r.PathValue("id"); id != s.model {
-		writeError(w, withCode(&apiError{Status: http.StatusNotFound, Type: "invalid_request_error", Message: "model " + id + " does not exist"}, "model_not_found"))
-		return
+	id := r.PathValue("id")
+	for _, m := range s.models() {
+		if m.ID == id {
+			writeJSON(w, http.StatusOK, m)
+			return
+		}
 	}
-	writeJSON(w, http.StatusOK, s.modelInfo())
+	writeError(w, withCode(&apiError{Status: http.StatusNotFound, Type: "invalid_request_error", Message: "model " + id + " does not exist"}, "model_not_found"))
 }
 
 // handleCompletion serves both generation routes.

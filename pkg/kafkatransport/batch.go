@@ -7,6 +7,7 @@ import (
 
 	"github.com/go-kit/kit/endpoint"
 	"github.com/segmentio/kafka-go"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // BatchRequest is one message's request in a batch, with the message's
@@ -114,8 +115,21 @@ func (s *Subscriber) handleBatch(ctx context.Context, stopping <-chan struct{}, 
 // batch[n], if any, is the message that failed.
 func (s *Subscriber) tryBatch(ctx context.Context, batch []kafka.Message) (n int, whole bool) {
 	reqs := make([]BatchRequest, 0, len(batch))
+	var spans []trace.Span // with tracing on, one per message decoded or not
+	defer func() {
+		for i, span := range spans {
+			outcome := "ok"
+			if whole || i >= n {
+				outcome = "retried_alone" // and traced again there
+			}
+			endProcess(span, outcome)
+		}
+	}()
 	for _, m := range batch {
-		mctx := s.messageContext(ctx, m)
+		mctx, span := s.messageContext(ctx, m)
+		if span != nil {
+			spans = append(spans, span)
+		}
 		req, err := s.dec(mctx, m)
 		if err != nil {
 			break
@@ -156,6 +170,14 @@ func (s *Subscriber) tryBatch(ctx context.Context, batch []kafka.Message) (n int
 			msgs, err := s.enc(reqs[i].Ctx, resp)
 			if err != nil {
 				break
+			}
+			if s.tracer != nil {
+				// One write carries every message's outputs: each
+				// names its own consumer span as the parent.
+				sc := trace.SpanContextFromContext(reqs[i].Ctx)
+				for j := range msgs {
+					msgs[j].Headers = withTraceParent(msgs[j].Headers, sc)
+				}
 			}
 			out = append(out, msgs...)
 		}

@@ -12,6 +12,9 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/tributary-rag/tributary/pkg/events"
 	kt "github.com/tributary-rag/tributary/pkg/kafkatransport"
@@ -46,6 +49,22 @@ func benchEnvInt(name string, def int) int {
 	return def
 }
 
+// benchTracing returns the tracer options under test from
+// TRIBUTARY_BENCH_TRACING: "noop" (what a service gets with tracing off),
+// "sdk" (every span sampled and recorded, none exported); unset: none.
+func benchTracing(b *testing.B) (kt.PublisherOption, kt.SubscriberOption) {
+	var tp trace.TracerProvider
+	switch os.Getenv("TRIBUTARY_BENCH_TRACING") {
+	case "noop":
+		tp = noop.NewTracerProvider()
+	case "sdk":
+		sdk := sdktrace.NewTracerProvider()
+		b.Cleanup(func() { _ = sdk.Shutdown(context.Background()) })
+		tp = sdk
+	}
+	return kt.PublisherTracer(tp), kt.SubscriberTracer(tp)
+}
+
 func stamp(m *kafka.Message) {
 	var ts [8]byte
 	binary.BigEndian.PutUint64(ts[:], uint64(time.Now().UnixNano()))
@@ -67,10 +86,13 @@ func sentAt(m kafka.Message) time.Time {
 // just before the write to the moment the Subscriber's endpoint runs. Run:
 //
 //	go test -run '^$' -bench ProduceToHandlerLatency -benchtime 5000x ./pkg/kafkatransport
+//
+// with TRIBUTARY_BENCH_TRACING=noop or sdk to measure tracing's cost.
 func BenchmarkProduceToHandlerLatency(b *testing.B) {
 	const rate = 1000
 	topic := cluster.Topic(b, 3)
-	pub := kt.NewPublisher(cluster.Brokers(), kt.PublisherBatchTimeout(benchBatchTimeout()))
+	pubTracer, subTracer := benchTracing(b)
+	pub := kt.NewPublisher(cluster.Brokers(), kt.PublisherBatchTimeout(benchBatchTimeout()), pubTracer)
 	defer pub.Close()
 
 	var mu sync.Mutex
@@ -84,7 +106,7 @@ func BenchmarkProduceToHandlerLatency(b *testing.B) {
 			mu.Unlock()
 			got <- struct{}{}
 			return nil, nil
-		}, kt.DecodeEvent, nil)
+		}, kt.DecodeEvent, nil, subTracer)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- sub.Run(ctx) }()
@@ -168,7 +190,8 @@ func BenchmarkProduceToHandlerLatency(b *testing.B) {
 //	go test -run '^$' -bench Throughput -benchtime 200000x ./pkg/kafkatransport
 func BenchmarkThroughput(b *testing.B) {
 	topic := cluster.Topic(b, 3)
-	pub := kt.NewPublisher(cluster.Brokers(), kt.PublisherBatchTimeout(benchBatchTimeout()),
+	pubTracer, subTracer := benchTracing(b)
+	pub := kt.NewPublisher(cluster.Brokers(), kt.PublisherBatchTimeout(benchBatchTimeout()), pubTracer,
 		kt.PublisherWriter(func(w *kafka.Writer) { w.BatchSize = benchEnvInt("TRIBUTARY_BENCH_BATCH_SIZE", 100) }))
 	defer pub.Close()
 	var handled atomic.Int64
@@ -180,7 +203,7 @@ func BenchmarkThroughput(b *testing.B) {
 				close(all)
 			}
 			return nil, nil
-		}, kt.DecodeEvent, nil, kt.SubscriberQueueSize(1024))
+		}, kt.DecodeEvent, nil, kt.SubscriberQueueSize(1024), subTracer)
 	msgs := make([]kafka.Message, b.N)
 	for i := range msgs {
 		msgs[i] = benchEvent(b, topic, "req-"+string(rune('a'+i%26)), i)

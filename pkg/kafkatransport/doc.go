@@ -35,6 +35,12 @@
 // EnsureTopics creates topics and their dead-letter topics idempotently at
 // start.
 //
+// PublisherTracer and SubscriberTracer add OpenTelemetry spans per the
+// messaging conventions: a producer span per message written, carried in
+// its traceparent header, and a consumer span per message handled, whose
+// context the endpoint gets. Without them (or with the no-op provider)
+// nothing is traced.
+//
 // Wiring a service:
 //
 //	topics := events.NewTopics(cfg.TopicPrefix)

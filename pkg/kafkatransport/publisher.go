@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tributary-rag/tributary/pkg/events"
 )
@@ -38,7 +39,8 @@ type Publisher struct {
 	w       *kafka.Writer
 	t       *kafka.Transport
 	source  string
-	metrics *Metrics // never nil: unregistered when the caller gives none
+	metrics *Metrics     // never nil: unregistered when the caller gives none
+	tracer  trace.Tracer // nil: tracing off
 }
 
 // PublisherOption configures a Publisher.
@@ -50,6 +52,7 @@ type publisherConfig struct {
 	metrics      *Metrics
 	writer       func(*kafka.Writer)
 	security     Security
+	tracer       trace.Tracer
 }
 
 // PublisherBatchTimeout sets the batch timeout (default DefaultBatchTimeout).
@@ -98,7 +101,7 @@ func NewPublisher(brokers []string, opts ...PublisherOption) *Publisher {
 	if cfg.metrics == nil {
 		cfg.metrics = newMetrics()
 	}
-	return &Publisher{w: w, t: t, source: cfg.source, metrics: cfg.metrics}
+	return &Publisher{w: w, t: t, source: cfg.source, metrics: cfg.metrics, tracer: cfg.tracer}
 }
 
 // WriteMessages writes msgs, each to its own Topic, and waits for the
@@ -112,6 +115,17 @@ func (p *Publisher) WriteMessages(ctx context.Context, msgs ...kafka.Message) er
 			return fmt.Errorf("write messages: message %d has no topic", i)
 		}
 	}
+	if p.tracer == nil {
+		return p.write(ctx, msgs)
+	}
+	msgs, spans := startSend(ctx, p.tracer, msgs)
+	err := p.write(ctx, msgs)
+	endSend(spans, err)
+	return err
+}
+
+// write is WriteMessages without the spans.
+func (p *Publisher) write(ctx context.Context, msgs []kafka.Message) error {
 	err := p.w.WriteMessages(ctx, msgs...)
 	// A topic created after this Publisher cached the cluster's metadata
 	// looks unknown until the cache expires: retry for a little longer than

@@ -14,10 +14,13 @@ import (
 func (s *Subscriber) handle(ctx context.Context, stopping <-chan struct{}, msg kafka.Message) bool {
 	start := time.Now()
 	outcome := "ok"
+	ctx, span := s.messageContext(ctx, msg)
 	defer func() {
 		s.metrics.HandlerSeconds.WithLabelValues(msg.Topic, s.cfg.Group, outcome).Observe(time.Since(start).Seconds())
+		if span != nil {
+			endProcess(span, outcome)
+		}
 	}()
-	ctx = s.messageContext(ctx, msg)
 	req, err := s.dec(ctx, msg)
 	if err != nil {
 		outcome = "dead_letter"

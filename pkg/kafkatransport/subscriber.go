@@ -12,6 +12,7 @@ import (
 	"github.com/go-kit/kit/endpoint"
 	"github.com/go-kit/kit/transport"
 	"github.com/segmentio/kafka-go"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tributary-rag/tributary/pkg/events"
 )
@@ -53,7 +54,8 @@ type Subscriber struct {
 
 	errorHandler transport.ErrorHandler
 	logger       *slog.Logger
-	metrics      *Metrics // never nil: unregistered when the caller gives none
+	metrics      *Metrics     // never nil: unregistered when the caller gives none
+	tracer       trace.Tracer // nil: tracing off
 	policy       ErrorPolicy
 	maxAttempts  int
 	backoffBase  time.Duration
@@ -236,15 +238,21 @@ func (s *Subscriber) work(ctx context.Context, stopping <-chan struct{}, q <-cha
 }
 
 // messageContext is the context a message is handled in: its event's
-// tenant, correlation id and trace, then the Before functions.
-func (s *Subscriber) messageContext(ctx context.Context, msg kafka.Message) context.Context {
-	if env, _, err := events.ParseMessage(msg); err == nil {
+// tenant, correlation id and trace, its consumer span when tracing is on
+// (the caller ends it), then the Before functions.
+func (s *Subscriber) messageContext(ctx context.Context, msg kafka.Message) (context.Context, trace.Span) {
+	env, _, err := events.ParseMessage(msg)
+	if err == nil {
 		ctx = env.Context(ctx)
+	}
+	var span trace.Span
+	if s.tracer != nil {
+		ctx, span = s.startProcess(ctx, msg, env, err == nil)
 	}
 	for _, f := range s.before {
 		ctx = f(ctx, msg)
 	}
-	return ctx
+	return ctx, span
 }
 
 func (s *Subscriber) reportError(ctx context.Context, err error) {

@@ -49,6 +49,9 @@ type CPU struct {
 	mmRun  func(worker, chunk int)
 	att    attentionJob
 	attRun func(worker, chunk int)
+	one    [1]MatMulOp      // MatMul's op, so that a call allocates nothing
+	forF   func(lo, hi int) // For's function while it runs
+	forRun func(worker, lo, hi int)
 }
 
 // kernels are the dot products the CPU backend uses: assembly where the
@@ -60,20 +63,23 @@ type kernels struct {
 	tileQ8  func(w []byte, xq *[4][]int8, xd *[4][]float32, out *[4]float32)
 	// tileQ8x2 is the 2-row tile on unsigned activations (nil without VNNI).
 	tileQ8x2 func(w0, w1 []byte, xu *[4][]uint8, xd *[4][]float32, out *[8]float32)
-	// rowsF32 is the batch-1 kernel over four weight rows (nil: one dot
-	// product per row).
-	rowsF32 func(w *[4][]float32, x []float32, out *[4]float32)
-	axpy    func(dst, x []float32, a float32)
-	dotQ4K  func(w []byte, xq []int8, xd []float32, xs []int32) float32
-	dotQ6K  func(w []byte, xq []int8, xd []float32) float32
-	dotQ4_0 func(w []byte, xq []int8, xd []float32) float32
-	dotF16  func(w []byte, x []float32) float32
-	dotQ8   func(w []byte, xq []int8, xd []float32) float32
+	// matvecF32 is the batch-1 kernel: out[r] = row r of w · x for a
+	// block of rows (nil: one dot product per row).
+	matvecF32 func(w, x, out []float32)
+	// matvecQ8 is the batch-1 Q8_0 kernel over a block of rows (nil: one
+	// dot product per row).
+	matvecQ8 func(w []byte, xq []int8, xd []float32, out []float32)
+	axpy     func(dst, x []float32, a float32)
+	dotQ4K   func(w []byte, xq []int8, xd []float32, xs []int32) float32
+	dotQ6K   func(w []byte, xq []int8, xd []float32) float32
+	dotQ4_0  func(w []byte, xq []int8, xd []float32) float32
+	dotF16   func(w []byte, x []float32) float32
+	dotQ8    func(w []byte, xq []int8, xd []float32) float32
 }
 
 func newKernels(simd bool) kernels {
 	if simd {
-		k := kernels{simd: true, dotF32: dotF32SIMD, tileF32: tileF32SIMD, tileQ8: tileQ8_0SIMD, axpy: axpySIMD, dotQ4K: dotQ4KSIMD, dotQ6K: dotQ6KSIMD, dotQ4_0: dotQ4_0SIMD, dotF16: dotF16SIMD, dotQ8: dotQ8_0SIMD, rowsF32: rowsF32SIMD}
+		k := kernels{simd: true, dotF32: dotF32SIMD, tileF32: tileF32SIMD, tileQ8: tileQ8_0SIMD, axpy: axpySIMD, dotQ4K: dotQ4KSIMD, dotQ6K: dotQ6KSIMD, dotQ4_0: dotQ4_0SIMD, dotF16: dotF16SIMD, dotQ8: dotQ8_0SIMD, matvecF32: matvecF32SIMD, matvecQ8: matvecQ8_0SIMD}
 		if vnniKernels() {
 			k.tileQ8 = tileQ8_0VNNI
 			k.tileQ8x2 = tileQ8_0x2VNNI
@@ -90,6 +96,7 @@ func NewCPU(threads int) *CPU {
 	c := &CPU{pool: pool.New(threads), k: newKernels(simdKernels())}
 	c.mmRun = c.runMatMul
 	c.attRun = c.runAttention
+	c.forRun = func(_, lo, hi int) { c.forF(lo, hi) }
 	runtime.AddCleanup(c, (*pool.Pool).Close, c.pool)
 	return c
 }
@@ -117,7 +124,9 @@ func (c *CPU) Threads() int { return c.pool.Threads() }
 // element-wise passes) that should use the same threads. Calls must not
 // overlap with each other or with the backend's kernels.
 func (c *CPU) For(n, grain int, f func(lo, hi int)) {
-	c.pool.For(n, grain, func(_, lo, hi int) { f(lo, hi) })
+	c.forF = f
+	c.pool.For(n, grain, c.forRun)
+	c.forF = nil
 }
 
 // MatMulOp is one product of a MatMulMany call: Out = W·x.
@@ -128,8 +137,9 @@ type MatMulOp struct {
 
 // MatMul implements Backend.
 func (c *CPU) MatMul(out []float32, w *Weight, x []float32, n int) {
-	ops := [1]MatMulOp{{out, w}}
-	c.MatMulMany(ops[:], x, n)
+	c.one[0] = MatMulOp{out, w}
+	c.MatMulMany(c.one[:], x, n)
+	c.one[0] = MatMulOp{}
 }
 
 // MatMulMany computes every op's product with the same n input rows x (all
@@ -154,49 +164,87 @@ func (c *CPU) MatMulMany(ops []MatMulOp, x []float32, n int) {
 		}
 	}
 	if quant {
-		// One block is 32 roundings; split only a prefill batch's worth.
+		// One block is 32 roundings; split only a prefill batch's worth
+		// (a decode step's row, inline, hands nothing to the pool).
 		c.q8.resize(n, cols)
-		c.pool.For(n*cols/32, 64, func(_, lo, hi int) { c.q8.quantizeBlocks(x, lo, hi) })
+		if nb := n * cols / 32; nb <= 64 {
+			c.q8.quantizeBlocks(x, 0, nb)
+		} else {
+			c.pool.For(nb, 64, func(_, lo, hi int) { c.q8.quantizeBlocks(x, lo, hi) })
+		}
 	}
-	// Chunks of rows (a multiple of 4, for the row kernels and tiles),
-	// about 8 per thread overall, each at least 16 KiB of weights' worth
-	// of columns; the threads claim them from a shared counter.
-	total := 0
-	for _, op := range ops {
-		total += op.W.Rows
-	}
-	threads := c.pool.Threads()
-	chunk := max(16384/max(1, cols), (total+8*threads-1)/(8*threads))
-	chunk = (chunk + 3) &^ 3
 	j := &c.mm
-	j.ops, j.x, j.n, j.chunk = ops, x, n, chunk
-	j.starts = j.starts[:0]
-	chunks := 0
-	for _, op := range ops {
-		j.starts = append(j.starts, chunks)
-		chunks += (op.W.Rows + chunk - 1) / chunk
+	j.ops, j.x, j.n = ops, x, n
+	j.parts = j.parts[:0]
+	threads := c.pool.Threads()
+	if n == 1 {
+		j.guided(ops, threads)
+	} else {
+		j.uniform(ops, threads)
 	}
-	c.pool.Run(chunks, c.mmRun)
+	c.pool.Run(len(j.parts), c.mmRun)
 	j.ops, j.x = nil, nil
 }
 
 type matmulJob struct {
-	ops    []MatMulOp
-	x      []float32
-	n      int
-	chunk  int
-	starts []int // first chunk index of each op
+	ops   []MatMulOp
+	x     []float32
+	n     int
+	parts []matmulPart // the region's chunks, claimed in order
+}
+
+// matmulPart is rows [lo, hi) of ops[op].
+type matmulPart struct{ op, lo, hi int }
+
+// uniform splits the rows of all ops into chunks of equal size (a multiple
+// of 4, for the tiles), about 8 per thread overall, each at least 16 KiB of
+// weights' worth of columns.
+func (j *matmulJob) uniform(ops []MatMulOp, threads int) {
+	total := 0
+	for _, op := range ops {
+		total += op.W.Rows
+	}
+	cols := ops[0].W.Cols
+	chunk := max(16384/max(1, cols), (total+8*threads-1)/(8*threads))
+	chunk = (chunk + 3) &^ 3
+	for o, op := range ops {
+		for lo := 0; lo < op.W.Rows; lo += chunk {
+			j.parts = append(j.parts, matmulPart{o, lo, min(op.W.Rows, lo+chunk)})
+		}
+	}
+}
+
+// guided splits the rows of all ops (a batch-1 product, which streams its
+// weights once) into chunks that shrink as the region goes on: each takes
+// 1/(2·threads) of the rows still unclaimed, down to 48 KiB of weights. The
+// threads claim them in order, so big chunks keep the claiming cheap and
+// the small last ones leave a thread waiting for its partner only for a
+// few microseconds at the end of the region; uniform chunks of 1/8 of a
+// thread's share left it waiting up to that much. Sizes are multiples of
+// 16 rows, so no two threads write one cache line of the output.
+func (j *matmulJob) guided(ops []MatMulOp, threads int) {
+	left := 0
+	for _, op := range ops {
+		left += op.W.Rows
+	}
+	cols := ops[0].W.Cols
+	minRows := (max(16, 49152/max(1, 4*cols)) + 15) &^ 15
+	for o, op := range ops {
+		for lo := 0; lo < op.W.Rows; {
+			size := (max(minRows, left/(2*threads)) + 15) &^ 15
+			hi := min(op.W.Rows, lo+size)
+			j.parts = append(j.parts, matmulPart{o, lo, hi})
+			left -= hi - lo
+			lo = hi
+		}
+	}
 }
 
 func (c *CPU) runMatMul(_, i int) {
 	j := &c.mm
-	o := len(j.starts) - 1
-	for j.starts[o] > i {
-		o--
-	}
-	op := j.ops[o]
-	lo := (i - j.starts[o]) * j.chunk
-	c.matmulRows(op.Out, op.W, j.x, j.n, lo, min(op.W.Rows, lo+j.chunk))
+	p := j.parts[i]
+	op := j.ops[p.op]
+	c.matmulRows(op.Out, op.W, j.x, j.n, p.lo, p.hi)
 }
 
 // matmulRows computes rows [lo, hi) of out = w·x for the n rows of x; for
@@ -207,19 +255,12 @@ func (c *CPU) matmulRows(out []float32, w *Weight, x []float32, n, lo, hi int) {
 	case gguf.F32:
 		wf := w.F32
 		dot := c.k.dotF32
-		r := lo
-		if rowsK := c.k.rowsF32; rowsK != nil && n == 1 {
-			// Batch 1 (decoding): four rows per pass over x.
-			var ws [4][]float32
-			var acc [4]float32
-			for ; r+4 <= hi; r += 4 {
-				for k := range ws {
-					ws[k] = wf[(r+k)*cols : (r+k+1)*cols]
-				}
-				rowsK(&ws, x, &acc)
-				copy(out[r:r+4], acc[:])
-			}
+		if mv := c.k.matvecF32; mv != nil && n == 1 {
+			// Batch 1 (decoding): the block streams in one call.
+			mv(wf[lo*cols:hi*cols], x[:cols], out[lo:hi])
+			return
 		}
+		r := lo
 		// Register tiles of 2 weight rows × 4 activation rows read each
 		// loaded vector several times; the single dot product handles the
 		// edges with the same summation order.
@@ -263,6 +304,10 @@ func (c *CPU) matmulRows(out []float32, w *Weight, x []float32, n, lo, hi int) {
 			}
 		}
 	default:
+		if n == 1 {
+			c.matvecQuant(out, w, lo, hi)
+			return
+		}
 		q8 := &c.q8
 		dotQ8 := c.k.dotQ8
 		var txq [4][]int8
@@ -344,8 +389,11 @@ func (c *CPU) Attention(out []float32, qs []AttentionQuery, nHead, nKVHead, head
 	if len(j.scratch) < threads {
 		j.scratch = make([][]float32, threads)
 	}
-	for t := range j.scratch {
-		j.scratch[t] = grow(j.scratch[t], maxPos)
+	for t, sc := range j.scratch {
+		if cap(sc) < maxPos { // doubling: a decode step's one more position allocates nothing
+			sc = make([]float32, 0, max(maxPos, 2*cap(sc)))
+		}
+		j.scratch[t] = sc[:maxPos]
 	}
 	c.pool.Run(len(qs)*nHead, c.attRun)
 	j.out, j.qs = nil, nil

@@ -227,26 +227,3 @@ func tileQ8_0x2VNNI(w0, w1 []byte, xu *[4][]uint8, xd *[4][]float32, out *[8]flo
 	}
 	dotQ8_0Tile2x4VNNI(&w0[0], &w1[0], &xu[0][0], &xu[1][0], &xu[2][0], &xu[3][0], &xd[0][0], &xd[1][0], &xd[2][0], &xd[3][0], nb, out)
 }
-
-//go:noescape
-func dotF32Rows4(w0, w1, w2, w3, x *float32, n int, out *[4]float32)
-
-// rowsF32SIMD computes out[r] = w[r]·x for four weight rows, each result
-// bit-identical to dotF32SIMD.
-func rowsF32SIMD(w *[4][]float32, x []float32, out *[4]float32) {
-	n := len(x)
-	for r := range w {
-		w[r] = w[r][:n]
-	}
-	m := n &^ 7
-	if m > 0 {
-		dotF32Rows4(&w[0][0], &w[1][0], &w[2][0], &w[3][0], &x[0], m, out)
-	} else {
-		*out = [4]float32{}
-	}
-	for i := m; i < n; i++ {
-		for r := range w {
-			out[r] += w[r][i] * x[i]
-		}
-	}
-}

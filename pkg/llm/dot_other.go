@@ -50,8 +50,16 @@ func tileQ8_0x2VNNI(w0, w1 []byte, xu *[4][]uint8, xd *[4][]float32, out *[8]flo
 	}
 }
 
-func rowsF32SIMD(w *[4][]float32, x []float32, out *[4]float32) {
-	for r := range w {
-		out[r] = dotF32Go(w[r], x)
+func matvecF32SIMD(w, x, out []float32) {
+	cols := len(x)
+	for r := range out {
+		out[r] = dotF32Go(w[r*cols:(r+1)*cols], x)
+	}
+}
+
+func matvecQ8_0SIMD(w []byte, xq []int8, xd []float32, out []float32) {
+	rb := len(xd) * 34
+	for r := range out {
+		out[r] = dotQ8_0Go(w[r*rb:(r+1)*rb], xq, xd)
 	}
 }

@@ -276,31 +276,35 @@ func TestQ8TilesMatchSingle(t *testing.T) {
 	}
 }
 
-// TestRowKernelsMatchSingle checks the batch-1 four-row F32 kernel against
-// the single-row dot product bit for bit, on widths with and without a tail.
-func TestRowKernelsMatchSingle(t *testing.T) {
+// TestMatvecMatchesSingle checks the batch-1 F32 block kernel against the
+// single-row dot product bit for bit: row counts around its groups of 8,
+// widths with and without a tail of 8 and of fewer than 8.
+func TestMatvecMatchesSingle(t *testing.T) {
 	rng := rand.New(rand.NewPCG(11, 12))
 	k := newKernels(simdKernels())
-	if k.rowsF32 == nil {
-		t.Skip("no batch-1 row kernels without the assembly")
+	if k.matvecF32 == nil {
+		t.Skip("no batch-1 block kernel without the assembly")
 	}
-	for _, cols := range []int{0, 5, 8, 64, 100, 768} {
-		var ws [4][]float32
-		for r := range ws {
-			ws[r] = make([]float32, cols)
-			for i := range ws[r] {
-				ws[r][i] = float32(rng.NormFloat64())
+	for _, cols := range []int{0, 5, 8, 16, 24, 100, 768} {
+		for _, rows := range []int{0, 1, 7, 8, 9, 16, 23, 64} {
+			w := make([]float32, rows*cols+cols) // one spare row: the kernel must not read it
+			for i := range w {
+				w[i] = float32(rng.NormFloat64())
 			}
-		}
-		x := make([]float32, cols)
-		for i := range x {
-			x[i] = float32(rng.NormFloat64())
-		}
-		var got [4]float32
-		k.rowsF32(&ws, x, &got)
-		for r := range ws {
-			if want := k.dotF32(ws[r], x); got[r] != want {
-				t.Errorf("F32 cols %d row %d: %g, single %g", cols, r, got[r], want)
+			x := make([]float32, cols)
+			for i := range x {
+				x[i] = float32(rng.NormFloat64())
+			}
+			got := make([]float32, rows+1)
+			got[rows] = 42
+			k.matvecF32(w, x, got[:rows])
+			for r := 0; r < rows; r++ {
+				if want := k.dotF32(w[r*cols:(r+1)*cols], x); got[r] != want {
+					t.Errorf("cols %d rows %d: row %d = %g, single %g", cols, rows, r, got[r], want)
+				}
+			}
+			if got[rows] != 42 {
+				t.Errorf("cols %d rows %d: wrote past the output", cols, rows)
 			}
 		}
 	}

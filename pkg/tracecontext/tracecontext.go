@@ -11,6 +11,9 @@
 //		tp = tracecontext.New()
 //	}
 //	ctx = tracecontext.WithContext(ctx, tp.Child())
+//
+// With OpenTelemetry tracing on, the header carries the span context of
+// real spans instead (see SpanContext, FromSpanContext and Tracer).
 package tracecontext
 
 import (
@@ -19,6 +22,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 )
 
 // Header is the name of the W3C trace context header, used both on HTTP and
@@ -136,6 +142,31 @@ func Ensure(ctx context.Context) (context.Context, TraceParent) {
 	}
 	tp := New()
 	return WithContext(ctx, tp), tp
+}
+
+// SpanContext returns tp as a remote OpenTelemetry span context, the parent
+// of a span that continues the trace tp carries.
+func (tp TraceParent) SpanContext() trace.SpanContext {
+	return trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID: trace.TraceID(tp.TraceID), SpanID: trace.SpanID(tp.SpanID), TraceFlags: trace.TraceFlags(tp.Flags), Remote: true,
+	})
+}
+
+// FromSpanContext returns the traceparent naming sc's span.
+func FromSpanContext(sc trace.SpanContext) TraceParent {
+	return TraceParent{TraceID: sc.TraceID(), SpanID: sc.SpanID(), Flags: byte(sc.TraceFlags())}
+}
+
+// Tracer returns tp's tracer for the instrumentation scope name, or nil when
+// tp is nil or OpenTelemetry's no-op provider: callers then skip all span
+// work, so tracing that is off costs nothing and the traceparent header
+// stays as this package makes it.
+func Tracer(tp trace.TracerProvider, name string) trace.Tracer {
+	switch tp.(type) {
+	case nil, noop.TracerProvider, *noop.TracerProvider:
+		return nil
+	}
+	return tp.Tracer(name)
 }
 
 func newSpanID() [8]byte {

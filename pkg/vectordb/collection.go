@@ -55,6 +55,10 @@ type point struct {
 	id      pointID
 	payload map[string]*qdrant.Value
 	live    bool
+	// shard is the number of the shard key the point lives under (see
+	// addShardKey); 0 is none, as in every collection without custom
+	// sharding.
+	shard uint32
 }
 
 // fieldIndex is a payload index on one key: posting sets per keyword or
@@ -90,6 +94,8 @@ type collection struct {
 	indexes map[string]*fieldIndex
 	// shardKeys are the keys of a custom-sharded collection, by shardKeyString.
 	shardKeys map[string]*qdrant.ShardKey
+	shardNum  map[string]uint32 // shard number per key, by shardKeyString
+	nextShard uint32
 	dropped   bool // set when the collection is deleted; writes then fail
 	loading   bool // set while a snapshot loads: graphs are not built yet
 
@@ -107,6 +113,10 @@ type preparedPoint struct {
 	payload map[string]*qdrant.Value
 	dense   map[string][]float32
 	sparse  map[string]*sparseVec
+	shard   uint32
+	// keepShard leaves an existing point under its shard (rewrites of part
+	// of a point).
+	keepShard bool
 }
 
 func validCollectionName(name string) error {
@@ -133,6 +143,7 @@ func newCollection(req *qdrant.CreateCollection, ann annConfig) (*collection, er
 		slots:     map[pointID]uint32{},
 		indexes:   map[string]*fieldIndex{},
 		shardKeys: map[string]*qdrant.ShardKey{},
+		shardNum:  map[string]uint32{},
 		custom:    req.GetShardingMethod() == qdrant.ShardingMethod_Custom,
 	}
 	addDense := func(name string, p *qdrant.VectorParams) error {
@@ -271,7 +282,11 @@ func (c *collection) applyUpsert(ps []preparedPoint) func() {
 	var adds map[string]*annAdd
 	for _, p := range ps {
 		slot, ok := c.slots[p.id]
+		shard := p.shard
 		if ok {
+			if p.keepShard {
+				shard = c.points[slot].shard
+			}
 			c.clearSlot(slot)
 		} else {
 			slot = c.allocSlot()
@@ -279,7 +294,7 @@ func (c *collection) applyUpsert(ps []preparedPoint) func() {
 			c.live++
 			c.sorted.Store(nil)
 		}
-		c.points[slot] = point{id: p.id, payload: p.payload, live: true}
+		c.points[slot] = point{id: p.id, payload: p.payload, live: true, shard: shard}
 		for name, v := range p.dense {
 			d := c.dense[name]
 			copy(d.row(slot), v)

@@ -73,7 +73,7 @@ func (s *Store) QueryGroups(ctx context.Context, req *qdrant.QueryPointGroups) (
 	if req.GetWithLookup() != nil {
 		return nil, unimplementedf("with_lookup")
 	}
-	c, err := s.shardedCollection(req.GetCollectionName(), req.GetShardKeySelector())
+	c, shards, err := s.shardedCollection(req.GetCollectionName(), req.GetShardKeySelector())
 	if err != nil {
 		return nil, err
 	}
@@ -115,6 +115,7 @@ func (s *Store) QueryGroups(ctx context.Context, req *qdrant.QueryPointGroups) (
 			params:    req.GetParams(),
 			threshold: req.ScoreThreshold,
 			limit:     min(fetch, maxLimit),
+			shards:    shards,
 		}, 0)
 		if err != nil {
 			return nil, err
@@ -197,7 +198,7 @@ func (k facetKey) proto() *qdrant.FacetValue {
 // exactly, most frequent first (ties by value). As in Qdrant the key needs a
 // payload index.
 func (s *Store) Facet(ctx context.Context, req *qdrant.FacetCounts) ([]*qdrant.FacetHit, error) {
-	c, err := s.shardedCollection(req.GetCollectionName(), req.GetShardKeySelector())
+	c, shards, err := s.shardedCollection(req.GetCollectionName(), req.GetShardKeySelector())
 	if err != nil {
 		return nil, err
 	}
@@ -209,6 +210,7 @@ func (s *Store) Facet(ctx context.Context, req *qdrant.FacetCounts) ([]*qdrant.F
 	if err != nil {
 		return nil, err
 	}
+	pred = c.shardPred(shards, pred)
 	limit := defaultFacetLimit
 	if req.Limit != nil {
 		limit = int(min(req.GetLimit(), maxLimit))
@@ -292,7 +294,7 @@ type matrixPair struct {
 // filter and have the dense vector using, and returns for each its limit
 // (default 3) nearest neighbours among the sample.
 func (s *Store) SearchMatrix(ctx context.Context, req *qdrant.SearchMatrixPoints) (*matrix, error) {
-	c, err := s.shardedCollection(req.GetCollectionName(), req.GetShardKeySelector())
+	c, shards, err := s.shardedCollection(req.GetCollectionName(), req.GetShardKeySelector())
 	if err != nil {
 		return nil, err
 	}
@@ -300,6 +302,7 @@ func (s *Store) SearchMatrix(ctx context.Context, req *qdrant.SearchMatrixPoints
 	if err != nil {
 		return nil, err
 	}
+	pred = c.shardPred(shards, pred)
 	sample, limit := defaultMatrixSize, defaultMatrixLimit
 	if req.Sample != nil {
 		sample = int(min(req.GetSample(), maxGroupValues))

@@ -10,6 +10,7 @@ import (
 	"github.com/qdrant/go-client/qdrant"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 )
 
 func wantCode(t *testing.T, what string, err error, code codes.Code) {
@@ -256,4 +257,72 @@ func TestSnapshotsRestore(t *testing.T) {
 	// Deletes.
 	wantCode(t, "delete a missing snapshot", s2.DeleteSnapshot(ctx, "src", "nope.snapshot"), codes.NotFound)
 	wantCode(t, "delete with a path", s2.DeleteSnapshot(ctx, "src", "../x.snapshot"), codes.InvalidArgument)
+}
+
+// TestShardPlacementOldRecordsAndRestore: a WAL upsert record without a
+// selector (the only form written before points had shards) replays as a
+// point under no key, seen only without a selector; and restoring a
+// collection snapshot keeps each point under its key.
+func TestShardPlacementOldRecordsAndRestore(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := mustOpen(t, dir)
+	if err := s.CreateCollection(ctx, &qdrant.CreateCollection{CollectionName: "c", ShardingMethod: qdrant.ShardingMethod_Custom.Enum(),
+		VectorsConfig: qdrant.NewVectorsConfig(&qdrant.VectorParams{Size: 2, Distance: qdrant.Distance_Dot})}); err != nil {
+		t.Fatal(err)
+	}
+	k := qdrant.NewShardKey("k")
+	if err := s.CreateShardKey(ctx, &qdrant.CreateShardKeyRequest{CollectionName: "c", Request: &qdrant.CreateShardKey{ShardKey: k}}); err != nil {
+		t.Fatal(err)
+	}
+	old, err := proto.Marshal(&qdrant.UpsertPoints{CollectionName: "c", Points: []*qdrant.PointStruct{{Id: qdrant.NewIDNum(1), Vectors: qdrant.NewVectors(1, 0)}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seq, err := s.wal.Append(opUpsert, old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.wal.Sync(seq); err != nil {
+		t.Fatal(err)
+	}
+	s.abandon()
+
+	s = mustOpen(t, dir)
+	defer s.Close()
+	if _, err := s.Upsert(ctx, &qdrant.UpsertPoints{CollectionName: "c", Wait: wait(), ShardKeySelector: selKeys(k),
+		Points: []*qdrant.PointStruct{{Id: qdrant.NewIDNum(2), Vectors: qdrant.NewVectors(0, 1)}}}); err != nil {
+		t.Fatal(err)
+	}
+	counts := func(coll string) (all, underK uint64) {
+		t.Helper()
+		var err1, err2 error
+		all, err1 = s.Count(ctx, &qdrant.CountPoints{CollectionName: coll})
+		underK, err2 = s.Count(ctx, &qdrant.CountPoints{CollectionName: coll, ShardKeySelector: selKeys(k)})
+		if err1 != nil || err2 != nil {
+			t.Fatalf("Count(%s): %v, %v", coll, err1, err2)
+		}
+		return all, underK
+	}
+	if all, underK := counts("c"); all != 2 || underK != 1 {
+		t.Errorf("after replaying an old record: %d points, %d under k; want 2, 1", all, underK)
+	}
+	d, err := s.CreateSnapshot(ctx, "c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RestoreSnapshot(ctx, filepath.Join(s.snapshotDir("c"), d.GetName()), "copy"); err != nil {
+		t.Fatal(err)
+	}
+	if all, underK := counts("copy"); all != 2 || underK != 1 {
+		t.Errorf("restored copy: %d points, %d under k; want 2, 1", all, underK)
+	}
+	// The old point stays reachable: without a selector it is updated and
+	// deleted like any other.
+	if _, err := s.Delete(ctx, &qdrant.DeletePoints{CollectionName: "c", Wait: wait(), Points: qdrant.NewPointsSelector(qdrant.NewIDNum(1))}); err != nil {
+		t.Fatal(err)
+	}
+	if all, underK := counts("c"); all != 1 || underK != 1 {
+		t.Errorf("after deleting the old point: %d points, %d under k; want 1, 1", all, underK)
+	}
 }

@@ -129,13 +129,20 @@ func (s *Store) Upsert(ctx context.Context, req *qdrant.UpsertPoints) (*qdrant.U
 	if req.GetUpdateFilter() != nil {
 		return nil, unimplementedf("conditional upsert (update_filter)")
 	}
-	c, err := s.shardedCollection(req.GetCollectionName(), req.GetShardKeySelector())
+	c, shards, err := s.shardedCollection(req.GetCollectionName(), req.GetShardKeySelector())
+	if err != nil {
+		return nil, err
+	}
+	shard, logSel, err := c.upsertShard(shards)
 	if err != nil {
 		return nil, err
 	}
 	ps, err := c.preparePoints(req.GetPoints(), true)
 	if err != nil {
 		return nil, err
+	}
+	for i := range ps {
+		ps[i].shard = shard
 	}
 	if c.unnamed {
 		// Only the unnamed vector can be missing from an upsert (named
@@ -147,23 +154,37 @@ func (s *Store) Upsert(ctx context.Context, req *qdrant.UpsertPoints) (*qdrant.U
 			}
 		}
 	}
-	data, err := proto.Marshal(&qdrant.UpsertPoints{CollectionName: c.name, Points: req.GetPoints()})
+	data, err := proto.Marshal(&qdrant.UpsertPoints{CollectionName: c.name, Points: req.GetPoints(), ShardKeySelector: logSel})
 	if err != nil {
 		return nil, internalf("encode upsert: %v", err)
 	}
 	return s.write(ctx, c, opUpsert, req.GetWait(), func() ([]byte, func() func(), error) {
+		if err := c.checkPlacement(ps, shard); err != nil {
+			return nil, nil, err
+		}
 		return data, func() func() { return c.applyUpsert(ps) }, nil
 	})
 }
 
-// resolveSelector returns the ids a points selector names: the listed ids,
-// or the live points matching its filter. Caller holds c.mu.
-func (c *collection) resolveSelector(sel *qdrant.PointsSelector, pred predicate) ([]pointID, error) {
+// resolveSelector returns the ids a points selector names: the listed ids
+// (less those stored outside the selected shards), or the live points of
+// the selected shards matching its filter. Caller holds c.mu.
+func (c *collection) resolveSelector(sel *qdrant.PointsSelector, pred predicate, shards shardSel) ([]pointID, error) {
 	switch v := sel.GetPointsSelectorOneOf().(type) {
 	case *qdrant.PointsSelector_Points:
-		return parseIDs(v.Points.GetIds())
+		ids, err := parseIDs(v.Points.GetIds())
+		if err != nil || shards == nil {
+			return ids, err
+		}
+		kept := ids[:0]
+		for _, id := range ids {
+			if slot, ok := c.slots[id]; !ok || c.inShards(shards, slot) {
+				kept = append(kept, id)
+			}
+		}
+		return kept, nil
 	case *qdrant.PointsSelector_Filter:
-		return c.matchingIDs(pred, v.Filter), nil
+		return c.matchingIDs(c.shardPred(shards, pred), v.Filter), nil
 	default:
 		return nil, invalidf("points selector is empty")
 	}
@@ -200,7 +221,7 @@ func selectorPredicate(sel *qdrant.PointsSelector) (predicate, error) {
 
 // Delete removes points by id or filter.
 func (s *Store) Delete(ctx context.Context, req *qdrant.DeletePoints) (*qdrant.UpdateResult, error) {
-	c, err := s.shardedCollection(req.GetCollectionName(), req.GetShardKeySelector())
+	c, shards, err := s.shardedCollection(req.GetCollectionName(), req.GetShardKeySelector())
 	if err != nil {
 		return nil, err
 	}
@@ -209,7 +230,7 @@ func (s *Store) Delete(ctx context.Context, req *qdrant.DeletePoints) (*qdrant.U
 		return nil, err
 	}
 	return s.write(ctx, c, opDelete, req.GetWait(), func() ([]byte, func() func(), error) {
-		ids, err := c.resolveSelector(req.GetPoints(), pred)
+		ids, err := c.resolveSelector(req.GetPoints(), pred, shards)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -227,7 +248,7 @@ func (s *Store) Delete(ctx context.Context, req *qdrant.DeletePoints) (*qdrant.U
 // SetPayload merges (or, with overwrite, replaces) the payload of the
 // selected points.
 func (s *Store) SetPayload(ctx context.Context, req *qdrant.SetPayloadPoints, overwrite bool) (*qdrant.UpdateResult, error) {
-	c, err := s.shardedCollection(req.GetCollectionName(), req.GetShardKeySelector())
+	c, shards, err := s.shardedCollection(req.GetCollectionName(), req.GetShardKeySelector())
 	if err != nil {
 		return nil, err
 	}
@@ -246,7 +267,7 @@ func (s *Store) SetPayload(ctx context.Context, req *qdrant.SetPayloadPoints, ov
 		typ = opOverwritePayload
 	}
 	return s.write(ctx, c, typ, req.GetWait(), func() ([]byte, func() func(), error) {
-		ids, err := c.resolveSelector(req.GetPointsSelector(), pred)
+		ids, err := c.resolveSelector(req.GetPointsSelector(), pred, shards)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -307,7 +328,7 @@ func (s *Store) DeleteFieldIndex(ctx context.Context, req *qdrant.DeleteFieldInd
 
 // Get returns the listed points that exist, in request order.
 func (s *Store) Get(ctx context.Context, req *qdrant.GetPoints) ([]*qdrant.RetrievedPoint, error) {
-	c, err := s.shardedCollection(req.GetCollectionName(), req.GetShardKeySelector())
+	c, shards, err := s.shardedCollection(req.GetCollectionName(), req.GetShardKeySelector())
 	if err != nil {
 		return nil, err
 	}
@@ -326,7 +347,7 @@ func (s *Store) Get(ctx context.Context, req *qdrant.GetPoints) ([]*qdrant.Retri
 	seen := map[pointID]bool{}
 	for _, id := range ids {
 		slot, ok := c.slots[id]
-		if !ok || seen[id] {
+		if !ok || seen[id] || !c.inShards(shards, slot) {
 			continue
 		}
 		seen[id] = true
@@ -343,7 +364,7 @@ func (c *collection) retrieved(slot uint32, psel payloadSelector, vsel vectorSel
 // Scroll pages through points in id order. It returns the page and the id
 // to pass as offset for the next page (nil on the last page).
 func (s *Store) Scroll(ctx context.Context, req *qdrant.ScrollPoints) ([]*qdrant.RetrievedPoint, *qdrant.PointId, error) {
-	c, err := s.shardedCollection(req.GetCollectionName(), req.GetShardKeySelector())
+	c, shards, err := s.shardedCollection(req.GetCollectionName(), req.GetShardKeySelector())
 	if err != nil {
 		return nil, nil, err
 	}
@@ -354,6 +375,7 @@ func (s *Store) Scroll(ctx context.Context, req *qdrant.ScrollPoints) ([]*qdrant
 	if err != nil {
 		return nil, nil, err
 	}
+	pred = c.shardPred(shards, pred)
 	limit := 10
 	if req.Limit != nil {
 		limit = int(req.GetLimit())
@@ -416,7 +438,7 @@ func (s *Store) Scroll(ctx context.Context, req *qdrant.ScrollPoints) ([]*qdrant
 
 // Count returns the number of points matching the filter.
 func (s *Store) Count(ctx context.Context, req *qdrant.CountPoints) (uint64, error) {
-	c, err := s.shardedCollection(req.GetCollectionName(), req.GetShardKeySelector())
+	c, shards, err := s.shardedCollection(req.GetCollectionName(), req.GetShardKeySelector())
 	if err != nil {
 		return 0, err
 	}
@@ -424,6 +446,7 @@ func (s *Store) Count(ctx context.Context, req *qdrant.CountPoints) (uint64, err
 	if err != nil {
 		return 0, err
 	}
+	pred = c.shardPred(shards, pred)
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	if pred == nil {
@@ -440,7 +463,7 @@ func (s *Store) Query(ctx context.Context, req *qdrant.QueryPoints) ([]*qdrant.S
 	if req.GetLookupFrom() != nil {
 		return nil, unimplementedf("lookup_from")
 	}
-	c, err := s.shardedCollection(req.GetCollectionName(), req.GetShardKeySelector())
+	c, shards, err := s.shardedCollection(req.GetCollectionName(), req.GetShardKeySelector())
 	if err != nil {
 		return nil, err
 	}
@@ -469,6 +492,7 @@ func (s *Store) Query(ctx context.Context, req *qdrant.QueryPoints) ([]*qdrant.S
 		params:    req.GetParams(),
 		threshold: req.ScoreThreshold,
 		limit:     limit + offset,
+		shards:    shards,
 	}, 0)
 	if err != nil {
 		return nil, err

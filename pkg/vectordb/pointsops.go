@@ -14,6 +14,13 @@ import (
 // again, so that it reproduces the stored floats bit for bit.
 const opPutPoints byte = 15
 
+// keepShards marks rewritten points to stay under their shard.
+func keepShards(ps []preparedPoint) {
+	for i := range ps {
+		ps[i].keepShard = true
+	}
+}
+
 func pointNotFound(id pointID) error {
 	return status.Errorf(codes.NotFound, "Not found: No point with id %s found", id)
 }
@@ -26,8 +33,9 @@ func (c *collection) storedPoint(slot uint32) *qdrant.PointStruct {
 }
 
 // putPoints logs and applies rewritten points built under the collection's
-// lock by build, which returns them with their prepared form.
-func (s *Store) putPoints(ctx context.Context, c *collection, wait bool, build func() ([]*qdrant.PointStruct, error)) (*qdrant.UpdateResult, error) {
+// lock by build. Existing points stay under their shard; new ones (a
+// restore) go under the key sel names, or none when sel is nil.
+func (s *Store) putPoints(ctx context.Context, c *collection, wait bool, sel *qdrant.ShardKeySelector, build func() ([]*qdrant.PointStruct, error)) (*qdrant.UpdateResult, error) {
 	return s.write(ctx, c, opPutPoints, wait, func() ([]byte, func() func(), error) {
 		ps, err := build()
 		if err != nil {
@@ -37,7 +45,11 @@ func (s *Store) putPoints(ctx context.Context, c *collection, wait bool, build f
 		if err != nil {
 			return nil, nil, err
 		}
-		data, err := proto.Marshal(&qdrant.UpsertPoints{CollectionName: c.name, Points: ps})
+		if err := c.placeLogged(prepared, sel); err != nil {
+			return nil, nil, shardGone()
+		}
+		keepShards(prepared)
+		data, err := proto.Marshal(&qdrant.UpsertPoints{CollectionName: c.name, Points: ps, ShardKeySelector: sel})
 		if err != nil {
 			return nil, nil, internalf("encode points: %v", err)
 		}
@@ -51,7 +63,7 @@ func (s *Store) UpdateVectors(ctx context.Context, req *qdrant.UpdatePointVector
 	if req.GetUpdateFilter() != nil {
 		return nil, unimplementedf("conditional update (update_filter)")
 	}
-	c, err := s.shardedCollection(req.GetCollectionName(), req.GetShardKeySelector())
+	c, shards, err := s.shardedCollection(req.GetCollectionName(), req.GetShardKeySelector())
 	if err != nil {
 		return nil, err
 	}
@@ -69,11 +81,11 @@ func (s *Store) UpdateVectors(ctx context.Context, req *qdrant.UpdatePointVector
 			return nil, invalidf("no vectors to update for point %s", u.id)
 		}
 	}
-	return s.putPoints(ctx, c, req.GetWait(), func() ([]*qdrant.PointStruct, error) {
+	return s.putPoints(ctx, c, req.GetWait(), nil, func() ([]*qdrant.PointStruct, error) {
 		out := make([]*qdrant.PointStruct, 0, len(upd))
 		for _, u := range upd {
 			slot, ok := c.slots[u.id]
-			if !ok {
+			if !ok || !c.inShards(shards, slot) {
 				return nil, pointNotFound(u.id)
 			}
 			ps := c.storedPoint(slot)
@@ -93,7 +105,7 @@ func (s *Store) UpdateVectors(ctx context.Context, req *qdrant.UpdatePointVector
 // DeleteVectors removes the named vectors from the selected points; the
 // points and their other vectors stay.
 func (s *Store) DeleteVectors(ctx context.Context, req *qdrant.DeletePointVectors) (*qdrant.UpdateResult, error) {
-	c, err := s.shardedCollection(req.GetCollectionName(), req.GetShardKeySelector())
+	c, shards, err := s.shardedCollection(req.GetCollectionName(), req.GetShardKeySelector())
 	if err != nil {
 		return nil, err
 	}
@@ -110,8 +122,8 @@ func (s *Store) DeleteVectors(ctx context.Context, req *qdrant.DeletePointVector
 	if err != nil {
 		return nil, err
 	}
-	return s.putPoints(ctx, c, req.GetWait(), func() ([]*qdrant.PointStruct, error) {
-		ids, err := c.resolveSelector(req.GetPointsSelector(), pred)
+	return s.putPoints(ctx, c, req.GetWait(), nil, func() ([]*qdrant.PointStruct, error) {
+		ids, err := c.resolveSelector(req.GetPointsSelector(), pred, shards)
 		if err != nil {
 			return nil, err
 		}
@@ -135,7 +147,7 @@ func (s *Store) DeleteVectors(ctx context.Context, req *qdrant.DeletePointVector
 // DeletePayload removes keys (Qdrant JSON paths) from the selected points'
 // payloads.
 func (s *Store) DeletePayload(ctx context.Context, req *qdrant.DeletePayloadPoints) (*qdrant.UpdateResult, error) {
-	c, err := s.shardedCollection(req.GetCollectionName(), req.GetShardKeySelector())
+	c, shards, err := s.shardedCollection(req.GetCollectionName(), req.GetShardKeySelector())
 	if err != nil {
 		return nil, err
 	}
@@ -148,7 +160,7 @@ func (s *Store) DeletePayload(ctx context.Context, req *qdrant.DeletePayloadPoin
 		return nil, err
 	}
 	return s.write(ctx, c, opDeletePayload, req.GetWait(), func() ([]byte, func() func(), error) {
-		ids, err := c.resolveSelector(req.GetPointsSelector(), pred)
+		ids, err := c.resolveSelector(req.GetPointsSelector(), pred, shards)
 		if err != nil {
 			return nil, nil, err
 		}

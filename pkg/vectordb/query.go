@@ -23,6 +23,7 @@ type queryStage struct {
 	params    *qdrant.SearchParams
 	threshold *float32
 	limit     int
+	shards    shardSel // nil: every shard
 }
 
 // andFilters combines a parent filter with a child's: both must hold.
@@ -51,6 +52,7 @@ func (c *collection) runStage(st queryStage, depth int) ([]scored, bool, error) 
 	if err != nil {
 		return nil, false, err
 	}
+	pred = c.shardPred(st.shards, pred)
 	var subs [][]scored
 	var subSmaller []bool
 	for _, p := range st.prefetch {
@@ -66,6 +68,7 @@ func (c *collection) runStage(st queryStage, depth int) ([]scored, bool, error) 
 			params:    p.GetParams(),
 			threshold: p.ScoreThreshold,
 			limit:     limit,
+			shards:    st.shards,
 		}, depth+1)
 		if err != nil {
 			return nil, false, err
@@ -95,6 +98,7 @@ func (c *collection) runStage(st queryStage, depth int) ([]scored, bool, error) 
 		ef:        int(min(st.params.GetHnswEf(), 1<<16)),
 		restrict:  restrict,
 		quant:     st.params.GetQuantization(),
+		shards:    st.shards,
 	}
 	switch q := st.query.GetVariant().(type) {
 	case nil:
@@ -173,7 +177,7 @@ func (c *collection) nearest(in *qdrant.VectorInput, using string, req searchReq
 			return nil, false, err
 		}
 		slot, ok := c.slots[id]
-		if !ok {
+		if !ok || !c.inShards(req.shards, slot) {
 			return nil, false, status404Point(id)
 		}
 		if d := c.dense[using]; d != nil && d.present[slot] {

@@ -153,6 +153,7 @@ type searchRequest struct {
 	restrict  []uint32 // when non-nil, only these slots are candidates
 	quant     *qdrant.QuantizationSearchParams
 	exclude   map[uint32]bool
+	shards    shardSel // the selected shards, for a query by point id
 }
 
 func passes(score float32, threshold *float32, smaller bool) bool {

@@ -271,26 +271,40 @@ func (s *Store) restoreCollection(ctx context.Context, src *collection, name str
 			return err
 		}
 	}
+	// Batches hold points of one shard, logged with its key.
+	sels := map[uint32]*qdrant.ShardKeySelector{}
+	for ks, n := range src.shardNum {
+		sels[n] = &qdrant.ShardKeySelector{ShardKeys: []*qdrant.ShardKey{src.shardKeys[ks]}}
+	}
 	const batch = 1024
 	var ps []*qdrant.PointStruct
+	var shard uint32
 	flush := func() error {
 		if len(ps) == 0 {
 			return nil
 		}
-		_, err := s.putPoints(ctx, c, false, func() ([]*qdrant.PointStruct, error) { return ps, nil })
+		_, err := s.putPoints(ctx, c, false, sels[shard], func() ([]*qdrant.PointStruct, error) { return ps, nil })
 		ps = nil
 		return err
 	}
+	byShard := map[uint32][]uint32{}
 	for _, slot := range src.sortedSlots() {
-		ps = append(ps, src.storedPoint(slot))
-		if len(ps) == batch {
-			if err := flush(); err != nil {
-				return err
+		n := src.points[slot].shard
+		byShard[n] = append(byShard[n], slot)
+	}
+	for n, slots := range byShard {
+		shard = n
+		for _, slot := range slots {
+			ps = append(ps, src.storedPoint(slot))
+			if len(ps) == batch {
+				if err := flush(); err != nil {
+					return err
+				}
 			}
 		}
-	}
-	if err := flush(); err != nil {
-		return err
+		if err := flush(); err != nil {
+			return err
+		}
 	}
 	return s.wal.Sync(s.wal.LastSeq())
 }

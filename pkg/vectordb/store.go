@@ -285,6 +285,9 @@ func (s *Store) replay(r wal.Record) error {
 		if err != nil {
 			return err
 		}
+		if err := c.placeLogged(ps, req.GetShardKeySelector()); err != nil {
+			return err
+		}
 		if after := c.applyUpsert(ps); after != nil {
 			after()
 		}
@@ -357,6 +360,10 @@ func (s *Store) replay(r wal.Record) error {
 		if err != nil {
 			return err
 		}
+		if err := c.placeLogged(ps, req.GetShardKeySelector()); err != nil {
+			return err
+		}
+		keepShards(ps)
 		if after := c.applyUpsert(ps); after != nil {
 			after()
 		}
@@ -430,6 +437,9 @@ func (s *Store) loadSnapshot(path string, seq uint64) error {
 			}
 			ps, err := c.preparePoints(req.GetPoints(), false)
 			if err != nil {
+				return err
+			}
+			if err := c.placeLogged(ps, req.GetShardKeySelector()); err != nil {
 				return err
 			}
 			if after := c.applyUpsert(ps); after != nil {
@@ -632,28 +642,46 @@ func (s *Store) writeCollection(c *collection, emit func(byte, proto.Message) er
 			return err
 		}
 	}
-	batch := &qdrant.UpsertPoints{CollectionName: c.name}
-	size := 0
+	// Points go in batches per shard, each batch's selector naming its
+	// shard key (none for points without one).
+	sels := map[uint32]*qdrant.ShardKeySelector{}
+	for ks, n := range c.shardNum {
+		sels[n] = &qdrant.ShardKeySelector{ShardKeys: []*qdrant.ShardKey{c.shardKeys[ks]}}
+	}
+	batches := map[uint32]*qdrant.UpsertPoints{}
+	sizes := map[uint32]int{}
 	all := vectorSelector{all: true}
+	pointSize := 64 + 4*len(c.dense)*16
+	for _, d := range c.dense {
+		pointSize += 4 * d.dim
+	}
 	for slot, p := range c.points {
 		if !p.live {
 			continue
 		}
+		batch := batches[p.shard]
+		if batch == nil {
+			batch = &qdrant.UpsertPoints{CollectionName: c.name, ShardKeySelector: sels[p.shard]}
+			batches[p.shard] = batch
+		}
 		ps := &qdrant.PointStruct{Id: p.id.proto(), Payload: p.payload, Vectors: c.vectorsInput(uint32(slot), all)}
 		batch.Points = append(batch.Points, ps)
-		size += 64 + 4*len(c.dense)*16
-		for _, d := range c.dense {
-			size += 4 * d.dim
-		}
-		if size > 4<<20 {
+		sizes[p.shard] += pointSize
+		if sizes[p.shard] > 4<<20 {
 			if err := emit(opUpsert, batch); err != nil {
 				return err
 			}
-			batch, size = &qdrant.UpsertPoints{CollectionName: c.name}, 0
+			delete(batches, p.shard)
+			sizes[p.shard] = 0
 		}
 	}
-	if len(batch.Points) > 0 {
-		if err := emit(opUpsert, batch); err != nil {
+	shards := make([]uint32, 0, len(batches))
+	for n := range batches {
+		shards = append(shards, n)
+	}
+	sort.Slice(shards, func(i, j int) bool { return shards[i] < shards[j] })
+	for _, n := range shards {
+		if err := emit(opUpsert, batches[n]); err != nil {
 			return err
 		}
 	}

@@ -41,10 +41,14 @@ func dump(t *testing.T, s *Store) string {
 		}
 		sort.Strings(idx)
 		fmt.Fprintf(&b, "indexes %v\n", idx)
+		shardName := map[uint32]string{0: "-"}
+		for ks, n := range c.shardNum {
+			shardName[n] = ks
+		}
 		for _, slot := range c.sortedSlots() {
 			p := c.points[slot]
 			vec := c.vectorsOutput(slot, vectorSelector{all: true})
-			fmt.Fprintf(&b, "%s %s %s\n", p.id, prototext.Format(&qdrant.Struct{Fields: p.payload}), prototext.Format(vec))
+			fmt.Fprintf(&b, "%s shard=%s %s %s\n", p.id, shardName[p.shard], prototext.Format(&qdrant.Struct{Fields: p.payload}), prototext.Format(vec))
 		}
 		c.mu.RUnlock()
 	}
@@ -59,6 +63,10 @@ func dump(t *testing.T, s *Store) string {
 }
 
 func wait() *bool { b := true; return &b }
+
+func selKeys(keys ...*qdrant.ShardKey) *qdrant.ShardKeySelector {
+	return &qdrant.ShardKeySelector{ShardKeys: keys}
+}
 
 // populate writes a mix of every operation.
 func populate(t *testing.T, s *Store, r *rand.Rand, round int) {
@@ -87,6 +95,11 @@ func populate(t *testing.T, s *Store, r *rand.Rand, round int) {
 			if err := s.CreateShardKey(ctx, &qdrant.CreateShardKeyRequest{CollectionName: "sharded", Request: &qdrant.CreateShardKey{ShardKey: k}}); err != nil {
 				t.Fatal(err)
 			}
+		}
+		// Points under the key deleted next go with it.
+		if _, err := s.Upsert(ctx, &qdrant.UpsertPoints{CollectionName: "sharded", ShardKeySelector: selKeys(qdrant.NewShardKey("gone")),
+			Points: []*qdrant.PointStruct{{Id: qdrant.NewIDNum(1000), Vectors: qdrant.NewVectors(1, 1)}}}); err != nil {
+			t.Fatal(err)
 		}
 		if err := s.DeleteShardKey(ctx, &qdrant.DeleteShardKeyRequest{CollectionName: "sharded", Request: &qdrant.DeleteShardKey{ShardKey: qdrant.NewShardKey("gone")}}); err != nil {
 			t.Fatal(err)
@@ -155,6 +168,27 @@ func populate(t *testing.T, s *Store, r *rand.Rand, round int) {
 		if err != nil && status.Code(err) != codes.NotFound {
 			t.Fatalf("op %d: %v", i, err)
 		}
+	}
+	// Sharded points: even ids under "a", odd under 7; rewrites keep them
+	// there.
+	for i := 0; i < 20; i++ {
+		id := uint64(r.IntN(30))
+		sel := selKeys(qdrant.NewShardKey("a"))
+		if id%2 == 1 {
+			sel = selKeys(qdrant.NewShardKeyNum(7))
+		}
+		if _, err := s.Upsert(ctx, &qdrant.UpsertPoints{CollectionName: "sharded", ShardKeySelector: sel,
+			Points: []*qdrant.PointStruct{{Id: qdrant.NewIDNum(id), Vectors: qdrant.NewVectors(r.Float32(), 1), Payload: qdrant.NewValueMap(map[string]any{"r": int64(round)})}}}); err != nil {
+			t.Fatalf("sharded upsert: %v", err)
+		}
+	}
+	if _, err := s.UpdateVectors(ctx, &qdrant.UpdatePointVectors{CollectionName: "sharded",
+		Points: []*qdrant.PointVectors{{Id: qdrant.NewIDNum(uint64(r.IntN(30))), Vectors: qdrant.NewVectors(3, 3)}}}); err != nil && status.Code(err) != codes.NotFound {
+		t.Fatal(err)
+	}
+	if _, err := s.Delete(ctx, &qdrant.DeletePoints{CollectionName: "sharded", ShardKeySelector: selKeys(qdrant.NewShardKeyNum(7)),
+		Points: qdrant.NewPointsSelector(qdrant.NewIDNum(uint64(r.IntN(30))))}); err != nil {
+		t.Fatal(err)
 	}
 	key := "nest"
 	if _, err := s.SetPayload(ctx, &qdrant.SetPayloadPoints{CollectionName: "plain", Payload: qdrant.NewValueMap(map[string]any{"b": "x"}), Key: &key,

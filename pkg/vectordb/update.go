@@ -50,9 +50,9 @@ func (s *Store) replayMore(r wal.Record) error {
 		}
 		k := req.GetRequest().GetShardKey()
 		if r.Type == opCreateShardKey {
-			c.shardKeys[shardKeyString(k)] = k
+			c.addShardKey(k)
 		} else {
-			delete(c.shardKeys, shardKeyString(k))
+			c.dropShardKey(shardKeyString(k))
 		}
 	case opDeletePayload:
 		var req qdrant.DeletePayloadPoints
@@ -247,14 +247,14 @@ func (c *collection) sortedShardKeys() []string {
 }
 
 // CreateShardKey adds a shard key to a collection created with custom
-// sharding. The embedded store has one shard per collection: keys are
-// recorded and checked on every request that names them.
+// sharding. Points written with the key's selector live under it; see
+// resolveShards for how selectors pick shards.
 func (s *Store) CreateShardKey(ctx context.Context, req *qdrant.CreateShardKeyRequest) error {
 	return s.shardKeyOp(ctx, req.GetCollectionName(), req.GetRequest().GetShardKey(), true)
 }
 
 // DeleteShardKey removes a shard key and, as in Qdrant, the points stored
-// under it; the embedded store keeps one shard, so points stay.
+// under it.
 func (s *Store) DeleteShardKey(ctx context.Context, req *qdrant.DeleteShardKeyRequest) error {
 	return s.shardKeyOp(ctx, req.GetCollectionName(), req.GetRequest().GetShardKey(), false)
 }
@@ -289,14 +289,40 @@ func (s *Store) shardKeyOp(ctx context.Context, name string, key *qdrant.ShardKe
 		}
 		return data, func() func() {
 			if create {
-				c.shardKeys[ks] = key
+				c.addShardKey(key)
 			} else {
-				delete(c.shardKeys, ks)
+				c.dropShardKey(ks)
 			}
 			return nil
 		}, nil
 	})
 	return err
+}
+
+// addShardKey records a key under a new shard number. Numbers are never
+// reused while the store is open, so a request that resolved a key before
+// it was deleted (and perhaps created again) matches none of the new
+// shard's points. Caller holds c.mu for writing.
+func (c *collection) addShardKey(k *qdrant.ShardKey) {
+	ks := shardKeyString(k)
+	c.nextShard++
+	c.shardKeys[ks] = k
+	c.shardNum[ks] = c.nextShard
+}
+
+// dropShardKey removes a key and the points stored under it. Caller holds
+// c.mu for writing.
+func (c *collection) dropShardKey(ks string) {
+	n := c.shardNum[ks]
+	delete(c.shardKeys, ks)
+	delete(c.shardNum, ks)
+	var ids []pointID
+	for _, p := range c.points {
+		if p.live && p.shard == n {
+			ids = append(ids, p.id)
+		}
+	}
+	c.applyDelete(ids)
 }
 
 // ListShardKeys returns a collection's shard keys.
@@ -314,38 +340,169 @@ func (s *Store) ListShardKeys(ctx context.Context, name string) ([]*qdrant.Shard
 	return out, nil
 }
 
-// checkShardKeys validates a request's shard key selector: only a
-// custom-sharded collection accepts one, and every key must exist.
-// shardedCollection returns the collection (or alias target) name after
-// checking the request's shard-key selector against it: the prelude of
-// every point call that may name shard keys.
-func (s *Store) shardedCollection(name string, sel *qdrant.ShardKeySelector) (*collection, error) {
-	c, err := s.collection(name)
-	if err != nil {
-		return nil, err
+// shardSel is the set of shard numbers a request may see or touch; nil
+// means every shard (no selector). Selectors name few keys, so a slice.
+type shardSel []uint32
+
+func (sel shardSel) has(n uint32) bool {
+	for _, x := range sel {
+		if x == n {
+			return true
+		}
 	}
-	if err := c.checkShardKeys(sel); err != nil {
-		return nil, err
-	}
-	return c, nil
+	return false
 }
 
-func (c *collection) checkShardKeys(sel *qdrant.ShardKeySelector) error {
+// shardedCollection returns the collection (or alias target) and the shards
+// a request's selector resolves to: the prelude of every point call that
+// may name shard keys.
+func (s *Store) shardedCollection(name string, sel *qdrant.ShardKeySelector) (*collection, shardSel, error) {
+	c, err := s.collection(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	shards, err := c.resolveShards(sel)
+	if err != nil {
+		return nil, nil, err
+	}
+	return c, shards, nil
+}
+
+// resolveShards maps a selector to shard numbers, as Qdrant does: each
+// listed key that exists, or the fallback key in place of one that does
+// not; a missing key without a fallback (or a missing fallback) is
+// NotFound. Only a custom-sharded collection accepts a selector. A selector
+// naming no key selects every shard.
+func (c *collection) resolveShards(sel *qdrant.ShardKeySelector) (shardSel, error) {
 	if sel == nil {
-		return nil
+		return nil, nil
 	}
 	if !c.custom {
-		return invalidf("Shard key specified, but collection `%s` does not use custom sharding", c.name)
+		return nil, invalidf("Shard key specified, but collection `%s` does not use custom sharding", c.name)
+	}
+	if len(sel.GetShardKeys()) == 0 && sel.Fallback == nil {
+		return nil, nil
 	}
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	for _, k := range append(sel.GetShardKeys(), sel.Fallback) {
-		if k == nil {
-			continue
+	notFound := func(k *qdrant.ShardKey) error {
+		ks := shardKeyString(k)
+		return status.Errorf(codes.NotFound, "Not found: Shard key %s not found", ks[min(2, len(ks)):])
+	}
+	var fallback uint32
+	if sel.Fallback != nil {
+		n, ok := c.shardNum[shardKeyString(sel.Fallback)]
+		if !ok {
+			return nil, notFound(sel.Fallback)
 		}
-		if _, ok := c.shardKeys[shardKeyString(k)]; !ok {
-			return status.Errorf(codes.NotFound, "Not found: Shard key %s not found", shardKeyString(k)[2:])
+		fallback = n
+	}
+	out := shardSel{}
+	for _, k := range sel.GetShardKeys() {
+		n, ok := c.shardNum[shardKeyString(k)]
+		if !ok {
+			if fallback == 0 {
+				return nil, notFound(k)
+			}
+			n = fallback
 		}
+		if !out.has(n) {
+			out = append(out, n)
+		}
+	}
+	if len(sel.GetShardKeys()) == 0 {
+		out = append(out, fallback)
+	}
+	return out, nil
+}
+
+// shardPred restricts pred to the points of the selected shards; with no
+// selector it is pred itself, so unsharded requests pay nothing. The
+// result runs only under c.mu, as every predicate does.
+func (c *collection) shardPred(shards shardSel, pred predicate) predicate {
+	if shards == nil {
+		return pred
+	}
+	return func(id pointID, payload map[string]*qdrant.Value) bool {
+		slot, ok := c.slots[id]
+		return ok && shards.has(c.points[slot].shard) && (pred == nil || pred(id, payload))
+	}
+}
+
+// inShards reports whether slot's point is visible to the selection.
+// Caller holds c.mu.
+func (c *collection) inShards(shards shardSel, slot uint32) bool {
+	return shards == nil || shards.has(c.points[slot].shard)
+}
+
+// upsertShard resolves the one shard an upsert writes to and the selector
+// to log with it (naming that shard's key, never the fallback). A
+// custom-sharded collection needs a selector (Qdrant answers "Shard key not
+// specified"), and the store keeps one copy of each point, so a selector
+// that resolves to several shards is refused.
+func (c *collection) upsertShard(shards shardSel) (uint32, *qdrant.ShardKeySelector, error) {
+	if !c.custom {
+		return 0, nil, nil
+	}
+	if len(shards) == 0 {
+		return 0, nil, invalidf("Shard key not specified: collection `%s` uses custom sharding, so writes that add points need a shard_key_selector", c.name)
+	}
+	if len(shards) > 1 {
+		return 0, nil, invalidf("an upsert may name one shard key: the embedded store keeps one copy of each point")
+	}
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	for ks, n := range c.shardNum {
+		if n == shards[0] {
+			return n, &qdrant.ShardKeySelector{ShardKeys: []*qdrant.ShardKey{c.shardKeys[ks]}}, nil
+		}
+	}
+	return 0, nil, shardGone()
+}
+
+// shardGone answers a write whose shard key was deleted after the request
+// resolved it.
+func shardGone() error {
+	return status.Errorf(codes.NotFound, "Not found: the selected shard key was deleted")
+}
+
+// checkPlacement refuses to write into a shard deleted since the request
+// resolved it, and to move an existing point to another shard: Qdrant
+// would keep a second copy under the new key, the store keeps one per id.
+// Caller holds c.mu.
+func (c *collection) checkPlacement(ps []preparedPoint, shard uint32) error {
+	if !c.custom {
+		return nil
+	}
+	found := false
+	for _, n := range c.shardNum {
+		found = found || n == shard
+	}
+	if !found {
+		return shardGone()
+	}
+	for _, p := range ps {
+		if slot, ok := c.slots[p.id]; ok && c.points[slot].shard != shard {
+			return invalidf("point %s exists under another shard key: the embedded store keeps one copy of each id, so delete it there first", p.id)
+		}
+	}
+	return nil
+}
+
+// placeLogged sets the shard of points read from a WAL or snapshot upsert
+// record: the one key its selector names, or none for a record without a
+// selector (as every record written before points had shards). Replaying.
+func (c *collection) placeLogged(ps []preparedPoint, sel *qdrant.ShardKeySelector) error {
+	keys := sel.GetShardKeys()
+	if len(keys) == 0 {
+		return nil
+	}
+	n, ok := c.shardNum[shardKeyString(keys[0])]
+	if len(keys) != 1 || !ok {
+		return fmt.Errorf("points record names an unknown shard key in collection %q", c.name)
+	}
+	for i := range ps {
+		ps[i].shard = n
 	}
 	return nil
 }

@@ -58,9 +58,27 @@ func FuzzSegmentReader(f *testing.F) {
 		f.Add(s)
 		f.Add(s[:len(s)/2])
 	}
+	// Format-1 segments of the fixture (read, never written): the first,
+	// sealed, and the unsealed tail, each also torn.
+	for _, i := range []uint64{0, v1Segments - 1} {
+		b, err := os.ReadFile(segPath(v1Dir, i))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+		f.Add(b[:len(b)/2])
+	}
 	f.Add([]byte(magic))
 	f.Add([]byte{})
-	k, _ := ParseKeys([]byte(testKeyHex))
+	v1Key, err := os.ReadFile(filepath.Join(v1Dir, "audit.key"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	// Both KEKs: the samples' (format 2) and the fixture's (format 1).
+	k, err := ParseKeys(append([]byte(testKeyHex+"\n"), v1Key...))
+	if err != nil {
+		f.Fatal(err)
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		ctx := context.Background()
 		for _, keys := range []KeyProvider{nil, k} {

@@ -145,7 +145,13 @@ func Open(ctx context.Context, dir string, keys KeyProvider, opts ...LogOption) 
 		}
 		l.slots[sf.index] = s.slots
 		if last && !s.sealed {
-			if err := l.sealFile(sf, s.records); err != nil {
+			frame := l.sealFrame(s.records)
+			if s.header.version == formatV1 {
+				if frame, err = sealFrameV1(sf.index, s.records, l.c, s.v1); err != nil {
+					return nil, fmt.Errorf("open audit log: %w", err)
+				}
+			}
+			if err := sealFile(sf, frame); err != nil {
 				return nil, fmt.Errorf("open audit log: %w", err)
 			}
 		}
@@ -173,13 +179,14 @@ func truncateFile(path string, size int64) error {
 	return f.Close()
 }
 
-// sealFile appends a seal to an existing unsealed segment (after recovery).
-func (l *Log) sealFile(sf segmentFile, count uint64) error {
+// sealFile appends a seal frame to an existing unsealed segment (after
+// recovery).
+func sealFile(sf segmentFile, frame []byte) error {
 	f, err := os.OpenFile(sf.path, os.O_WRONLY|os.O_APPEND, 0)
 	if err != nil {
 		return fmt.Errorf("seal segment: %w", err)
 	}
-	if _, err := f.Write(l.sealFrame(count)); err != nil {
+	if _, err := f.Write(frame); err != nil {
 		f.Close()
 		return fmt.Errorf("seal segment: %w", err)
 	}

@@ -46,6 +46,9 @@ import (
 // which must be the slot's. A seal states the segment's record count, last
 // seq and last hash, so removing records from the end of a sealed segment
 // is detected by any reader who knows the chain's head (see docs/audit.md).
+//
+// Segments of format 1 (segment_v1.go) are read, never written: a log
+// upgraded from format 1 continues its chain into format 2.
 const (
 	magic          = "TRBAUDIT"
 	formatVersion  = 2
@@ -104,9 +107,12 @@ func (e *CorruptError) Error() string {
 }
 
 type header struct {
+	version  uint16
 	index    uint64
 	firstSeq uint64
 	prevHash [hashSize]byte
+	// v1Key is a format-1 segment's data key, wrapped, from its header.
+	v1Key KeyRef
 }
 
 const headerSize = len(magic) + 2 + 8 + 8 + hashSize
@@ -131,17 +137,18 @@ func readHeader(r io.Reader) (header, int64, error) {
 		return h, 0, errors.New("header: bad magic")
 	}
 	p := fixed[len(magic):]
-	if v := binary.BigEndian.Uint16(p); v != formatVersion {
-		if v < formatVersion {
-			// Format 1 had one key for all tenants; its segments are not
-			// read by this release.
-			return h, 0, fmt.Errorf("header: format %d, written by an earlier release: export and verify these segments with that release, then move them out of the data directory to start a new log", v)
-		}
-		return h, 0, fmt.Errorf("header: unsupported version %d", v)
+	h.version = binary.BigEndian.Uint16(p)
+	if h.version != formatVersion && h.version != formatV1 {
+		return h, 0, fmt.Errorf("header: unsupported version %d", h.version)
 	}
 	h.index = binary.BigEndian.Uint64(p[2:])
 	h.firstSeq = binary.BigEndian.Uint64(p[10:])
 	copy(h.prevHash[:], p[18:18+hashSize])
+	if h.version == formatV1 {
+		ref, n, err := readV1Key(r)
+		h.v1Key = ref
+		return h, int64(headerSize) + n, err
+	}
 	return h, int64(headerSize), nil
 }
 
@@ -272,6 +279,8 @@ type segmentScan struct {
 	sealed   bool
 	goodSize int64 // bytes up to the end of the last whole frame
 	slots    map[uint16]*slotKey
+	// v1 is a format-1 segment's data key, once unwrapped.
+	v1 cipher.AEAD
 }
 
 // scanSegment reads one segment from r, continuing chain c (which it
@@ -302,6 +311,15 @@ func scanSegment(ctx context.Context, r io.Reader, name string, index uint64, c 
 		return s, bad(0, 0, "first seq %d, want %d (records or segment removed)", h.firstSeq, c.seq+1)
 	case h.prevHash != c.head:
 		return s, bad(0, 0, "previous hash does not match the chain (segment removed or replaced)")
+	}
+	if h.version == formatV1 && o.keys != nil {
+		if s.v1, err = unwrapV1(ctx, o.keys, h.v1Key); err != nil {
+			var ce *CorruptError
+			if errors.As(err, &ce) {
+				ce.Segment = name
+			}
+			return s, err
+		}
 	}
 	lenBuf := make([]byte, 4)
 	var body []byte
@@ -340,6 +358,18 @@ func scanSegment(ctx context.Context, r io.Reader, name string, index uint64, c 
 				e.(*CorruptError).Truncated = true
 				return s, e
 			}
+		}
+		if h.version == formatV1 {
+			if err := s.frameV1(body, c, o); err != nil {
+				var ce *CorruptError
+				if errors.As(err, &ce) {
+					ce.Segment, ce.Record, ce.Offset = name, frame, off
+				}
+				return s, err
+			}
+			off += int64(n) + int64(size)
+			s.goodSize = off
+			continue
 		}
 		switch body[0] {
 		case kindKey:

@@ -10,8 +10,11 @@ import (
 
 	"github.com/go-kit/kit/endpoint"
 	"github.com/segmentio/kafka-go"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tributary-rag/tributary/pkg/events"
+	"github.com/tributary-rag/tributary/pkg/kafkatransport"
 )
 
 // Group is the audit service's consumer group.
@@ -38,6 +41,9 @@ type ConsumerConfig struct {
 	// Reader adjusts the kafka.ReaderConfig (dialer, timeouts); GroupID,
 	// GroupTopics and CommitInterval are reset afterwards.
 	Reader func(*kafka.ReaderConfig)
+	// TracerProvider, when not nil or no-op, gives every message recorded
+	// a consumer span in its event's trace, ended once the batch is synced.
+	TracerProvider trace.TracerProvider
 }
 
 // Consumer feeds every consumed message to the Record endpoint in batches
@@ -160,6 +166,28 @@ func (c *Consumer) Run(ctx context.Context) error {
 	return err
 }
 
+// recordTraced records batch within a consumer span per message when
+// tracing is on.
+func (c *Consumer) recordTraced(ctx context.Context, batch []kafka.Message) error {
+	if c.cfg.TracerProvider == nil {
+		return c.record(ctx, batch)
+	}
+	var spans []trace.Span
+	for _, m := range batch {
+		if span := kafkatransport.StartProcessSpan(ctx, c.cfg.TracerProvider, c.cfg.Group, m); span != nil {
+			spans = append(spans, span)
+		}
+	}
+	err := c.record(ctx, batch)
+	for _, span := range spans {
+		if err != nil {
+			span.SetStatus(codes.Error, err.Error())
+		}
+		span.End()
+	}
+	return err
+}
+
 func (c *Consumer) loop(ctx context.Context, r *kafka.Reader) error {
 	batch := make([]kafka.Message, 0, c.cfg.MaxBatch)
 	for {
@@ -180,7 +208,7 @@ func (c *Consumer) loop(ctx context.Context, r *kafka.Reader) error {
 			batch = append(batch, m)
 		}
 		cancel()
-		if err := c.record(ctx, batch); err != nil {
+		if err := c.recordTraced(ctx, batch); err != nil {
 			return fmt.Errorf("record batch: %w", err)
 		}
 		if c.Ready(ctx) != nil && ctx.Err() != nil {

@@ -4,14 +4,20 @@ import (
 	"bytes"
 	"context"
 	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -58,6 +64,7 @@ func vaultBinary(t testing.TB) string {
 // restart).
 type vaultServer struct {
 	bin, dir, addr, token, unsealKey string
+	caFile                           string // the CA of a TLS listener
 	args                             []string
 	cmd                              *exec.Cmd
 	logs                             *bytes.Buffer
@@ -80,6 +87,20 @@ func startVaultDev(t testing.TB) *vaultServer {
 	hostport := freeAddr(t)
 	v.addr = "http://" + hostport
 	v.args = []string{"server", "-dev", "-dev-root-token-id=root", "-dev-listen-address=" + hostport, "-dev-no-store-token"}
+	v.start(t)
+	v.mountTransit(t)
+	return v
+}
+
+// startVaultTLS starts a dev server whose listener speaks only TLS, with
+// a certificate from a CA the server generates (-dev-tls).
+func startVaultTLS(t testing.TB) *vaultServer {
+	t.Helper()
+	v := &vaultServer{bin: vaultBinary(t), dir: t.TempDir(), token: "root"}
+	hostport := freeAddr(t)
+	v.addr = "https://" + hostport
+	v.caFile = filepath.Join(v.dir, "vault-ca.pem")
+	v.args = []string{"server", "-dev", "-dev-tls", "-dev-tls-cert-dir=" + v.dir, "-dev-root-token-id=root", "-dev-listen-address=" + hostport, "-dev-no-store-token"}
 	v.start(t)
 	v.mountTransit(t)
 	return v
@@ -127,7 +148,7 @@ func (v *vaultServer) start(t testing.TB) {
 		}
 	}()
 	eventually.NoError(t, "vault to start", 30*time.Second, func() error {
-		resp, err := http.Get(v.addr + "/v1/sys/health?uninitcode=200&sealedcode=200")
+		resp, err := v.httpClient().Get(v.addr + "/v1/sys/health?uninitcode=200&sealedcode=200")
 		if err != nil {
 			return err
 		}
@@ -160,10 +181,29 @@ func (v *vaultServer) unseal(t testing.TB) {
 	}
 }
 
+// httpClient trusts the server's CA, once a TLS listener has written it.
+func (v *vaultServer) httpClient() *http.Client {
+	if v.caFile == "" {
+		return http.DefaultClient
+	}
+	pem, err := os.ReadFile(v.caFile)
+	if err != nil {
+		return http.DefaultClient // not written yet: the request fails and is retried
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+}
+
 func (v *vaultServer) client(t testing.TB) *vault.Client {
 	t.Helper()
 	cfg := vault.DefaultConfig()
 	cfg.Address = v.addr
+	if v.caFile != "" {
+		if err := cfg.ConfigureTLS(&vault.TLSConfig{CACert: v.caFile}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	c, err := vault.NewClient(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -421,6 +461,62 @@ func TestVaultRotateRewrapShred(t *testing.T) {
 // and says ErrKeysUnavailable without failing the log, the consumer's
 // record step retries without committing and reports not-ready, and when
 // Vault is back the same batch is recorded and the log verifies.
+// TestVaultTLS: the audit reaches Vault over TLS only with the CA it is
+// given (--vault-cacert / VAULT_CACERT); an unknown or wrong CA is a clear
+// error at start, never a fallback to no verification.
+func TestVaultTLS(t *testing.T) {
+	v := startVaultTLS(t)
+	ctx := context.Background()
+	t.Setenv("VAULT_CACERT", "") // the client library also reads it
+	t.Setenv("VAULT_SKIP_VERIFY", "")
+
+	k, err := NewVaultKeys(ctx, VaultConfig{Addr: v.addr, Token: v.token, CACert: v.caFile, Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatalf("with the CA: %v", err)
+	}
+	defer k.Close()
+	dk, err := k.NewDataKey(ctx, "acme")
+	if err != nil {
+		t.Fatalf("data key over TLS: %v", err)
+	}
+	key, err := k.UnwrapKey(ctx, KeyRef{KeyID: dk.KeyID, Wrapped: dk.Wrapped})
+	if err != nil || !bytes.Equal(key, dk.Key) {
+		t.Fatalf("unwrap over TLS: %v (equal %v)", err, bytes.Equal(key, dk.Key))
+	}
+
+	otherCA := filepath.Join(t.TempDir(), "other-ca.pem")
+	if err := os.WriteFile(otherCA, selfSignedCA(t), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for name, ca := range map[string]string{"no CA": "", "another CA": otherCA} {
+		_, err := NewVaultKeys(ctx, VaultConfig{Addr: v.addr, Token: v.token, CACert: ca, Timeout: 5 * time.Second})
+		if err == nil || !strings.Contains(err.Error(), "certificate") {
+			t.Errorf("%s: err = %v, want a certificate error", name, err)
+		}
+	}
+	if _, err := NewVaultKeys(ctx, VaultConfig{Addr: v.addr, Token: v.token, CACert: filepath.Join(t.TempDir(), "missing.pem")}); err == nil || !strings.Contains(err.Error(), "ca cert") {
+		t.Errorf("missing CA file: err = %v, want one naming the CA file", err)
+	}
+}
+
+// selfSignedCA returns the PEM of a fresh CA certificate that signed
+// nothing the server presents.
+func selfSignedCA(t testing.TB) []byte {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "not vault's CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+}
+
 func TestVaultOutage(t *testing.T) {
 	v := startVaultFile(t)
 	k := vaultKeys(t, v, v.policyToken(t))

@@ -2,10 +2,13 @@ package audit
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net/url"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -19,7 +22,8 @@ import (
 // check them (Check) and wire the service with them (Wire).
 type Settings struct {
 	// KeyFile holds the key-encryption keys (empty: <data dir>/audit.key,
-	// created 0600 if missing); used when VaultAddr is empty.
+	// created 0600 if missing); used when VaultAddr is empty, and with
+	// Vault, when present, to read the format-1 segments it protects.
 	KeyFile string
 	// SegmentBytes is the size at which a segment is sealed.
 	SegmentBytes int64
@@ -63,7 +67,7 @@ func (s Settings) WithVaultEnv(getenv func(string) string) Settings {
 // Register registers a flag for every setting on fs, with s's values as
 // the defaults.
 func (s *Settings) Register(fs *flag.FlagSet) {
-	fs.StringVar(&s.KeyFile, "audit-key-file", s.KeyFile, "key file of the key-encryption keys when Vault is not used (default <data-dir>/audit.key; created 0600 if missing)")
+	fs.StringVar(&s.KeyFile, "audit-key-file", s.KeyFile, "key file of the key-encryption keys when Vault is not used (default <data-dir>/audit.key; created 0600 if missing); with Vault, read if present for the segments of earlier releases")
 	fs.Int64Var(&s.SegmentBytes, "audit-segment-bytes", s.SegmentBytes, "size at which a segment is sealed and the next started")
 	fs.IntVar(&s.MaxBatch, "audit-max-batch", s.MaxBatch, "most messages recorded with one fsync")
 	fs.BoolVar(&s.RecordDeltas, "audit-record-deltas", s.RecordDeltas, "also record per-token answer.delta events (answer.completed holds the whole answer)")
@@ -155,6 +159,30 @@ func (s Settings) Keys(ctx context.Context, dataDir string, logger *slog.Logger)
 	return keys, func() error { return nil }, keys.CurrentKeyID(), nil
 }
 
+// withFormat1KeyFile adds the key file, when there is one, to Vault's
+// keys for the log: the format-1 segments of a deployment that moved to
+// Vault when it upgraded are protected by it. It creates no key file.
+func (s Settings) withFormat1KeyFile(keys KeyProvider, dataDir string) (KeyProvider, error) {
+	if s.Vault.Addr == "" {
+		return keys, nil // keys is the key file
+	}
+	path := s.KeyFile
+	if path == "" {
+		path = filepath.Join(dataDir, "audit.key")
+	}
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		if s.KeyFile != "" {
+			return nil, fmt.Errorf("key file %s does not exist", path)
+		}
+		return keys, nil
+	}
+	fk, err := LoadKeyFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return WithFormat1Keys(keys, fk), nil
+}
+
 // Wire opens the audit log in d.DataDir and adds the service, its export
 // and key APIs under /v1/audit/ and its consumer of every topic to w.
 func (s Settings) Wire(ctx context.Context, w *daemon.Wiring, d daemon.Deps) error {
@@ -163,7 +191,11 @@ func (s Settings) Wire(ctx context.Context, w *daemon.Wiring, d daemon.Deps) err
 		return err
 	}
 	w.OnClose(closeKeys)
-	log, err := Open(ctx, d.DataDir, keys, WithSegmentSize(s.SegmentBytes), WithLogger(d.Logger),
+	logKeys, err := s.withFormat1KeyFile(keys, d.DataDir)
+	if err != nil {
+		return err
+	}
+	log, err := Open(ctx, d.DataDir, logKeys, WithSegmentSize(s.SegmentBytes), WithLogger(d.Logger),
 		WithRecordPolicy(RecordPolicy{Deltas: s.RecordDeltas, Texts: s.RecordTexts}))
 	if err != nil {
 		return err
@@ -189,7 +221,7 @@ func (s Settings) Wire(ctx context.Context, w *daemon.Wiring, d daemon.Deps) err
 	// WriteTimeout, and shutdown waits longer for them.
 	w.Drain(30 * time.Second)
 	topics := Topics(d.Topics.Prefix)
-	consumer := NewConsumer(ConsumerConfig{Brokers: d.Brokers, Topics: topics, MaxBatch: s.MaxBatch, Reader: d.KafkaSecurity.ReaderConfig}, endpoints.Record, d.Logger)
+	consumer := NewConsumer(ConsumerConfig{Brokers: d.Brokers, Topics: topics, MaxBatch: s.MaxBatch, Reader: d.KafkaSecurity.ReaderConfig, TracerProvider: d.TracerProvider}, endpoints.Record, d.Logger)
 	w.Group.Add("audit-consumer", consumer.Run)
 	w.Check(daemon.Check{Name: "audit-keys", Run: consumer.Ready})
 	if vk, ok := keys.(*VaultKeys); ok {

@@ -56,7 +56,8 @@ type SearchRequest struct {
 }
 
 // SearchResult is one ranked chunk. Snippet is the chunk's own text (never
-// the context that was indexed with it).
+// the context that was indexed with it); title, snippet and heading path
+// have passed moderation's output policy (personal data redacted).
 type SearchResult struct {
 	DocumentID  string   `json:"document_id"`
 	ChunkID     string   `json:"chunk_id"`
@@ -77,8 +78,10 @@ type SearchResponse struct {
 // Searcher answers searches through the question path: it publishes a
 // query.received with mode "search" (so moderation, embedding, retrieval,
 // tenancy and audit apply exactly as to a question) and waits for the
-// query.retrieved event of that request id, which retrieve publishes and
-// generate skips. The edge never talks to the vector store. Searcher is
+// query.retrieved event of that request id on searches.moderated: what
+// retrieve found, with titles, snippets and headings passed through the
+// output policy by moderate (personal data redacted). The edge never talks
+// to the vector store, and never sees unmoderated results. Searcher is
 // safe for concurrent use.
 type Searcher struct {
 	pub            Publisher
@@ -231,14 +234,14 @@ func (s *Searcher) InterceptRejections(next endpoint.Endpoint) endpoint.Endpoint
 }
 
 // SearchGroup returns the consumer group in which replica replicaID reads
-// queries.retrieved for its searches.
+// searches.moderated for its searches.
 func SearchGroup(replicaID string) string { return GroupPrefix + replicaID + ".retrieved" }
 
 // retrievedRequest is a decoded query.retrieved of a search.
 type retrievedRequest struct{ q events.QueryRetrieved }
 
-// NewRetrievedSubscriber returns the subscriber that reads
-// queries.retrieved in group and hands the events of searches to s. Like
+// NewRetrievedSubscriber returns the subscriber that reads the moderated
+// search results (searches.moderated) in group and hands them to s. Like
 // the answer subscribers it starts at the newest offset and skips what it
 // cannot use: every replica reads every event and keeps its own.
 func NewRetrievedSubscriber(brokers []string, group, topic string, pub kafkatransport.Producer, s *Searcher, logger *slog.Logger, opts ...kafkatransport.SubscriberOption) *kafkatransport.Subscriber {

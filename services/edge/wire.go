@@ -140,6 +140,7 @@ func (s Settings) Wire(_ context.Context, w *daemon.Wiring, d daemon.Deps) error
 	svc = NewService(pub, s.Service)
 	svc = LoggingMiddleware(d.Logger)(svc)
 	svc = InstrumentingMiddleware(metrics)(svc)
+	svc = TracingMiddleware(d.TracerProvider)(svc)
 	endpoints := MakeEndpoints(svc)
 	searcher := NewSearcher(pub, d.Topics.QueriesReceived, s.SearchTimeout, s.Service.PublishTimeout)
 	endpoints.Deliver = searcher.InterceptRejections(endpoints.Deliver)
@@ -149,7 +150,9 @@ func (s Settings) Wire(_ context.Context, w *daemon.Wiring, d daemon.Deps) error
 	retrievedGroup := SearchGroup(s.ReplicaID)
 	w.Group.Add("answers-moderated", NewReplySubscriber(d.Brokers, answersGroup, t.AnswersModerated, pub, endpoints, d.Logger, d.SubscriberOptions()...).Run)
 	w.Group.Add("queries-rejected", NewReplySubscriber(d.Brokers, rejectedGroup, t.QueriesRejected, pub, endpoints, d.Logger, d.SubscriberOptions()...).Run)
-	w.Group.Add("queries-retrieved", NewRetrievedSubscriber(d.Brokers, retrievedGroup, t.QueriesRetrieved, pub, searcher, d.Logger, d.SubscriberOptions()...).Run)
+	// Search results come from moderation, redacted, never straight from
+	// retrieval.
+	w.Group.Add("searches-moderated", NewRetrievedSubscriber(d.Brokers, retrievedGroup, t.SearchesModerated, pub, searcher, d.Logger, d.SubscriberOptions()...).Run)
 	audit := auditevent.New(pub, t.AuditEvents, EventSource, d.Logger)
 	search := NewSearchHandler(searcher, d.Keys, d.Logger)
 	search.Audit = audit
@@ -169,7 +172,7 @@ func (s Settings) Wire(_ context.Context, w *daemon.Wiring, d daemon.Deps) error
 	// Shutdown does not close hijacked (WebSocket) connections.
 	w.OnShutdown(ws.Close)
 	w.Drain(s.ShutdownDrain)
-	w.Topics([]string{t.QueriesRejected, t.AnswersModerated, t.QueriesRetrieved}, t.QueriesReceived, t.AuditEvents)
+	w.Topics([]string{t.QueriesRejected, t.AnswersModerated, t.SearchesModerated}, t.QueriesReceived, t.AuditEvents)
 	w.Check(daemon.Check{Name: "consumers", Run: func(ctx context.Context) error {
 		return CheckGroups(ctx, d.Brokers, d.KafkaSecurity, answersGroup, rejectedGroup)
 	}})

@@ -2,10 +2,13 @@ package embed
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"math"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -192,5 +195,85 @@ func TestKafkaHybrid(t *testing.T) {
 		if e.model != h.Model() || len(e.dense) != 32 || !unitNorm(e.dense) || e.sparse == nil || len(e.sparse.Indices) == 0 {
 			t.Errorf("%s event: model %q, %d dense dims, sparse %+v", name, e.model, len(e.dense), e.sparse)
 		}
+	}
+}
+
+// countingEncoder counts the encoder calls (forward passes) of a real
+// encoder.
+type countingEncoder struct {
+	enc    *encoder.Encoder
+	passes atomic.Int64
+}
+
+func (c *countingEncoder) Embed(ctx context.Context, texts []string) ([][]float32, encoder.Stats, error) {
+	c.passes.Add(1)
+	return c.enc.Embed(ctx, texts)
+}
+
+// TestDenseBatching proves that concurrent calls share one forward pass
+// and get the vectors they would get alone.
+func TestDenseBatching(t *testing.T) {
+	h, enc := newHybrid(t, 64, nil)
+	texts := []string{"how much paid leave ?", "employees accrue", "年假", "days of leave per month .", "query", "leave", "paid leave ?", "month"}
+	// A long window: the pass starts when the last call arrives (max
+	// texts reached), however slowly the goroutines start.
+	WithDenseBatching(time.Minute, len(texts)+1)(h.batch)
+	counter := &countingEncoder{enc: enc}
+	h.batch.model = counter
+	got := make([]Vector, len(texts))
+	var wg sync.WaitGroup
+	for i := range texts {
+		wg.Go(func() {
+			var err error
+			if i == 0 {
+				// One call with two texts: calls are joined whole.
+				var vs []Vector
+				vs, err = h.EmbedDocuments(context.Background(), []string{texts[0], "leave"})
+				if err == nil {
+					got[0] = vs[0]
+				}
+			} else {
+				got[i], err = h.EmbedQuery(context.Background(), texts[i])
+			}
+			if err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if n := counter.passes.Load(); n != 1 {
+		t.Fatalf("%d concurrent calls ran %d forward passes, want 1", len(texts), n)
+	}
+	for i, text := range texts {
+		prompt := "query: "
+		if i == 0 {
+			prompt = "passage: "
+		}
+		alone, _, err := enc.Embed(context.Background(), []string{prompt + text})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(got[i].Dense, alone[0]) {
+			t.Errorf("text %d: batched vector differs from the unbatched one", i)
+		}
+	}
+
+	// Without a window a lone call runs at once, in its own pass.
+	WithDenseBatching(0, 64)(h.batch)
+	start := time.Now()
+	if _, err := h.EmbedQuery(context.Background(), "leave"); err != nil {
+		t.Fatal(err)
+	}
+	if n := counter.passes.Load(); n != 2 || time.Since(start) > 10*time.Second {
+		t.Fatalf("passes = %d after a lone call", n)
+	}
+
+	// A call whose context ends while it waits returns its error and is
+	// left out of the pass.
+	WithDenseBatching(time.Minute, 64)(h.batch)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if _, err := h.EmbedQuery(ctx, "leave"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v, want the deadline", err)
 	}
 }

@@ -355,8 +355,11 @@ func Citations(answer string, sources []Source) []events.Citation {
 				ChunkID:    s.Chunk.ChunkID,
 				Title:      s.Chunk.Title,
 				Score:      s.Chunk.Score,
-				Snippet:    truncateRunes(oneLine(s.Text), 200),
-				Page:       s.Chunk.Page,
+				// The whole source text (at most MaxSourceRunes): moderation
+				// cuts the snippet after redacting it, so that the cut cannot
+				// split personal data into a fragment it no longer recognizes.
+				Snippet: oneLine(s.Text),
+				Page:    s.Chunk.Page,
 			})
 		}
 	}

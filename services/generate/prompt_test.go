@@ -240,6 +240,18 @@ func TestCitations(t *testing.T) {
 	}
 }
 
+// TestCitationSnippetWhole checks that a citation carries its source's
+// whole text, not a cut: moderation redacts it and cuts it afterwards, so
+// that a card number at the cut is never shown in part.
+func TestCitationSnippetWhole(t *testing.T) {
+	text := strings.Repeat("The desk keeps records. ", 9) + "Card 4111 1111 1111 1111 is on file."
+	p := BuildPrompt("card", []events.RetrievedChunk{chunk(0, "A", text, 1)}, PromptOptions{})
+	got := Citations("On file [1].", p.Sources)
+	if len(got) != 1 || got[0].Snippet != text {
+		t.Errorf("Citations = %+v, want the whole source text as snippet", got)
+	}
+}
+
 // recordingEmitter keeps every published answer in memory, for tests of
 // the service without a broker.
 type recordingEmitter struct {

@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"regexp"
 	"regexp/syntax"
+	"slices"
 	"sort"
 	"strings"
 
+	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/rego"
 )
 
@@ -18,29 +20,64 @@ import (
 const InjectionData = "data.tributary.injection"
 
 // matcher finds the injection signals of a view pair in Go with the
-// bundle's own patterns, compiled once and each guarded by a literal
-// prefilter: most text contains none of a pattern's required words, and
+// bundle's own patterns, compiled once and each guarded by literal
+// prefilters: most text contains none of a pattern's required words, and
 // strings.Contains is far cheaper than an unanchored regular expression.
-// The policy receives the result as views.matches. A matcher is immutable
-// and safe for concurrent use.
+// A pattern with a small finite language is matched by substring checks
+// alone, and one whose matches begin with known strings is tried only
+// where they occur (an unanchored search over a long text is what made
+// the slowest decisions slow). The policy receives the result as
+// views.matches. A matcher is immutable and safe for concurrent use.
 type matcher struct {
 	en, zh             []signal
 	benignEn, benignZh *signal
 }
 
 type signal struct {
-	id string
-	re *regexp.Regexp
-	// anyOf holds literals one of which every match contains; empty means
+	id   string
+	term *ast.Term // id as a string term, made once
+	re   *regexp.Regexp
+	// allOf holds sets of literals: every match contains one literal of
+	// each set ("reveal|show …" and "prompt|instructions …"). Empty means
 	// no prefilter.
-	anyOf []string
+	allOf [][]string
+	// exact, when not nil, is every string the pattern matches (a finite
+	// language: "jailbreak|developer mode|越狱…"): the text matches if it
+	// contains one of them, and the regular expression need not run.
+	exact []string
+	// starts, when not nil, holds strings one of which every match
+	// begins with, and anchored is the pattern anchored at the start: it
+	// is tried only where one of them occurs, instead of searching the
+	// whole text.
+	starts   []string
+	anchored *regexp.Regexp
 }
 
 func (s *signal) match(text string) bool {
-	if len(s.anyOf) > 0 && !containsAny(text, s.anyOf) {
-		return false
+	if s.exact != nil {
+		return containsAny(text, s.exact)
 	}
-	return s.re.MatchString(text)
+	for _, set := range s.allOf {
+		if !containsAny(text, set) {
+			return false
+		}
+	}
+	if s.anchored == nil {
+		return s.re.MatchString(text)
+	}
+	for _, st := range s.starts {
+		for off := 0; ; {
+			i := strings.Index(text[off:], st)
+			if i < 0 {
+				break
+			}
+			if s.anchored.MatchString(text[off+i:]) {
+				return true
+			}
+			off += i + 1
+		}
+	}
+	return false
 }
 
 func containsAny(text string, lits []string) bool {
@@ -108,13 +145,144 @@ func compileSignal(id, pattern string) (signal, error) {
 	if err != nil {
 		return signal{}, fmt.Errorf("injection signal %s: %w", id, err)
 	}
-	s := signal{id: id, re: re}
+	s := signal{id: id, term: ast.StringTerm(id), re: re}
 	if parsed, err := syntax.Parse(pattern, syntax.Perl); err == nil {
-		if lits, ok := requiredLiterals(parsed.Simplify()); ok {
-			s.anyOf = lits
+		simple := parsed.Simplify()
+		s.allOf = requiredSets(simple)
+		s.exact, _ = language(simple, maxLanguage)
+		if starts, ok := startStrings(simple); ok && s.exact == nil && !lookBehind(simple) {
+			s.starts = starts
+			s.anchored = regexp.MustCompile(`^(?:` + pattern + `)`)
 		}
 	}
 	return s, nil
+}
+
+// startStrings returns strings one of which every match of re begins
+// with: the language of its first part where that is finite and has no
+// empty string, else that part's own start strings.
+func startStrings(re *syntax.Regexp) ([]string, bool) {
+	if l, ok := language(re, maxLanguage); ok && !slices.Contains(l, "") {
+		return l, true
+	}
+	switch re.Op {
+	case syntax.OpCapture, syntax.OpPlus:
+		return startStrings(re.Sub[0])
+	case syntax.OpConcat:
+		return startStrings(re.Sub[0])
+	case syntax.OpAlternate:
+		var out []string
+		for _, sub := range re.Sub {
+			l, ok := startStrings(sub)
+			if !ok {
+				return nil, false
+			}
+			out = append(out, l...)
+		}
+		return out, true
+	}
+	return nil, false
+}
+
+// lookBehind says whether re has an assertion about what precedes a
+// position (^, \b, \B): anchored at an offset, such a pattern would not see
+// the text before it, so it is not tried that way.
+func lookBehind(re *syntax.Regexp) bool {
+	switch re.Op {
+	case syntax.OpBeginLine, syntax.OpBeginText, syntax.OpWordBoundary, syntax.OpNoWordBoundary:
+		return true
+	}
+	for _, sub := range re.Sub {
+		if lookBehind(sub) {
+			return true
+		}
+	}
+	return false
+}
+
+// maxLanguage bounds the strings a pattern is expanded into: beyond it,
+// checking them one by one costs more than the regular expression.
+const maxLanguage = 256
+
+// language returns every string re matches, if they are at most limit:
+// literals, small character classes, alternations, concatenations and
+// optional parts. Anything that depends on context (\b, ^, case folding)
+// or repeats without bound gives false.
+func language(re *syntax.Regexp, limit int) ([]string, bool) {
+	switch re.Op {
+	case syntax.OpEmptyMatch:
+		return []string{""}, true
+	case syntax.OpLiteral:
+		if re.Flags&syntax.FoldCase != 0 {
+			return nil, false
+		}
+		return []string{string(re.Rune)}, true
+	case syntax.OpCharClass:
+		var out []string
+		for i := 0; i+1 < len(re.Rune); i += 2 {
+			for r := re.Rune[i]; r <= re.Rune[i+1]; r++ {
+				if len(out) == 8 {
+					return nil, false
+				}
+				out = append(out, string(r))
+			}
+		}
+		return out, len(out) > 0
+	case syntax.OpCapture:
+		return language(re.Sub[0], limit)
+	case syntax.OpQuest:
+		sub, ok := language(re.Sub[0], limit-1)
+		return append(sub, ""), ok
+	case syntax.OpAlternate:
+		var out []string
+		for _, sub := range re.Sub {
+			l, ok := language(sub, limit-len(out))
+			if !ok {
+				return nil, false
+			}
+			out = append(out, l...)
+		}
+		return out, len(out) <= limit
+	case syntax.OpConcat:
+		out := []string{""}
+		for _, sub := range re.Sub {
+			l, ok := language(sub, limit)
+			if !ok || len(out)*len(l) > limit {
+				return nil, false
+			}
+			next := make([]string, 0, len(out)*len(l))
+			for _, a := range out {
+				for _, b := range l {
+					next = append(next, a+b)
+				}
+			}
+			out = next
+		}
+		return out, true
+	}
+	return nil, false
+}
+
+// requiredSets returns sets of literals such that every match of re
+// contains one literal of each set: the required literals of each part of
+// a top-level concatenation. Checking all of them, not just one, rules out
+// most benign text before the regular expression runs (a sentence with
+// "show" but no "prompt" cannot ask for the system prompt).
+func requiredSets(re *syntax.Regexp) [][]string {
+	if re.Op == syntax.OpCapture {
+		return requiredSets(re.Sub[0])
+	}
+	if re.Op != syntax.OpConcat {
+		if lits, ok := requiredLiterals(re); ok {
+			return [][]string{lits}
+		}
+		return nil
+	}
+	var sets [][]string
+	for _, sub := range re.Sub {
+		sets = append(sets, requiredSets(sub)...)
+	}
+	return sets
 }
 
 // requiredLiterals returns literals one of which every match of re
@@ -170,7 +338,7 @@ func requiredLiterals(re *syntax.Regexp) ([]string, bool) {
 // [joined, compact] when it differs, then each decoded text), the signals
 // found and whether the text is about a technical object. It mirrors
 // matches(v) in injection.rego.
-func (m *matcher) matches(v Views) []any {
+func (m *matcher) matches(v Views) *ast.Term {
 	type pair struct{ text, compact string }
 	pairs := []pair{{v.Text, v.Compact}}
 	if v.Joined != v.Text {
@@ -179,27 +347,30 @@ func (m *matcher) matches(v Views) []any {
 	for _, d := range v.Decoded {
 		pairs = append(pairs, pair{d, nonLetters.ReplaceAllString(d, "")})
 	}
-	out := make([]any, len(pairs))
+	out := make([]*ast.Term, len(pairs))
 	for i, p := range pairs {
-		hits := []any{}
+		var hits []*ast.Term
 		if hasASCIILetter(p.text) {
 			for j := range m.en {
 				if m.en[j].match(p.text) {
-					hits = append(hits, m.en[j].id)
+					hits = append(hits, m.en[j].term)
 				}
 			}
 		}
 		if hasHan(p.compact) {
 			for j := range m.zh {
 				if m.zh[j].match(p.compact) {
-					hits = append(hits, m.zh[j].id)
+					hits = append(hits, m.zh[j].term)
 				}
 			}
 		}
 		benign := len(hits) > 0 && (m.benignEn.match(p.text) || m.benignZh.match(p.compact))
-		out[i] = map[string]any{"hits": hits, "benign": benign}
+		out[i] = ast.ObjectTerm(
+			ast.Item(ast.InternedTerm("hits"), ast.ArrayTerm(hits...)),
+			ast.Item(ast.InternedTerm("benign"), ast.InternedTerm(benign)),
+		)
 	}
-	return out
+	return ast.ArrayTerm(out...)
 }
 
 var (

@@ -172,6 +172,9 @@ func (n *Normalizer) fold(s string) (v Views, raw string) {
 	}
 	var spaced, leeted bool
 	fix := func(t string) string {
+		if !maySpaced(t) && !strings.ContainsAny(t, "0134578@$") {
+			return t // neither rule can apply: skip both scans
+		}
 		t = spacedLetters.ReplaceAllStringFunc(t, func(m string) string {
 			spaced = true
 			return strings.Map(func(r rune) rune {
@@ -216,6 +219,22 @@ func (n *Normalizer) fold(s string) (v Views, raw string) {
 	return v, rawb.String()
 }
 
+// maySpaced says whether t may hold spaced letters ("i g n"): a letter,
+// a separator, a letter and a separator in a row, or the two-byte "·"
+// separator anywhere.
+func maySpaced(t string) bool {
+	if strings.Contains(t, "·") {
+		return true
+	}
+	sep := func(c byte) bool { return strings.IndexByte(" .-_*/|", c) >= 0 }
+	for i := 0; i+3 < len(t); i++ {
+		if t[i] >= 'a' && t[i] <= 'z' && sep(t[i+1]) && t[i+2] >= 'a' && t[i+2] <= 'z' && sep(t[i+3]) {
+			return true
+		}
+	}
+	return false
+}
+
 // skeleton maps a non-ASCII rune to its UTS #39 confusables skeleton when
 // that is plain ASCII (Cyrillic "а" → "a", "ℐ" → "l"); other runes, CJK
 // among them, keep their identity.
@@ -255,14 +274,25 @@ func collapseSpaces(s string) string {
 // printable UTF-8 text.
 func decodeRuns(s string) []string {
 	var out []string
-	for _, m := range base64Run.FindAllString(s, 8) {
-		t := strings.TrimRight(m, "=")
-		for _, enc := range []*base64.Encoding{base64.RawStdEncoding, base64.RawURLEncoding} {
-			if b, err := enc.DecodeString(t); err == nil && readable(b) {
-				out = append(out, string(b))
-				break
+	// Each pattern needs 16 bytes in a row of its alphabet; most text has
+	// no such run, and then its regular expression does not run.
+	if hasRun(s, 16, func(c byte) bool {
+		return c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '+' || c == '/' || c == '_' || c == '-'
+	}) {
+		for _, m := range base64Run.FindAllString(s, 8) {
+			t := strings.TrimRight(m, "=")
+			for _, enc := range []*base64.Encoding{base64.RawStdEncoding, base64.RawURLEncoding} {
+				if b, err := enc.DecodeString(t); err == nil && readable(b) {
+					out = append(out, string(b))
+					break
+				}
 			}
 		}
+	}
+	if !hasRun(s, 16, func(c byte) bool {
+		return c >= 'A' && c <= 'F' || c >= 'a' && c <= 'f' || c >= '0' && c <= '9' || c == 'x' || c == '\\' || c == ' ' || c == ':'
+	}) {
+		return out
 	}
 	for _, m := range hexRun.FindAllString(s, 8) {
 		if b, err := hex.DecodeString(hexSep.ReplaceAllString(m, "")); err == nil && readable(b) {
@@ -270,6 +300,19 @@ func decodeRuns(s string) []string {
 		}
 	}
 	return out
+}
+
+// hasRun says whether s has n bytes in a row for which in is true.
+func hasRun(s string, n int, in func(byte) bool) bool {
+	run := 0
+	for i := 0; i < len(s); i++ {
+		if !in(s[i]) {
+			run = 0
+		} else if run++; run >= n {
+			return true
+		}
+	}
+	return false
 }
 
 // readable says whether b is UTF-8 text of which at least 90 % of the

@@ -34,13 +34,18 @@ type Entity struct {
 type folded struct {
 	s string
 	// start and end give, for each byte of s, the original byte span of
-	// the rune it came from.
+	// the rune it came from; both nil when s is the original (ASCII and
+	// CJK text, most of it), which saves two slices per text.
 	start, end []int
 	orig       string
 }
 
 func foldForPII(orig string) folded {
 	f := folded{orig: orig}
+	if !strings.ContainsFunc(orig, func(r rune) bool { return r >= utf8.RuneSelf && !nfkcStable(r) }) {
+		f.s = orig
+		return f
+	}
 	var b strings.Builder
 	b.Grow(len(orig))
 	for i, r := range orig {
@@ -74,7 +79,12 @@ func foldForPII(orig string) folded {
 }
 
 // span maps a byte span of the folded text back to the original.
-func (f folded) span(s, e int) (int, int) { return f.start[s], f.end[e-1] }
+func (f folded) span(s, e int) (int, int) {
+	if f.start == nil {
+		return s, e
+	}
+	return f.start[s], f.end[e-1]
+}
 
 var (
 	emailRe = regexp.MustCompile(`[\p{L}\p{N}._%+\-]+@[\p{L}\p{N}\-]+(?:\.[\p{L}\p{N}\-]+)*\.\p{L}{2,}`)
@@ -93,7 +103,6 @@ var (
 	ipv6Re    = regexp.MustCompile(`(?i)(?:[0-9a-f]{0,4}:){2,7}[0-9a-f]{0,4}`)
 	passRe    = regexp.MustCompile(`\b(?:[A-Z]{1,2}\d{7,8}|\d{9})\b`)
 	phoneRe   = regexp.MustCompile(`(?:\+|\(|\b)\d[\d \-.()/]{5,20}\d`)
-	digitsRe  = regexp.MustCompile(`\d`)
 )
 
 // contextWords speak for a kind when they come shortly before (or after)
@@ -166,68 +175,34 @@ func Recognize(text string) []Entity {
 		st, en := f.span(fs, fe)
 		cands = append(cands, Entity{Kind: kind, Start: st, End: en, Score: score})
 	}
-	for _, m := range emailRe.FindAllStringIndex(s, -1) {
-		add("email", m[0], m[1], 0.9)
-	}
-	for _, m := range obfEmail.FindAllStringIndex(s, -1) {
-		t := s[m[0]:m[1]]
-		if spelledAt.MatchString(t) || spelled.MatchString(t) {
-			add("email", m[0], m[1], 0.8)
+	// Cheap checks first: each recognizer needs an "@", enough digits or
+	// a colon, and most sentences have none of these, so their regular
+	// expressions never run.
+	digits := countDigits(s)
+	if strings.IndexByte(s, '@') >= 0 {
+		for _, m := range emailRe.FindAllStringIndex(s, -1) {
+			add("email", m[0], m[1], 0.9)
 		}
 	}
-	for _, m := range id18Re.FindAllStringIndex(s, -1) {
-		if digitNeighbour(s, m[0], m[1]) {
-			continue
-		}
-		if idChecksum(onlyDigitsX(s[m[0]:m[1]])) {
-			add("id_card", m[0], m[1], 0.95)
-		}
-	}
-	for _, m := range id15Re.FindAllStringIndex(s, -1) {
-		add("id_card", m[0], m[1], 0.4)
-	}
-	for _, m := range cardRe.FindAllStringIndex(s, -1) {
-		d := onlyDigits(s[m[0]:m[1]])
-		if digitNeighbour(s, m[0], m[1]) || !luhn(d) || (m[0] > 0 && s[m[0]-1] == '+') || strings.HasPrefix(d, "00") {
-			continue
-		}
-		score := 0.6
-		if strings.IndexByte("23456", d[0]) >= 0 && len(d) >= 15 {
-			score = 0.9
-		}
-		add("bank_card", m[0], m[1], score)
-	}
-	for _, m := range ibanRe.FindAllStringIndex(s, -1) {
-		if ibanValid(s[m[0]:m[1]]) {
-			add("iban", m[0], m[1], 0.95)
-		}
-	}
-	for _, m := range ssnRe.FindAllStringSubmatchIndex(s, -1) {
-		t := s[m[0]:m[1]]
-		if s[m[2]:m[3]] == s[m[4]:m[5]] && ssnValid(onlyDigits(t)) {
-			add("ssn", m[0], m[1], 0.6)
-		}
-	}
-	for _, m := range ipv4Re.FindAllStringIndex(s, -1) {
-		if ip := net.ParseIP(s[m[0]:m[1]]); ip != nil && !adjacentDot(s, m[0], m[1]) {
-			add("ip", m[0], m[1], ipScore(ip))
-		}
-	}
-	for _, m := range ipv6Re.FindAllStringIndex(s, -1) {
-		t := s[m[0]:m[1]]
-		if strings.Count(t, ":") >= 2 && len(t) >= 6 {
-			if ip := net.ParseIP(t); ip != nil && ip.To4() == nil {
-				add("ip", m[0], m[1], ipScore(ip))
+	if obfuscatedAt(s) {
+		for _, m := range obfEmail.FindAllStringIndex(s, -1) {
+			t := s[m[0]:m[1]]
+			if spelledAt.MatchString(t) || spelled.MatchString(t) {
+				add("email", m[0], m[1], 0.8)
 			}
 		}
 	}
-	for _, m := range passRe.FindAllStringIndex(s, -1) {
-		add("passport", m[0], m[1], 0.2)
+	if digits >= 2 {
+		recognizeNumbers(s, digits, add)
 	}
-	cjk := strings.ContainsFunc(s, func(r rune) bool { return unicode.Is(unicode.Han, r) })
-	for _, m := range phoneRe.FindAllStringIndex(s, -1) {
-		if score, e := phoneScore(s, m[0], m[1], cjk); score > 0 {
-			add("phone", m[0], e, score)
+	if strings.Count(s, ":") >= 2 {
+		for _, m := range ipv6Re.FindAllStringIndex(s, -1) {
+			t := s[m[0]:m[1]]
+			if strings.Count(t, ":") >= 2 && len(t) >= 6 {
+				if ip := net.ParseIP(t); ip != nil && ip.To4() == nil {
+					add("ip", m[0], m[1], ipScore(ip))
+				}
+			}
 		}
 	}
 	for i := range cands {
@@ -239,6 +214,100 @@ func Recognize(text string) []Entity {
 		c.Negative = c.NegativeBy != ""
 	}
 	return resolve(cands)
+}
+
+// recognizeNumbers runs the recognizers of numbers on the folded text s,
+// which holds digits ASCII digits: each only when s has as many digits as
+// its shortest match.
+func recognizeNumbers(s string, digits int, add func(kind string, fs, fe int, score float64)) {
+	if digits >= 17 {
+		for _, m := range id18Re.FindAllStringIndex(s, -1) {
+			if digitNeighbour(s, m[0], m[1]) {
+				continue
+			}
+			if idChecksum(onlyDigitsX(s[m[0]:m[1]])) {
+				add("id_card", m[0], m[1], 0.95)
+			}
+		}
+	}
+	if digits >= 15 {
+		for _, m := range id15Re.FindAllStringIndex(s, -1) {
+			add("id_card", m[0], m[1], 0.4)
+		}
+	}
+	if digits >= 13 {
+		for _, m := range cardRe.FindAllStringIndex(s, -1) {
+			d := onlyDigits(s[m[0]:m[1]])
+			if digitNeighbour(s, m[0], m[1]) || !luhn(d) || (m[0] > 0 && s[m[0]-1] == '+') || strings.HasPrefix(d, "00") {
+				continue
+			}
+			score := 0.6
+			if strings.IndexByte("23456", d[0]) >= 0 && len(d) >= 15 {
+				score = 0.9
+			}
+			add("bank_card", m[0], m[1], score)
+		}
+	}
+	for _, m := range ibanRe.FindAllStringIndex(s, -1) {
+		if ibanValid(s[m[0]:m[1]]) {
+			add("iban", m[0], m[1], 0.95)
+		}
+	}
+	if digits >= 9 {
+		for _, m := range ssnRe.FindAllStringSubmatchIndex(s, -1) {
+			t := s[m[0]:m[1]]
+			if s[m[2]:m[3]] == s[m[4]:m[5]] && ssnValid(onlyDigits(t)) {
+				add("ssn", m[0], m[1], 0.6)
+			}
+		}
+	}
+	if digits >= 4 {
+		for _, m := range ipv4Re.FindAllStringIndex(s, -1) {
+			if ip := net.ParseIP(s[m[0]:m[1]]); ip != nil && !adjacentDot(s, m[0], m[1]) {
+				add("ip", m[0], m[1], ipScore(ip))
+			}
+		}
+	}
+	if digits < 7 {
+		return
+	}
+	for _, m := range passRe.FindAllStringIndex(s, -1) {
+		add("passport", m[0], m[1], 0.2)
+	}
+	cjk := strings.ContainsFunc(s, func(r rune) bool { return unicode.Is(unicode.Han, r) })
+	for _, m := range phoneRe.FindAllStringIndex(s, -1) {
+		if score, e := phoneScore(s, m[0], m[1], cjk); score > 0 {
+			add("phone", m[0], e, score)
+		}
+	}
+}
+
+func countDigits(s string) int {
+	n := 0
+	for i := 0; i < len(s); i++ {
+		if s[i] >= '0' && s[i] <= '9' {
+			n++
+		}
+	}
+	return n
+}
+
+// obfuscatedAt says whether s may hold the "at" of an obfuscated e-mail
+// address (see obfAt): a bracket, a word "at" between spaces, or 艾特.
+func obfuscatedAt(s string) bool {
+	if strings.ContainsAny(s, "[({<") || strings.Contains(s, "艾特") {
+		return true
+	}
+	for i := 1; i+2 < len(s); i++ {
+		if (s[i] == 'a' || s[i] == 'A') && (s[i+1] == 't' || s[i+1] == 'T') && asciiSpace(s[i-1]) && asciiSpace(s[i+2]) {
+			return true
+		}
+	}
+	return false
+}
+
+func asciiSpace(c byte) bool {
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'
 }
 
 func negativeContext(before, after, value, kind string) string {
@@ -314,7 +383,7 @@ func phoneScore(s string, start, end int, cjk bool) (float64, int) {
 	if dateShape.MatchString(cand) || ipv4Re.MatchString(cand) && strings.Count(cand, ".") == 3 {
 		return 0, 0
 	}
-	n := len(digitsRe.FindAllStringIndex(cand, -1))
+	n := countDigits(cand)
 	if n < 7 || n > 15 {
 		return 0, 0
 	}

@@ -218,15 +218,13 @@ func (p *Policy) Revision() string { return p.revision }
 
 // DecideInput evaluates the input policy on a question.
 func (p *Policy) DecideInput(ctx context.Context, question string) (InputDecision, error) {
-	in, err := ast.InterfaceToValue(map[string]any{
-		"question": strings.ToValidUTF8(question, "\uFFFD"),
-		"views":    p.views(question),
-		"runes":    utf8.RuneCountInString(question),
-		"limits":   map[string]any{"max_question_runes": p.limits.MaxQuestionRunes},
-	})
-	if err != nil {
-		return InputDecision{}, fmt.Errorf("input policy input: %w", err)
-	}
+	in := ast.NewObject(
+		ast.Item(ast.InternedTerm("question"), ast.StringTerm(strings.ToValidUTF8(question, "\uFFFD"))),
+		ast.Item(ast.InternedTerm("views"), p.views(question)),
+		ast.Item(ast.InternedTerm("runes"), ast.InternedTerm(utf8.RuneCountInString(question))),
+		ast.Item(ast.InternedTerm("limits"), ast.ObjectTerm(
+			ast.Item(ast.InternedTerm("max_question_runes"), ast.InternedTerm(p.limits.MaxQuestionRunes)))),
+	)
 	m, err := evalObject(ctx, p.input, in)
 	if err != nil {
 		return InputDecision{}, fmt.Errorf("input policy: %w", err)
@@ -251,10 +249,14 @@ func (p *Policy) DecideInput(ctx context.Context, question string) (InputDecisio
 // Channels of text a client sees, passed to the output policy as
 // input.channel.
 const (
-	ChannelAnswer   = "answer"
-	ChannelTitle    = "citation_title"
-	ChannelSnippet  = "citation_snippet"
-	removedSentence = "[REMOVED:instructions]"
+	ChannelAnswer  = "answer"
+	ChannelTitle   = "citation_title"
+	ChannelSnippet = "citation_snippet"
+	// ChannelSearchTitle is a search result's title or one of its
+	// headings; ChannelSearchSnippet its text.
+	ChannelSearchTitle   = "search_title"
+	ChannelSearchSnippet = "search_snippet"
+	removedSentence      = "[REMOVED:instructions]"
 )
 
 // Unit is one piece of text a client will see, with what the output
@@ -296,10 +298,10 @@ type Screening struct {
 // ScreenChunk assesses a retrieved chunk for injected instructions
 // (indirect prompt injection).
 func (p *Policy) ScreenChunk(ctx context.Context, text string) (Screening, error) {
-	in, err := ast.InterfaceToValue(map[string]any{"text": strings.ToValidUTF8(text, "\uFFFD"), "views": p.views(text)})
-	if err != nil {
-		return Screening{}, fmt.Errorf("context policy input: %w", err)
-	}
+	in := ast.NewObject(
+		ast.Item(ast.InternedTerm("text"), ast.StringTerm(strings.ToValidUTF8(text, "\uFFFD"))),
+		ast.Item(ast.InternedTerm("views"), p.views(text)),
+	)
 	rs, err := p.context.Eval(ctx, rego.EvalParsedInput(in))
 	if err != nil {
 		return Screening{}, fmt.Errorf("context policy: %w", err)
@@ -325,28 +327,7 @@ func (p *Policy) ScreenChunk(ctx context.Context, text string) (Screening, error
 func (p *Policy) DecideText(ctx context.Context, u Unit) (OutputDecision, error) {
 	text := strings.ToValidUTF8(u.Text, "\uFFFD")
 	ents := Recognize(text)
-	list := make([]any, len(ents))
-	for i, e := range ents {
-		list[i] = map[string]any{"id": e.ID, "kind": e.Kind, "score": e.Score, "positive": e.Positive,
-			"negative": e.Negative, "negative_by": e.NegativeBy}
-	}
-	input := map[string]any{
-		"text":              text,
-		"channel":           u.Channel,
-		"entities":          list,
-		"views":             p.views(text),
-		"redactions_before": u.RedactionsBefore,
-		"source_flagged":    u.SourceFlagged,
-		"limits":            map[string]any{"max_redactions": p.limits.MaxRedactions},
-	}
-	if c := u.Context; c != nil {
-		input["context"] = map[string]any{"chunks": c.Chunks, "flagged": c.Flagged, "max_score": c.MaxScore}
-	}
-	in, err := ast.InterfaceToValue(input)
-	if err != nil {
-		return OutputDecision{}, fmt.Errorf("output policy input: %w", err)
-	}
-	m, err := evalObject(ctx, p.output, in)
+	m, err := evalObject(ctx, p.output, p.outputInput(u, text, ents))
 	if err != nil {
 		return OutputDecision{}, fmt.Errorf("output policy: %w", err)
 	}
@@ -400,22 +381,68 @@ func (p *Policy) DecideText(ctx context.Context, u Unit) (OutputDecision, error)
 	return d, nil
 }
 
+// outputInput is the output policy's input for unit u with text (valid
+// UTF-8) and the entities found in it, built as an AST value: no JSON or
+// reflection round trip per decision.
+func (p *Policy) outputInput(u Unit, text string, ents []Entity) ast.Value {
+	list := make([]*ast.Term, len(ents))
+	for i, e := range ents {
+		list[i] = ast.ObjectTerm(
+			ast.Item(ast.InternedTerm("id"), ast.InternedTerm(e.ID)),
+			ast.Item(ast.InternedTerm("kind"), ast.StringTerm(e.Kind)),
+			ast.Item(ast.InternedTerm("score"), ast.FloatNumberTerm(e.Score)),
+			ast.Item(ast.InternedTerm("positive"), ast.InternedTerm(e.Positive)),
+			ast.Item(ast.InternedTerm("negative"), ast.InternedTerm(e.Negative)),
+			ast.Item(ast.InternedTerm("negative_by"), ast.StringTerm(e.NegativeBy)),
+		)
+	}
+	in := ast.NewObject(
+		ast.Item(ast.InternedTerm("text"), ast.StringTerm(text)),
+		ast.Item(ast.InternedTerm("channel"), ast.StringTerm(u.Channel)),
+		ast.Item(ast.InternedTerm("entities"), ast.ArrayTerm(list...)),
+		ast.Item(ast.InternedTerm("views"), p.views(text)),
+		ast.Item(ast.InternedTerm("redactions_before"), ast.InternedTerm(u.RedactionsBefore)),
+		ast.Item(ast.InternedTerm("source_flagged"), ast.InternedTerm(u.SourceFlagged)),
+		ast.Item(ast.InternedTerm("limits"), ast.ObjectTerm(
+			ast.Item(ast.InternedTerm("max_redactions"), ast.InternedTerm(p.limits.MaxRedactions)))),
+	)
+	if c := u.Context; c != nil {
+		in.Insert(ast.InternedTerm("context"), ast.ObjectTerm(
+			ast.Item(ast.InternedTerm("chunks"), ast.InternedTerm(c.Chunks)),
+			ast.Item(ast.InternedTerm("flagged"), ast.InternedTerm(c.Flagged)),
+			ast.Item(ast.InternedTerm("max_score"), ast.FloatNumberTerm(c.MaxScore)),
+		))
+	}
+	return in
+}
+
 // views folds text for the injection rules.
-func (p *Policy) views(text string) map[string]any {
-	v := p.norm.Views(text)
-	dec := make([]any, len(v.Decoded))
-	for i, s := range v.Decoded {
-		dec[i] = s
+func (p *Policy) views(text string) *ast.Term {
+	return viewsTerm(p.norm.Views(text), p.match)
+}
+
+// viewsTerm is input.views of v, with the signals m finds (none when m is
+// nil: the bundle's Rego then matches on its own).
+func viewsTerm(v Views, m *matcher) *ast.Term {
+	obj := ast.NewObject(
+		ast.Item(ast.InternedTerm("text"), ast.StringTerm(v.Text)),
+		ast.Item(ast.InternedTerm("joined"), ast.StringTerm(v.Joined)),
+		ast.Item(ast.InternedTerm("compact"), ast.StringTerm(v.Compact)),
+		ast.Item(ast.InternedTerm("decoded"), stringsTerm(v.Decoded)),
+		ast.Item(ast.InternedTerm("evasion"), stringsTerm(v.Evasion)),
+	)
+	if m != nil {
+		obj.Insert(ast.InternedTerm("matches"), m.matches(v))
 	}
-	ev := make([]any, len(v.Evasion))
-	for i, s := range v.Evasion {
-		ev[i] = s
+	return ast.NewTerm(obj)
+}
+
+func stringsTerm(list []string) *ast.Term {
+	terms := make([]*ast.Term, len(list))
+	for i, s := range list {
+		terms[i] = ast.StringTerm(s)
 	}
-	out := map[string]any{"text": v.Text, "joined": v.Joined, "compact": v.Compact, "decoded": dec, "evasion": ev}
-	if p.match != nil {
-		out["matches"] = p.match.matches(v)
-	}
-	return out
+	return ast.ArrayTerm(terms...)
 }
 
 type span struct {

@@ -19,6 +19,7 @@ import (
 	"sync"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/tributary-rag/tributary/pkg/events"
 )
@@ -43,6 +44,8 @@ const (
 	ActionAnswer = "answer.moderate"
 	// ActionContext is the audit action of screening retrieved chunks.
 	ActionContext = "context.screen"
+	// ActionSearch is the audit action of moderating search results.
+	ActionSearch = "search.moderate"
 )
 
 // Sink says where an Emission goes.
@@ -54,6 +57,7 @@ const (
 	SinkRejected              // queries.rejected
 	SinkModerated             // answers.moderated
 	SinkAudit                 // audit.events
+	SinkSearch                // searches.moderated
 )
 
 // Emission is one event the service wants published, with its
@@ -84,7 +88,9 @@ type Service interface {
 	// policy. Events of one request must come in order, one at a time.
 	ModerateAnswer(ctx context.Context, ev AnswerEvent) ([]Emission, error)
 	// ScreenContext screens the chunks retrieved for a question for
-	// injected instructions and keeps the verdict for the answer.
+	// injected instructions and keeps the verdict for the answer. For a
+	// search it also returns the results with their titles, snippets and
+	// heading paths through the output policy, for the edge.
 	ScreenContext(ctx context.Context, q events.QueryRetrieved) ([]Emission, error)
 }
 
@@ -109,7 +115,15 @@ type Config struct {
 	// StateTTL drops the buffer of a request with no event for this long
 	// (default 10 minutes).
 	StateTTL time.Duration
+	// SnippetRunes is the longest citation snippet shown, in characters
+	// (default DefaultSnippetRunes). Generate sends the whole source text;
+	// it is cut here, after redaction, where no entity can straddle the
+	// cut.
+	SnippetRunes int
 }
+
+// DefaultSnippetRunes is the default Config.SnippetRunes.
+const DefaultSnippetRunes = 200
 
 // QueryID, DeltaID, CompletedID and AuditID are the deterministic ce_ids of
 // what the service publishes, so that a redelivered input produces events
@@ -161,6 +175,9 @@ func NewService(policy Decider, cfg Config) Service {
 	}
 	if cfg.StateTTL <= 0 {
 		cfg.StateTTL = 10 * time.Minute
+	}
+	if cfg.SnippetRunes <= 0 {
+		cfg.SnippetRunes = DefaultSnippetRunes
 	}
 	return &service{policy: policy, cfg: cfg, now: time.Now, states: map[string]*answerState{}, contexts: map[string]*screenedContext{}}
 }
@@ -315,20 +332,70 @@ func (s *service) ScreenContext(ctx context.Context, q events.QueryRetrieved) ([
 			signals = append(signals, sc.Signals...)
 		}
 	}
-	key := stateKey(q.TenantID, q.RequestID)
-	s.mu.Lock()
-	s.sweepLocked(c.touched)
-	s.contexts[key] = c
-	s.mu.Unlock()
+	var out []Emission
+	if q.Mode == events.ModeSearch {
+		// Nothing answers a search: its results are what the client sees.
+		em, err := s.moderateSearch(ctx, q, c)
+		if err != nil {
+			return nil, err
+		}
+		out = em
+	} else {
+		key := stateKey(q.TenantID, q.RequestID)
+		s.mu.Lock()
+		s.sweepLocked(c.touched)
+		s.contexts[key] = c
+		s.mu.Unlock()
+	}
 	if c.summary.Flagged == 0 {
-		return nil, nil
+		return out, nil
 	}
 	sort.Strings(signals)
 	a := s.audit(&answerState{tenant: q.TenantID, requestID: q.RequestID}, "allow", "context_flagged",
 		dedupe(signals), map[string]int{"injection.context": c.summary.Flagged})
 	a.Action, a.Details["stage"] = ActionContext, "context"
 	a.Details["chunks"] = strconv.Itoa(c.summary.Chunks)
-	return []Emission{{SinkAudit, AuditID(q.TenantID, q.RequestID, "context"), a}}, nil
+	return append(out, Emission{SinkAudit, AuditID(q.TenantID, q.RequestID, "context"), a}), nil
+}
+
+// moderateSearch passes every text of a search's results a client will
+// see — title, snippet (the chunk's text, whole) and heading path —
+// through the output policy, like citations: personal data is redacted and
+// the texts of a flagged chunk are removed. Titles and headings repeat
+// across the chunks of a document, so each distinct one is decided once.
+func (s *service) moderateSearch(ctx context.Context, q events.QueryRetrieved, c *screenedContext) ([]Emission, error) {
+	units := newUnitDecider(ctx, s.policy, &c.summary)
+	res := events.QueryRetrieved{Query: q.Query, Results: make([]events.RetrievedChunk, len(q.Results))}
+	for i, r := range q.Results {
+		flagged := c.flagged[r.ChunkID]
+		var err error
+		if r.Title, err = units.decide(ChannelSearchTitle, r.Title, flagged); err != nil {
+			return nil, err
+		}
+		if r.Text, err = units.decide(ChannelSearchSnippet, r.Text, flagged); err != nil {
+			return nil, err
+		}
+		if r.HeadingPath != nil {
+			path := make([]string, len(r.HeadingPath))
+			for j, h := range r.HeadingPath {
+				if path[j], err = units.decide(ChannelSearchTitle, h, flagged); err != nil {
+					return nil, err
+				}
+			}
+			r.HeadingPath = path
+		}
+		// Metadata is not moderated, so it is not passed on.
+		r.Metadata = nil
+		res.Results[i] = r
+	}
+	out := []Emission{{SinkSearch, QueryID(q.TenantID, q.RequestID, events.TypeQueryRetrieved), res}}
+	if len(units.counts) > 0 {
+		a := s.audit(&answerState{tenant: q.TenantID, requestID: q.RequestID}, "allow", "redacted", sortedKeys(units.counts), units.counts)
+		a.Action, a.Resource, a.Details["stage"] = ActionSearch, "search", "search"
+		a.Details["redactions"] = strconv.Itoa(units.redactions)
+		out = append(out, Emission{SinkAudit, AuditID(q.TenantID, q.RequestID, "search"), a})
+	}
+	return out, nil
 }
 
 // context returns the screening of a request's retrieved chunks, or nil.
@@ -461,21 +528,17 @@ func (s *service) complete(ctx context.Context, cur *answerState, ev AnswerEvent
 		summary = &screened.summary
 	}
 	cites := append([]events.Citation(nil), c.Citations...)
+	units := newUnitDecider(ctx, s.policy, summary)
 	for i := range cites {
 		flagged := screened != nil && screened.flagged[cites[i].ChunkID]
-		if cites[i].Title != "" {
-			d, err := s.policy.DecideText(ctx, Unit{Channel: ChannelTitle, Text: cites[i].Title, Context: summary, SourceFlagged: flagged})
-			if err != nil {
-				return nil, err
-			}
-			cites[i].Title = d.Text
+		if cites[i].Title, err = units.decide(ChannelTitle, cites[i].Title, flagged); err != nil {
+			return nil, err
+		}
+		if cites[i].Snippet, err = units.decide(ChannelSnippet, cites[i].Snippet, flagged); err != nil {
+			return nil, err
 		}
 		if cites[i].Snippet != "" {
-			d, err := s.policy.DecideText(ctx, Unit{Channel: ChannelSnippet, Text: cites[i].Snippet, Context: summary, SourceFlagged: flagged})
-			if err != nil {
-				return nil, err
-			}
-			cites[i].Snippet = trimCutEntity(d.Text)
+			cites[i].Snippet = cutSnippet(trimCutEntity(cites[i].Snippet), s.cfg.SnippetRunes)
 		}
 	}
 
@@ -566,6 +629,74 @@ func dedupe(sorted []string) []string {
 		}
 	}
 	return out
+}
+
+// unitDecider passes the units of one event (a completed answer's
+// citations, a search's results) through the output policy, each distinct
+// one once: titles and headings repeat across the chunks of a document.
+type unitDecider struct {
+	ctx        context.Context
+	policy     Decider
+	context    *ContextSummary
+	decided    map[unitKey]string
+	counts     map[string]int
+	redactions int
+}
+
+type unitKey struct {
+	channel, text string
+	flagged       bool
+}
+
+func newUnitDecider(ctx context.Context, policy Decider, context *ContextSummary) *unitDecider {
+	return &unitDecider{ctx: ctx, policy: policy, context: context, decided: map[unitKey]string{}, counts: map[string]int{}}
+}
+
+// decide returns text as the policy lets it through on channel; flagged
+// says its chunk was flagged by screening.
+func (u *unitDecider) decide(channel, text string, flagged bool) (string, error) {
+	if text == "" {
+		return "", nil
+	}
+	k := unitKey{channel, text, flagged}
+	if t, ok := u.decided[k]; ok {
+		return t, nil
+	}
+	d, err := u.policy.DecideText(u.ctx, Unit{Channel: channel, Text: text, Context: u.context, SourceFlagged: flagged})
+	if err != nil {
+		return "", err
+	}
+	for r, n := range d.Counts {
+		u.counts[r] += n
+	}
+	u.redactions += d.Redactions()
+	u.decided[k] = d.Text
+	return d.Text, nil
+}
+
+// cutSnippet shortens a snippet that was already redacted to at most
+// maxRunes characters and "…", cutting as a
+// forced sentence cut does (see forcedCut): after whitespace or between
+// two CJK characters, never after a word with digits or "@", so that
+// whatever the policy left unredacted is not cut into a fragment either.
+func cutSnippet(s string, maxRunes int) string {
+	i, half := 0, 0
+	for n := 0; n < maxRunes; n++ {
+		if i == len(s) {
+			return s
+		}
+		if n == maxRunes/2 {
+			half = i
+		}
+		_, size := utf8.DecodeRuneInString(s[i:])
+		i += size
+	}
+	if i == len(s) || s[i:] == "…" {
+		return s
+	}
+	next, _ := utf8.DecodeRuneInString(s[i:])
+	k := forcedCut(s[:i], next, half)
+	return strings.TrimRightFunc(s[:k], unicode.IsSpace) + "…"
 }
 
 // cutTail is what may remain of an entity where a producer cut a snippet

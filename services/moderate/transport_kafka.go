@@ -191,6 +191,8 @@ func Message(ctx context.Context, topics events.Topics, em Emission) (kafka.Mess
 		topic = topics.AnswersModerated
 	case SinkAudit:
 		topic = topics.AuditEvents
+	case SinkSearch:
+		topic = topics.SearchesModerated
 	default:
 		return kafka.Message{}, fmt.Errorf("unknown sink %d", em.Sink)
 	}

@@ -82,7 +82,7 @@ func (s Settings) Wire(ctx context.Context, w *daemon.Wiring, d daemon.Deps) err
 	w.Group.Add("answers-generated", NewAnswerSubscriber(d.Brokers, KafkaGroup, d.Topics, pub, endpoints, d.SubscriberOptions()...).Run)
 	w.Group.Add("queries-retrieved", NewContextSubscriber(d.Brokers, KafkaGroup, d.Topics, pub, endpoints, d.SubscriberOptions()...).Run)
 	t := d.Topics
-	w.Topics([]string{t.QueriesReceived, t.AnswersGenerated, t.QueriesRetrieved}, t.QueriesApproved, t.QueriesRejected, t.AnswersModerated, t.AuditEvents)
+	w.Topics([]string{t.QueriesReceived, t.AnswersGenerated, t.QueriesRetrieved}, t.QueriesApproved, t.QueriesRejected, t.AnswersModerated, t.SearchesModerated, t.AuditEvents)
 	w.Describe("policy", policy.Revision(), "max_question_runes", s.Limits.MaxQuestionRunes, "max_redactions", s.Limits.MaxRedactions)
 	return nil
 }

@@ -18,6 +18,8 @@ import (
 	"sync"
 	"unicode"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/tributary-rag/tributary/pkg/events"
 )
 
@@ -199,6 +201,11 @@ type service struct {
 	perDocument   int
 	nearDuplicate float64
 	locks         *keyedMutex
+	// reranker, when set, reorders the best rerankCandidates hits (see
+	// WithReranker).
+	reranker         Reranker
+	rerankCandidates int
+	rerankLatency    prometheus.Observer
 
 	mu sync.Mutex
 	// progress holds the chunk indexes of each incomplete version seen by
@@ -504,17 +511,26 @@ func (s *service) Retrieve(ctx context.Context, q events.QueryEmbedded) (events.
 	case k > s.maxTopK:
 		k = s.maxTopK
 	}
+	n, rerank := k, s.reranker != nil && strings.TrimSpace(q.Question) != ""
+	if rerank {
+		n = max(k, s.rerankCandidates)
+	}
 	hits, err := s.ix.Search(ctx, SearchRequest{
 		Tenant: q.TenantID,
 		Groups: q.Groups,
 		Dense:  q.Dense,
 		Sparse: q.Sparse,
-		Limit:  candidates(k, q.Filter),
+		Limit:  candidates(n, q.Filter),
 	})
 	if err != nil {
 		return events.QueryRetrieved{}, err
 	}
-	hits = uncrowd(applyFilter(hits, q.Filter), k, s.perDocument, s.nearDuplicate)
+	hits = uncrowd(applyFilter(hits, q.Filter), n, s.perDocument, s.nearDuplicate)
+	if rerank {
+		if hits, err = s.rerank(ctx, q.Question, hits, k); err != nil {
+			return events.QueryRetrieved{}, err
+		}
+	}
 	return events.QueryRetrieved{Query: q.Query, Results: hits}, nil
 }
 

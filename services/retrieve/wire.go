@@ -9,7 +9,10 @@ import (
 	"regexp"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/tributary-rag/tributary/pkg/daemon"
+	"github.com/tributary-rag/tributary/pkg/encoder"
 )
 
 // Settings are the retrieve service's own settings, next to the shared
@@ -39,13 +42,24 @@ type Settings struct {
 	QdrantAPIKey string
 	QdrantTLS    bool
 	QdrantTLSCA  string
+	// RerankModel is a cross-encoder (directory or .gguf) that reorders
+	// the best RerankCandidates fused hits; empty: no reranking.
+	RerankModel      string
+	RerankCandidates int
+	// CollectionPerModel indexes each embedding model's vectors in a
+	// collection of its own behind the alias Collection (see Spaces);
+	// RetireAfter is how long a replaced one stays, ModelCheckEvery how
+	// often a rebuilt one is checked for having caught up.
+	CollectionPerModel           bool
+	RetireAfter, ModelCheckEvery time.Duration
 }
 
 // DefaultSettings returns the defaults of every setting.
 func DefaultSettings() Settings {
 	return Settings{Collection: DefaultCollection, DenseSize: DefaultDenseSize, TopK: DefaultTopK, MaxTopK: MaxTopK,
 		PerDocument: DefaultPerDocument, NearDuplicate: DefaultNearDuplicate,
-		Alias: true, GroupBy: FieldDocumentID, Quantize: true}
+		Alias: true, GroupBy: FieldDocumentID, Quantize: true, RerankCandidates: DefaultRerankCandidates,
+		RetireAfter: DefaultRetireAfter, ModelCheckEvery: DefaultCheckEvery}
 }
 
 // Register registers a flag for every setting on fs, with s's values as
@@ -63,6 +77,11 @@ func (s *Settings) Register(fs *flag.FlagSet) {
 	fs.StringVar(&s.QdrantAPIKey, "qdrant-api-key", s.QdrantAPIKey, "API key sent to Qdrant (prefer the variable: flags show in ps)")
 	fs.BoolVar(&s.QdrantTLS, "qdrant-tls", s.QdrantTLS, "connect to Qdrant over TLS (implied by --qdrant-tls-ca)")
 	fs.StringVar(&s.QdrantTLSCA, "qdrant-tls-ca", s.QdrantTLSCA, "PEM file of the CAs that sign Qdrant's certificate (empty: the system's)")
+	fs.StringVar(&s.RerankModel, "rerank-model", s.RerankModel, "cross-encoder model directory or .gguf file (ms-marco-MiniLM, bge-reranker) that reorders the fused candidates; empty: no reranking")
+	fs.IntVar(&s.RerankCandidates, "rerank-candidates", s.RerankCandidates, "fused candidates per query the reranker reads")
+	fs.BoolVar(&s.CollectionPerModel, "collection-per-model", s.CollectionPerModel, "index each embedding model in a collection of its own (<collection>__<model>_<dim>) behind the alias --collection; a new model's collection is rebuilt in the background and swapped in when it has caught up")
+	fs.DurationVar(&s.RetireAfter, "retire-after", s.RetireAfter, "with --collection-per-model: how long a replaced collection stays for questions of its model")
+	fs.DurationVar(&s.ModelCheckEvery, "model-check-interval", s.ModelCheckEvery, "with --collection-per-model: how often a rebuilt collection is checked for having caught up")
 }
 
 var (
@@ -93,6 +112,18 @@ func (s Settings) Check(p *daemon.Problems) {
 	if !(s.NearDuplicate > 0) || s.NearDuplicate > 2 {
 		p.Addf("near-duplicate", "must be above 0 and at most 2")
 	}
+	if s.CollectionPerModel && !s.Alias {
+		p.Addf("collection-per-model", "needs --collection-alias")
+	}
+	if s.RetireAfter < 0 {
+		p.Addf("retire-after", "must not be negative")
+	}
+	if s.ModelCheckEvery < 100*time.Millisecond {
+		p.Addf("model-check-interval", "must be at least 100ms")
+	}
+	if s.RerankCandidates <= 0 || s.RerankCandidates > 1000 {
+		p.Addf("rerank-candidates", "must be between 1 and 1000")
+	}
 }
 
 // Wire connects to Qdrant at d.QdrantAddr, creates the collection (waiting
@@ -119,9 +150,12 @@ func (s Settings) Wire(ctx context.Context, w *daemon.Wiring, d daemon.Deps) err
 	if s.Quantize {
 		opts = append(opts, WithQuantization())
 	}
-	index := NewIndex(client, s.Collection, s.DenseSize, append(opts, WithGrouping(s.GroupBy, s.PerDocument))...)
-	if err := retry(ctx, d.Logger, "ensure collection", index.Ensure); err != nil {
-		return err
+	opts = append(opts, WithGrouping(s.GroupBy, s.PerDocument))
+	index := NewIndex(client, s.Collection, s.DenseSize, opts...)
+	if !s.CollectionPerModel { // Spaces makes its collections on first sight
+		if err := retry(ctx, d.Logger, "ensure collection", index.Ensure); err != nil {
+			return err
+		}
 	}
 	metrics, err := NewMetrics(d.Registry)
 	if err != nil {
@@ -129,7 +163,38 @@ func (s Settings) Wire(ctx context.Context, w *daemon.Wiring, d daemon.Deps) err
 	}
 	pub := d.Publisher(w, EventSource)
 	var svc Service
-	svc = NewService(index, NewKafkaEmitter(pub, d.Topics.Documents), WithTopK(s.TopK, s.MaxTopK), WithCrowding(s.PerDocument, s.NearDuplicate))
+	svcOpts := []Option{WithTopK(s.TopK, s.MaxTopK), WithCrowding(s.PerDocument, s.NearDuplicate)}
+	if s.RerankModel != "" {
+		rr, err := encoder.LoadReranker(s.RerankModel, encoder.Options{})
+		if err != nil {
+			return fmt.Errorf("rerank model: %w", err)
+		}
+		w.OnClose(func() error { rr.Close(); return nil })
+		latency := prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "tributary_retrieve_rerank_seconds",
+			Help:    "Time the cross-encoder takes to rerank one query's candidates.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
+		})
+		if err := d.Registry.Register(latency); err != nil {
+			return fmt.Errorf("retrieve metrics: %w", err)
+		}
+		svcOpts = append(svcOpts, WithReranker(encoderReranker{rr}, s.RerankCandidates, latency))
+		w.Describe("rerank_model", rr.Name(), "rerank_candidates", s.RerankCandidates)
+	}
+	if s.CollectionPerModel {
+		sp := NewSpaces(client, s.Collection, s.DenseSize, NewKafkaEmitter(pub, d.Topics.Documents), WithRetireAfter(s.RetireAfter),
+			WithSpacesLogger(d.Logger), WithSpaceIndexOptions(opts...), WithSpaceServiceOptions(svcOpts...))
+		if err := retry(ctx, d.Logger, "load collections", sp.Load); err != nil {
+			return err
+		}
+		if err := sp.Register(d.Registry); err != nil {
+			return fmt.Errorf("retrieve metrics: %w", err)
+		}
+		w.Group.Add("model-switch", func(ctx context.Context) error { return sp.Run(ctx, s.ModelCheckEvery) })
+		svc = sp
+	} else {
+		svc = NewService(index, NewKafkaEmitter(pub, d.Topics.Documents), svcOpts...)
+	}
 	svc = LoggingMiddleware(d.Logger)(svc)
 	svc = InstrumentingMiddleware(metrics)(svc)
 	endpoints := MakeEndpoints(svc)
@@ -140,7 +205,7 @@ func (s Settings) Wire(ctx context.Context, w *daemon.Wiring, d daemon.Deps) err
 	w.Group.Add("queries-embedded", NewQueriesSubscriber(d.Brokers, t.QueriesEmbedded, t.QueriesRetrieved, pub, endpoints, d.SubscriberOptions()...).Run)
 	w.Topics([]string{t.ChunksEmbedded, t.Documents, t.QueriesEmbedded}, t.QueriesRetrieved)
 	w.Check(daemon.Check{Name: "qdrant", Run: index.Health})
-	w.Describe("qdrant_addr", d.QdrantAddr, "collection", s.Collection, "dense_size", s.DenseSize)
+	w.Describe("qdrant_addr", d.QdrantAddr, "collection", s.Collection, "dense_size", s.DenseSize, "collection_per_model", s.CollectionPerModel)
 	return nil
 }
 

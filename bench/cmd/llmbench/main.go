@@ -237,7 +237,7 @@ func gen(dir string, out io.Writer) error {
 func bound(threads int, quick bool, out io.Writer) error {
 	// Decoding streams every weight once per token; the bound is how fast
 	// this machine's cores can read memory that way. It is measured with
-	// the engine's own batch-1 F32 kernel (four rows per pass, both
+	// the engine's own batch-1 F32 kernel (eight rows per pass, both
 	// threads) over a 1 GiB matrix, which reads as fast as a vectorized C
 	// OpenMP sum (bench/llama2c/bwsum.c); a scalar Go sum reads slower and
 	// set the bound too low.

@@ -3,7 +3,9 @@
 // Package composetest brings up deploy/compose as separate containers and
 // proves the stack end to end and under faults: the scenario through the
 // edge container, then SIGKILL of every service, the broker and the store,
-// and a network cut, each followed by a round trip that must complete.
+// and a network cut, each followed by a round trip that must complete;
+// then, with compose.vault.yaml, an audit log whose keys are in Vault.
+// The images are built once for both stacks.
 //
 //	cd cmd/tributary && go test -tags containers -count=1 -v ./composetest
 package composetest
@@ -30,10 +32,21 @@ const recoveryBound = 2 * time.Minute
 
 var services = []string{"ingest", "embed", "retrieve", "generate", "moderate", "audit", "edge"}
 
+// images is what both stacks share: the images, built once, and the CLI.
+type images struct {
+	root     string
+	compose  []string // docker compose or docker-compose
+	tag      string
+	cli      string
+	vaultBin string // "" when no Vault server binary is built
+}
+
 type stack struct {
 	t        *testing.T
 	root     string
 	compose  []string
+	files    []string // -f arguments
+	secrets  string
 	env      []string
 	project  string
 	cli      string
@@ -50,7 +63,14 @@ func TestComposeStack(t *testing.T) {
 		t.Fatalf("docker is required: %v", err)
 	}
 	ctx := context.Background()
-	s := up(ctx, t)
+	im := buildImages(ctx, t)
+	t.Run("Chaos", func(t *testing.T) { testChaos(ctx, t, im) })
+	t.Run("Vault", func(t *testing.T) { testVault(ctx, t, im) })
+}
+
+// testChaos runs the end-to-end scenario, then the faults under load.
+func testChaos(ctx context.Context, t *testing.T, im *images) {
+	s := up(ctx, t, im, false)
 
 	// The scenario: two tenants, English and Chinese, citations, no
 	// cross-tenant results, refused injection, audit export.
@@ -123,28 +143,128 @@ func TestComposeStack(t *testing.T) {
 	t.Logf("audit verify: %s", strings.TrimSpace(out))
 }
 
-func up(ctx context.Context, t *testing.T) *stack {
+// testVault brings the stack up with compose.vault.yaml (a dev-mode Vault,
+// configured by one-shot vault CLI containers; the audit logs in with
+// AppRole and the least-privilege policy) and proves that the audit log's
+// keys live in Vault: a question is recorded and exported decrypted
+// through the audit container, the log verifies offline with Vault, and
+// without Vault only its structure can be checked.
+func testVault(ctx context.Context, t *testing.T, im *images) {
+	if im.vaultBin == "" {
+		t.Skip("no Vault server binary: run tools/vault/build.sh once (about 20 min cold) or set TRIBUTARY_VAULT_BIN")
+	}
+	start := time.Now()
+	s := up(ctx, t, im, true)
+	docs := t.TempDir()
+	write(t, docs, "acme/release.txt", "The Zephyr project ships its release on the first Monday of each month.")
+	s.cliOK(ctx, "ingest", filepath.Join(docs, "acme"), "--server", s.ingest, "--api-key", s.keyAcme, "--wait", "--timeout", answerBound.String())
+	if out := s.ask(ctx, s.keyAcme, "When does Zephyr ship its release?"); !strings.Contains(out, "first Monday") {
+		t.Errorf("answer lacks the fact:\n%s", out)
+	}
+	// The export decrypts through Vault; it ends with the trailer's ok
+	// (the CLI fails otherwise).
+	var out string
+	deadline := time.Now().Add(answerBound)
+	for {
+		out = s.cliOK(ctx, "audit", "export", "--server", s.audit, "--api-key", s.keyAcme)
+		if strings.Contains(out, "When does Zephyr ship its release?") || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(time.Second)
+	}
+	if !strings.Contains(out, "When does Zephyr ship its release?") {
+		t.Fatalf("audit export lacks the question:\n%.2000s", out)
+	}
+
+	// Offline, with the log at rest: with Vault (AppRole, the audit's own
+	// credentials) every record is authenticated and decrypted; without
+	// it there is no key file to fall back on.
+	s.composeOK(ctx, "stop", "audit")
+	verify := func(flags ...string) (string, error) {
+		return s.run(ctx, "docker", append([]string{"run", "--rm", "--network", s.project + "_default",
+			"-v", s.project + "_audit-data:/data:ro", "-v", filepath.Join(s.secrets, "vault-secret-id") + ":/run/secrets/vault-secret-id:ro",
+			"tributary/tributary:" + s.tag, "audit", "verify", "--data-dir", "/data"}, flags...)...)
+	}
+	out, err := verify("--vault-addr=http://vault:8200", "--vault-auth=approle", "--vault-role-id=tributary-audit",
+		"--vault-secret-id-file=/run/secrets/vault-secret-id")
+	if err != nil || !strings.Contains(out, "records authenticated and decrypted") {
+		t.Fatalf("audit verify with Vault: %v\n%s", err, out)
+	}
+	t.Logf("audit verify with Vault: %s", strings.TrimSpace(out))
+	if out, err := verify(); err != nil || !strings.Contains(out, "structure and chain only") {
+		t.Errorf("audit verify without Vault should only check structure (no key file): %v\n%s", err, out)
+	}
+	t.Logf("Vault stack: up, answered, exported and verified in %v", time.Since(start).Round(100*time.Millisecond))
+}
+
+// buildImages builds every image once (the Vault server's too when its
+// binary is built) and the CLI.
+func buildImages(ctx context.Context, t *testing.T) *images {
 	root, err := filepath.Abs("../../..")
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &stack{t: t, root: root, project: fmt.Sprintf("tributary-ct-%d", os.Getpid()), tag: "composetest",
-		keyAcme: "k-acme-composetest", keyOther: "k-globex-composetest"}
-	if _, err := s.run(ctx, "docker", "compose", "version"); err == nil {
-		s.compose = []string{"docker", "compose"}
+	im := &images{root: root, tag: "composetest", vaultBin: vaultBinary(t, root)}
+	if exec.CommandContext(ctx, "docker", "compose", "version").Run() == nil {
+		im.compose = []string{"docker", "compose"}
 	} else {
-		s.compose = []string{"docker-compose"}
+		t.Log("no Compose v2: using docker-compose")
+		im.compose = []string{"docker-compose"}
+	}
+	names := "tributary audit edge embed generate ingest moderate retrieve"
+	if im.vaultBin != "" {
+		names += " vault"
 	}
 	start := time.Now()
-	if out, err := s.runIn(ctx, root, []string{"IMAGES=tributary audit edge embed generate ingest moderate retrieve"}, "./deploy/images.sh", s.tag); err != nil {
+	cmd := exec.CommandContext(ctx, "./deploy/images.sh", im.tag)
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "IMAGES="+names, "TRIBUTARY_VAULT_BIN="+im.vaultBin)
+	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("images: %v\n%s", err, out)
 	}
 	t.Logf("images built in %v", time.Since(start).Round(time.Second))
-	s.cli = filepath.Join(t.TempDir(), "tributary")
-	if out, err := s.runIn(ctx, filepath.Join(root, "cmd", "tributary"), nil, "go", "build", "-o", s.cli, "."); err != nil {
+	im.cli = filepath.Join(t.TempDir(), "tributary")
+	cmd = exec.CommandContext(ctx, "go", "build", "-o", im.cli, ".")
+	cmd.Dir = filepath.Join(root, "cmd", "tributary")
+	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("build cli: %v\n%s", err, out)
 	}
+	return im
+}
+
+// vaultBinary returns the Vault server binary of TRIBUTARY_VAULT_BIN
+// (scripts/test.sh sets it), else tools/vault/build.sh's cached one, else
+// "".
+func vaultBinary(t *testing.T, root string) string {
+	if bin := os.Getenv("TRIBUTARY_VAULT_BIN"); bin != "" {
+		if _, err := os.Stat(bin); err != nil {
+			t.Fatalf("TRIBUTARY_VAULT_BIN: %v", err)
+		}
+		return bin
+	}
+	out, err := exec.Command(filepath.Join(root, "tools", "vault", "build.sh"), "--cached").Output()
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// up brings a stack up under its own project name and ports, with
+// compose.vault.yaml when withVault, and takes it down when t ends.
+func up(ctx context.Context, t *testing.T, im *images, withVault bool) *stack {
+	s := &stack{t: t, root: im.root, compose: im.compose, cli: im.cli, tag: im.tag,
+		project: fmt.Sprintf("tributary-ct-%d", os.Getpid()),
+		keyAcme: "k-acme-composetest", keyOther: "k-globex-composetest",
+		files: []string{"-f", filepath.Join(im.root, "deploy", "compose", "compose.yaml")}}
+	healthy := append([]string{"broker", "vectordb"}, services...)
+	if withVault {
+		s.project += "-vault"
+		s.files = append(s.files, "-f", filepath.Join(im.root, "deploy", "compose", "compose.vault.yaml"))
+		healthy = append(healthy, "vault")
+	}
+	root := im.root
 	secrets := filepath.Join(t.TempDir(), "secrets")
+	s.secrets = secrets
 	if out, err := s.runIn(ctx, root, nil, "./deploy/compose/secrets.sh", secrets); err != nil {
 		t.Fatalf("secrets: %v\n%s", err, out)
 	}
@@ -169,9 +289,9 @@ func up(ctx context.Context, t *testing.T) *stack {
 			t.Logf("down: %v\n%s", err, out)
 		}
 	})
-	start = time.Now()
+	start := time.Now()
 	s.composeOK(ctx, "up", "-d")
-	for _, svc := range append([]string{"broker", "vectordb"}, services...) {
+	for _, svc := range healthy {
 		s.waitHealthy(ctx, svc, start)
 	}
 	t.Logf("stack healthy in %v", time.Since(start).Round(100*time.Millisecond))
@@ -240,7 +360,7 @@ func (s *stack) composeOK(ctx context.Context, args ...string) string {
 }
 
 func (s *stack) composeRun(ctx context.Context, args ...string) (string, error) {
-	full := append(append([]string{}, s.compose[1:]...), "-p", s.project, "-f", filepath.Join(s.root, "deploy", "compose", "compose.yaml"))
+	full := append(append(append([]string{}, s.compose[1:]...), "-p", s.project), s.files...)
 	return s.runIn(ctx, s.root, s.env, s.compose[0], append(full, args...)...)
 }
 

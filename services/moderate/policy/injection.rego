@@ -117,9 +117,10 @@ zh_hits(compact) := {id |
 
 # The weights are literal objects, kept apart from the patterns (some of
 # which are built with concat): a ground object costs nothing per decision.
-weight(id) := en_weights[id]
-
-weight(id) := zh_weights[id]
+# hit_weights(m) lists the weight of each signal of a view pair: a lookup in
+# both tables (ids do not overlap), cheaper than a function with a body per
+# table or a merged table built per decision.
+hit_weights(m) := [w | some id in m.hits; some table in [en_weights, zh_weights]; w := table[id]]
 
 # Signals that speak of the assistant itself: no technical context excuses
 # them.
@@ -151,16 +152,22 @@ default benign_pair(_) := false
 # view_score(m) adds up the weights of the signals of one view pair, less
 # benign_weight for a technical context.
 view_score(m) := s - benign_weight if {
-	s := sum([weight(id) | some id in m.hits])
+	m.benign
+	s := sum(hit_weights(m))
 	s > 0
 	count({id | some id in m.hits} & strong) == 0
-	m.benign
-} else := sum([weight(id) | some id in m.hits])
+} else := sum(hit_weights(m))
 
 # assess returns {"score", "signals", "flagged"} for a view set: the best
 # view's score, plus evasion_weight when that view already carries evidence
 # and the text was obfuscated.
-assess(v) := {"score": score, "signals": signals, "flagged": score >= threshold} if {
+assess(v) := {"score": 0, "signals": [], "flagged": false} if {
+	# Most text carries no signal at all: nothing to add up (the rule below
+	# would give the same).
+	every m in matches(v) {
+		m.hits == []
+	}
+} else := {"score": score, "signals": signals, "flagged": score >= threshold} if {
 	ms := matches(v)
 	base := max([view_score(m) | some m in ms])
 	evasion := object.get(v, "evasion", [])

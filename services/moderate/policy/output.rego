@@ -1,15 +1,17 @@
 # Output policy: moderates one unit of text a client will see — a sentence
-# of a streamed answer, a citation title or a citation snippet.
+# of a streamed answer, a citation title or snippet, a search result's
+# title, heading or text.
 #
 # Input (built by the moderate service):
 #   text        the unit (a sentence, or a forced cut of a long run)
-#   channel     "answer", "citation_title" or "citation_snippet"
+#   channel     "answer", "citation_title", "citation_snippet",
+#               "search_title" (titles and headings) or "search_snippet"
 #   entities    personal data the recognizers found: [{"id", "kind",
 #               "score", "positive", "negative", "negative_by"}]; kinds:
 #               email, phone, id_card, card, iban, ssn, ip, passport
 #   views       folded views of text (see injection.rego)
 #   redactions_before  redactions already made earlier in the same answer
-#   source_flagged  (citations) the cited chunk was flagged when the
+#   source_flagged  (citations, search results) the chunk was flagged when the
 #               retrieved context was screened
 #   context     (when known) {"chunks", "flagged", "max_score"} of the
 #               answer's retrieved chunks; the default policy does not use

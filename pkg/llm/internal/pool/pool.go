@@ -47,6 +47,12 @@ type Pool struct {
 	finished atomic.Int64 // chunks of the open region that have returned
 	stopped  atomic.Bool
 
+	// For's loop while it runs, with its region function bound once, so
+	// that a call allocates nothing.
+	forF           func(worker, lo, hi int)
+	forN, forChunk int
+	forRun         func(worker, chunk int)
+
 	mu        sync.Mutex
 	cond      *sync.Cond   // idle workers park here
 	sleepers  atomic.Int64 // workers parked (or about to park)
@@ -62,6 +68,7 @@ func New(threads int) *Pool {
 	}
 	p := &Pool{threads: threads, done: make(chan struct{}, 1)}
 	p.cond = sync.NewCond(&p.mu)
+	p.forRun = func(w, i int) { p.forF(w, i*p.forChunk, min(p.forN, (i+1)*p.forChunk)) }
 	for w := 1; w < threads; w++ {
 		go p.worker(w)
 	}
@@ -119,7 +126,9 @@ func (p *Pool) For(n, grain int, f func(worker, lo, hi int)) {
 		return
 	}
 	chunk := max(grain, 1, (n+p.threads*8-1)/(p.threads*8))
-	p.Run((n+chunk-1)/chunk, func(w, i int) { f(w, i*chunk, min(n, (i+1)*chunk)) })
+	p.forF, p.forN, p.forChunk = f, n, chunk
+	p.Run((n+chunk-1)/chunk, p.forRun)
+	p.forF = nil
 }
 
 // work claims and runs chunks of the region whose open word was seen, and

@@ -85,3 +85,18 @@ func BenchmarkSpawn(b *testing.B) {
 		wg.Wait()
 	}
 }
+
+// TestForAllocatesNothing checks that a parallel loop allocates nothing per
+// call (a decode step runs dozens), and that it still covers every item.
+func TestForAllocatesNothing(t *testing.T) {
+	p := New(2)
+	defer p.Close()
+	var sum atomic.Int64
+	f := func(_, lo, hi int) { sum.Add(int64(hi - lo)) }
+	if a := testing.AllocsPerRun(100, func() { p.For(1000, 10, f) }); a != 0 {
+		t.Errorf("%v allocations per For, want 0", a)
+	}
+	if got := sum.Load(); got != 101*1000 {
+		t.Errorf("covered %d items, want %d", got, 101*1000)
+	}
+}
