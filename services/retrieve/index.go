@@ -490,6 +490,8 @@ type SearchRequest struct {
 	Dense  []float32
 	Sparse *events.SparseVector
 	Limit  int
+	// Filter narrows the search inside the store (see queryConditions).
+	Filter *events.QueryFilter
 }
 
 // AccessFilter is the filter every search carries: the asker's tenant AND
@@ -508,6 +510,25 @@ func AccessFilter(tenant string, groups []string) *qdrant.Filter {
 	}}
 }
 
+// queryConditions are the store-side conditions of a query's filter, so
+// that a narrow filter is searched, not sifted out of the best hits of the
+// whole tenant: document ids match exactly (an indexed keyword); a source
+// prefix matches as a substring (Qdrant's text match without a full-text
+// index), a superset that applyFilter then cuts to the exact prefix.
+func queryConditions(f *events.QueryFilter) []*qdrant.Condition {
+	if f == nil {
+		return nil
+	}
+	var out []*qdrant.Condition
+	if len(f.DocumentIDs) > 0 {
+		out = append(out, qdrant.NewMatchKeywords(FieldDocumentID, f.DocumentIDs...))
+	}
+	if f.SourcePrefix != "" {
+		out = append(out, qdrant.NewMatchText(FieldSource, f.SourcePrefix))
+	}
+	return out
+}
+
 // payloadFields are the payload keys a search returns.
 var payloadFields = []string{
 	FieldDocumentID, FieldVersion, FieldChunkID, FieldIndex, FieldText, FieldTitle,
@@ -519,6 +540,7 @@ var payloadFields = []string{
 // Each hit is checked against the tenant again before it is returned.
 func (ix *Index) Search(ctx context.Context, r SearchRequest) ([]events.RetrievedChunk, error) {
 	filter := AccessFilter(r.Tenant, r.Groups)
+	filter.Must = append(filter.Must, queryConditions(r.Filter)...)
 	var branches []*qdrant.PrefetchQuery
 	prefetch := uint64(max(4*r.Limit, 20))
 	if r.Sparse != nil && len(r.Sparse.Indices) > 0 {

@@ -520,7 +520,8 @@ func (s *service) Retrieve(ctx context.Context, q events.QueryEmbedded) (events.
 		Groups: q.Groups,
 		Dense:  q.Dense,
 		Sparse: q.Sparse,
-		Limit:  candidates(n, q.Filter),
+		Limit:  max(4*n, 20), // so that n remain after near-duplicates and crowding
+		Filter: q.Filter,
 	})
 	if err != nil {
 		return events.QueryRetrieved{}, err
@@ -534,19 +535,9 @@ func (s *service) Retrieve(ctx context.Context, q events.QueryEmbedded) (events.
 	return events.QueryRetrieved{Query: q.Query, Results: hits}, nil
 }
 
-// candidates is how many hits a query of k results asks the index for, so
-// that k remain after duplicates, crowding documents and the filter are
-// taken out.
-func candidates(k int, f *events.QueryFilter) int {
-	if f != nil && (len(f.DocumentIDs) > 0 || f.SourcePrefix != "") {
-		return max(25*k, 500)
-	}
-	return max(4*k, 20)
-}
-
-// applyFilter keeps the hits that pass f. It filters the candidates the
-// index returned (the access filter already applied), so a narrow filter
-// finds matches among the best candidates only.
+// applyFilter keeps the hits that pass f exactly. The index already
+// searched with f (queryConditions); this cuts its substring match of the
+// source prefix down to the prefix.
 func applyFilter(hits []events.RetrievedChunk, f *events.QueryFilter) []events.RetrievedChunk {
 	if f == nil || (len(f.DocumentIDs) == 0 && f.SourcePrefix == "") {
 		return hits
