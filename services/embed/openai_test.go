@@ -352,3 +352,35 @@ func TestRebuildReplaysChunks(t *testing.T) {
 		t.Errorf("rebuild group %q: %v, want a problem", KafkaGroup, err)
 	}
 }
+
+// BenchmarkOpenAIBackend embeds 32 chunk texts through the openai backend
+// and our inference server (real HTTP on loopback, JSON floats) against
+// the same encoder called directly: the cost of running the model behind
+// an HTTP API.
+func BenchmarkOpenAIBackend(b *testing.B) {
+	enc := synthEncoder(b)
+	ts, _ := inferenceServer(b, enc, 64<<20)
+	o, err := NewOpenAI(newSparse(b), OpenAIConfig{URL: ts.URL, Model: "synth-e5", APIKey: "sk-embed"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	texts := make([]string, 32)
+	for i := range texts {
+		texts[i] = strings.Repeat("employees accrue days of paid leave per month . ", 6)[:200+i]
+	}
+	ctx := context.Background()
+	b.Run("direct", func(b *testing.B) {
+		for b.Loop() {
+			if _, _, err := enc.Embed(ctx, texts); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("http", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := o.Embed(ctx, texts); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

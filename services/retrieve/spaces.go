@@ -12,6 +12,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/qdrant/go-client/qdrant"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/tributary-rag/tributary/pkg/events"
 )
@@ -157,8 +159,10 @@ func (s *Spaces) Active() string {
 
 // Load reads the alias and the existing collections. A collection the
 // alias points at that is not a space (made before spaces) is kept as the
-// active one, of unknown model, until a space catches up with it. Spaces
-// older than the active one are retiring, their grace counted from now.
+// active one, its model read from one of its chunks, until a newer space
+// catches up with it. Spaces older than the active one are retiring, their
+// grace counted from now; collections dropped meanwhile (by another
+// replica) are forgotten.
 func (s *Spaces) Load(ctx context.Context) error {
 	target, err := s.aliasTarget(ctx)
 	if err != nil {
@@ -168,20 +172,35 @@ func (s *Spaces) Load(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("list collections: %w", err)
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	opened := map[string]*space{}
 	for _, name := range names {
 		if !strings.HasPrefix(name, s.base+"__") && name != target {
 			continue
 		}
-		if _, ok := s.spaces[name]; ok {
+		s.mu.Lock()
+		_, known := s.spaces[name]
+		s.mu.Unlock()
+		if known {
 			continue
 		}
 		sp, err := s.open(ctx, name)
 		if err != nil {
 			return err
 		}
-		s.spaces[name] = sp
+		opened[name] = sp
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for name, sp := range opened {
+		if _, ok := s.spaces[name]; !ok {
+			s.spaces[name] = sp
+		}
+	}
+	for name := range s.spaces {
+		if !slices.Contains(names, name) {
+			delete(s.spaces, name)
+			delete(s.retiring, name)
+		}
 	}
 	if target == "" && len(s.spaces) > 0 {
 		// Spaces without the alias (it was deleted by hand): the oldest
@@ -475,6 +494,9 @@ func (s *Spaces) AcceptDocument(ctx context.Context, d events.DocumentAccepted) 
 	active := s.Active()
 	for _, sp := range s.all() {
 		res, err := sp.svc.AcceptDocument(ctx, d)
+		if dropped(err, sp.name, active) {
+			continue
+		}
 		if err != nil {
 			return IndexResult{}, err
 		}
@@ -490,12 +512,19 @@ func (s *Spaces) AcceptDocument(ctx context.Context, d events.DocumentAccepted) 
 
 // DeleteDocument implements Service on every collection.
 func (s *Spaces) DeleteDocument(ctx context.Context, d events.DocumentDeleted) error {
+	active := s.Active()
 	for _, sp := range s.all() {
-		if err := sp.svc.DeleteDocument(ctx, d); err != nil {
+		if err := sp.svc.DeleteDocument(ctx, d); err != nil && !dropped(err, sp.name, active) {
 			return err
 		}
 	}
 	return nil
+}
+
+// dropped reports whether err says that collection name, not the active
+// one, is gone: another replica dropped it after its grace period.
+func dropped(err error, name, active string) bool {
+	return err != nil && name != active && status.Code(err) == codes.NotFound
 }
 
 // Retrieve implements Service. The question goes to the collection of its
@@ -586,9 +615,14 @@ func (s *Spaces) Checkpoint(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 	if cand != nil {
-		same, err := s.sameChunks(ctx, active.name, cand.name)
-		if err != nil {
-			return err
+		// An empty collection from before spaces has nothing to keep
+		// answering from (its model's chunks would have gone to it).
+		same := active.legacy && active.model == ""
+		if !same {
+			var err error
+			if same, err = s.sameChunks(ctx, active.name, cand.name); err != nil {
+				return err
+			}
 		}
 		if same {
 			if err := s.client.UpdateAliases(ctx, []*qdrant.AliasOperations{

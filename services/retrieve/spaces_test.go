@@ -252,6 +252,11 @@ func TestModelChangeWithoutDowntime(t *testing.T) {
 	answeredFrom("model B after the switch", ask(qB), qB, embedB)
 	answeredFrom("model A in the grace period", ask(qA), qA, embedA)
 
+	// A second replica that knows A's collection.
+	other := NewSpaces(client, base, testDense, NewKafkaEmitter(pub, topics.Documents))
+	if err := other.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
 	// After the grace period A's collection goes; a question still
 	// embedded with A is answered without its dense vector.
 	clockMu.Lock()
@@ -265,6 +270,13 @@ func TestModelChangeWithoutDowntime(t *testing.T) {
 	}
 	if hits := ask(qA); len(hits) != 0 {
 		t.Fatalf("model A question after A was dropped got %d hits from B's collection", len(hits))
+	}
+	// The other replica's deletions skip the collection dropped under it.
+	if err := other.DeleteDocument(ctx, events.DocumentDeleted{DocumentID: "fresh", TenantID: "t1", Version: 1}); err != nil {
+		t.Fatalf("DeleteDocument with a collection dropped by another replica: %v", err)
+	}
+	if n := count(nameB); n != 2 {
+		t.Fatalf("%d chunks in B after deleting fresh, want 2", n)
 	}
 	// A restarted replica finds the same state.
 	again := NewSpaces(client, base, testDense, NewKafkaEmitter(pub, topics.Documents))
