@@ -430,14 +430,29 @@ func checkFlags(t *testing.T, name string, c corev1.Container, flags map[string]
 		}
 	}
 	for _, e := range c.Env {
+		if otelVariables[e.Name] {
+			continue // read by pkg/daemon and the OpenTelemetry SDK, not flags
+		}
 		if !help.mentions(e.Name) {
 			t.Errorf("%s: %s reads no variable %s", name, bin, e.Name)
 		}
 	}
 }
 
+// otelVariables are the OpenTelemetry variables the chart sets: every
+// service reads them (pkg/daemon's Tracing and the SDK), none has a flag.
+var otelVariables = map[string]bool{
+	"OTEL_EXPORTER_OTLP_ENDPOINT": true, "OTEL_EXPORTER_OTLP_PROTOCOL": true, "OTEL_SERVICE_NAME": true,
+	"OTEL_TRACES_SAMPLER": true, "OTEL_TRACES_SAMPLER_ARG": true,
+}
+
 func checkDefault(t *testing.T, objs []object) {
 	ws := byComponent(objs)
+	for name, w := range ws {
+		if v := envValue(w.pod.Spec.Containers[0], "OTEL_EXPORTER_OTLP_ENDPOINT"); v != "" {
+			t.Errorf("%s: tracing on (%q) without tracing.otlpEndpoint", name, v)
+		}
+	}
 	for _, c := range []string{"broker", "vectordb", "inference"} {
 		if _, ok := ws[c]; ok {
 			t.Errorf("%s runs by default; it belongs to values-dev.yaml or inference.enabled", c)
@@ -500,6 +515,13 @@ func checkDev(t *testing.T, objs []object) {
 
 func checkFull(t *testing.T, objs []object) {
 	ws := byComponent(objs)
+	for _, s := range []string{"ingest", "embed", "retrieve", "generate", "moderate", "audit", "edge"} {
+		c := ws[s].pod.Spec.Containers[0]
+		if envValue(c, "OTEL_EXPORTER_OTLP_ENDPOINT") != "http://otel-collector.monitoring:4318" || envValue(c, "OTEL_SERVICE_NAME") != "tributary-"+s ||
+			envValue(c, "OTEL_TRACES_SAMPLER_ARG") != "0.25" {
+			t.Errorf("%s: tracing variables %v", s, c.Env)
+		}
+	}
 	checkNetworkPolicies(t, objs, "embed", "retrieve", "generate", "moderate", "audit", "inference")
 	checkGPU(t, objs, "embed", "generate", "inference")
 

@@ -98,6 +98,22 @@ edge: {apiKeys: true, consumer: false}
   value: {{ $v.topicPrefix | quote }}
 - name: TRIBUTARY_LOG_LEVEL
   value: {{ $v.logLevel | quote }}
+{{- with $v.tracing }}
+{{- if .otlpEndpoint }}
+- name: OTEL_EXPORTER_OTLP_ENDPOINT
+  value: {{ .otlpEndpoint | quote }}
+- name: OTEL_EXPORTER_OTLP_PROTOCOL
+  value: {{ .protocol | quote }}
+- name: OTEL_SERVICE_NAME
+  value: {{ printf "tributary-%s" $.name | quote }}
+- name: OTEL_TRACES_SAMPLER
+  value: {{ .sampler | quote }}
+{{- if .samplerArg }}
+- name: OTEL_TRACES_SAMPLER_ARG
+  value: {{ .samplerArg | quote }}
+{{- end }}
+{{- end }}
+{{- end }}
 - name: TRIBUTARY_PROVISION_TOPICS
   value: {{ $v.kafka.topics.provision | quote }}
 - name: TRIBUTARY_TOPIC_PARTITIONS
