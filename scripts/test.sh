@@ -56,7 +56,7 @@ step "prometheus alert rules (deploy/prometheus)"
 promtool check rules deploy/prometheus/alerts.yaml
 
 step "compose stack: end to end and chaos (deploy/compose)"
-(cd cmd/tributary && go test -count=1 -tags containers -run ComposeStack -timeout 20m ./composetest)
+(cd cmd/tributary && go test -count=1 -tags containers -run ComposeStack -timeout 30m ./composetest)
 
 if [ "$FUZZTIME" != "0" ]; then
   for dir in $mods; do

@@ -12,6 +12,7 @@ times the 16-token query only. Prints
 one line per case and thread count: min and median wall ms per pass and
 median process CPU ms (all threads) per pass.
 """
+import ctypes
 import json
 import math
 import os
@@ -64,6 +65,16 @@ def forward(w, cfg, ids):
     return F.normalize(x.mean(dim=1), dim=-1)
 
 
+def set_threads(n):
+    """torch.set_num_threads does not reach OpenBLAS's own threads: without
+    this its one-thread runs compute on two."""
+    torch.set_num_threads(n)
+    try:
+        ctypes.CDLL("libblas.so.3").openblas_set_num_threads(n)
+    except (OSError, AttributeError):
+        pass  # the reference BLAS is single-threaded
+
+
 def bench_ids(count, n):
     """The ids of pkg/encoder's benchIDs."""
     ids = [[1000 + (7 * i + 13 * p) % 29000 for p in range(n)] for i in range(count)]
@@ -89,7 +100,7 @@ def main():
     query_only = sys.argv[2:] == ["query"]
     torch.set_grad_enabled(False)
     for threads in (1, 2):
-        torch.set_num_threads(threads)
+        set_threads(threads)
         a, b = torch.randn(1024, 1024), torch.randn(1024, 1024)
         torch.mm(a, b)
         best, _, cpu = timed(lambda: torch.mm(a, b), 10)
@@ -104,7 +115,7 @@ def main():
         for case, count, n, reps in cases[:1] if query_only else cases:
             ids = bench_ids(count, n)
             for threads in (1, 2):
-                torch.set_num_threads(threads)
+                set_threads(threads)
                 forward(w, cfg, ids[:1, :16])  # warm up
                 lo, med, cpu = timed(lambda: forward(w, cfg, ids), reps)
                 print(f"torch {shape}/{case}/threads={threads}: {lo:.2f} min {med:.2f} median ms/pass, {cpu:.2f} cpu-ms/pass", flush=True)
