@@ -29,6 +29,14 @@ type chatMessage struct {
 	FinishReason string         `json:"finish_reason"`
 	Code         string         `json:"code"`
 	Message      string         `json:"message"`
+	RetryAfterMS int64          `json:"retry_after_ms"`
+}
+
+// finalErrors are the error codes after which no done follows: the ask
+// was not taken (docs/edge.md, "Writing a client").
+var finalErrors = map[string]bool{
+	"rate_limited": true, "unavailable": true, "too_many_requests": true,
+	"duplicate_id": true, "invalid_request": true, "bad_message": true,
 }
 
 // chatCitation is one source of an answer; N is the number the answer
@@ -141,7 +149,25 @@ func ask(ctx context.Context, r askRequest, onToken func(string)) (askResult, er
 		case "citations":
 			res.Citations = m.Citations
 		case "error":
-			res.Errors = append(res.Errors, m)
+			if !finalErrors[m.Code] {
+				res.Errors = append(res.Errors, m)
+				continue
+			}
+			if m.Code != "rate_limited" && m.Code != "unavailable" {
+				return res, fmt.Errorf("ask refused: %s: %s", m.Code, m.Message)
+			}
+			// Not asked: wait as the server says (unavailable: a moment)
+			// and ask again on the same connection.
+			wait := max(time.Duration(m.RetryAfterMS)*time.Millisecond, 100*time.Millisecond)
+			select {
+			case <-ctx.Done():
+				return res, fmt.Errorf("ask not taken (%s) before the deadline: %w", m.Code, ctx.Err())
+			case <-time.After(wait):
+			}
+			start = time.Now()
+			if err := conn.WriteJSON(msg); err != nil {
+				return res, fmt.Errorf("send question: %w", err)
+			}
 		case "done":
 			res.Text = text.String()
 			res.FinishReason = m.FinishReason
