@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/tributary-rag/tributary/pkg/cputime"
 )
 
 // miniLMShaped writes a random model of all-MiniLM-L6-v2's shape (6
@@ -67,7 +69,7 @@ func BenchmarkEmbed(b *testing.B) {
 			ctx := context.Background()
 			var st Stats
 			b.ResetTimer()
-			cpu0 := processCPU()
+			cpu0 := cputime.Process()
 			for b.Loop() {
 				_, st, err = e.Embed(ctx, texts)
 				if err != nil {
@@ -77,7 +79,7 @@ func BenchmarkEmbed(b *testing.B) {
 			// On a shared machine wall time includes waiting for a core;
 			// CPU time per sentence is the steadier figure.
 			b.ReportMetric(float64(b.N*c.batch)/b.Elapsed().Seconds(), "sentences/s")
-			b.ReportMetric(float64((processCPU()-cpu0).Microseconds())/float64(b.N*c.batch), "cpu-µs/sentence")
+			b.ReportMetric(float64((cputime.Process()-cpu0).Microseconds())/float64(b.N*c.batch), "cpu-µs/sentence")
 			b.ReportMetric(float64(st.Tokens)/float64(c.batch), "tokens/sentence")
 		})
 	}

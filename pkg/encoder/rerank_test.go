@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/tributary-rag/tributary/pkg/cputime"
 )
 
 // encoderGolden is testdata/encoder-golden.json, written with the models
@@ -263,7 +265,7 @@ func BenchmarkRerank(b *testing.B) {
 		}
 		passages[i] = strings.Join(p, " ")
 	}
-	cpu0 := processCPU()
+	cpu0 := cputime.Process()
 	tokens := 0
 	for b.Loop() {
 		_, st, err := r.Score(context.Background(), "how often should the unit be serviced", passages)
@@ -273,7 +275,7 @@ func BenchmarkRerank(b *testing.B) {
 		tokens = st.Tokens
 	}
 	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/query")
-	b.ReportMetric(float64((processCPU()-cpu0).Milliseconds())/float64(b.N), "cpu-ms/query")
+	b.ReportMetric(float64((cputime.Process()-cpu0).Milliseconds())/float64(b.N), "cpu-ms/query")
 	b.ReportMetric(float64(tokens), "tokens/query")
 }
 

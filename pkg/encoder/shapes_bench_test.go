@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/tributary-rag/tributary/pkg/cputime"
 )
 
 // benchShapes are the two shapes issue 10 compares with PyTorch, with
@@ -81,14 +83,14 @@ func BenchmarkShapes(b *testing.B) {
 					defer e.Close()
 					ids := benchIDs(c.n, c.L)
 					ctx := context.Background()
-					cpu0 := processCPU()
+					cpu0 := cputime.Process()
 					for b.Loop() {
 						if _, err := e.EmbedIDs(ctx, ids); err != nil {
 							b.Fatal(err)
 						}
 					}
 					b.ReportMetric(float64(b.Elapsed().Microseconds())/1e3/float64(b.N), "ms/pass")
-					b.ReportMetric(float64((processCPU()-cpu0).Microseconds())/1e3/float64(b.N), "cpu-ms/pass")
+					b.ReportMetric(float64((cputime.Process()-cpu0).Microseconds())/1e3/float64(b.N), "cpu-ms/pass")
 					b.ReportMetric(0, "ns/op")
 				})
 			}

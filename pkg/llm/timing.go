@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"slices"
 	"time"
+
+	"github.com/tributary-rag/tributary/pkg/cputime"
 )
 
 // TimeDecodeSteps measures decode steps of batch sequences that already
@@ -29,13 +31,13 @@ func TimeDecodeSteps(m *Model, batch, ctx, iters int) (wall, cpu time.Duration, 
 		for i := range entries {
 			entries[i] = batchEntry{cache: caches[i], token: int32(it % m.cfg.Vocab), pos: ctx + it, wantLogits: true}
 		}
-		c0 := processCPU()
+		c0 := cputime.Process()
 		t0 := time.Now()
 		if _, err := m.forward(entries); err != nil {
 			return 0, 0, err
 		}
 		walls[it] = time.Since(t0)
-		cpus[it] = processCPU() - c0
+		cpus[it] = cputime.Process() - c0
 	}
 	return median(walls), median(cpus), nil
 }

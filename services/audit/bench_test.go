@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/segmentio/kafka-go"
+
+	"github.com/tributary-rag/tributary/pkg/cputime"
 )
 
 // BenchmarkAppend measures recording throughput (encrypt, chain, write,
@@ -29,7 +31,7 @@ func BenchmarkAppend(b *testing.B) {
 			off := int64(0)
 			b.SetBytes(int64(len(payload) * batch))
 			b.ResetTimer()
-			cpu := processCPU()
+			cpu := cputime.Process()
 			for i := 0; i < b.N; i++ {
 				for j := range msgs {
 					m := testMsg("tributary.chunks.v1", 0, off, "acme", "tributary.chunk.created")
@@ -42,7 +44,7 @@ func BenchmarkAppend(b *testing.B) {
 				}
 			}
 			b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "records/s")
-			b.ReportMetric(float64((processCPU()-cpu).Microseconds())/float64(b.N*batch), "cpu-µs/record")
+			b.ReportMetric(float64((cputime.Process()-cpu).Microseconds())/float64(b.N*batch), "cpu-µs/record")
 		})
 	}
 }
@@ -65,7 +67,7 @@ func BenchmarkScan(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.ResetTimer()
-	cpu := processCPU()
+	cpu := cputime.Process()
 	for i := 0; i < b.N; i++ {
 		count := 0
 		if err := l.Scan(ctx, nil, func(Entry) error { count++; return nil }); err != nil || count != n {
@@ -73,7 +75,7 @@ func BenchmarkScan(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N*n)/b.Elapsed().Seconds(), "records/s")
-	b.ReportMetric(float64((processCPU()-cpu).Microseconds())/float64(b.N*n), "cpu-µs/record")
+	b.ReportMetric(float64((cputime.Process()-cpu).Microseconds())/float64(b.N*n), "cpu-µs/record")
 }
 
 // BenchmarkRecord measures building one record from an answer.delta

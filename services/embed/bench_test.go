@@ -10,6 +10,7 @@ import (
 
 	"github.com/segmentio/kafka-go"
 
+	"github.com/tributary-rag/tributary/pkg/cputime"
 	"github.com/tributary-rag/tributary/pkg/events"
 	"github.com/tributary-rag/tributary/pkg/kafkatransport"
 )
@@ -70,12 +71,12 @@ func BenchmarkSparseDocument(b *testing.B) {
 			b.SetBytes(bytes / int64(len(chunks)))
 			b.ReportAllocs()
 			i := 0
-			cpu := processCPU()
+			cpu := cputime.Process()
 			for b.Loop() {
 				s.Document(chunks[i%len(chunks)])
 				i++
 			}
-			cpu = processCPU() - cpu
+			cpu = cputime.Process() - cpu
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "chunks/s")
 			if cpu > 0 {
 				// Per CPU-second: the machine may be shared, so wall time
@@ -160,12 +161,12 @@ func benchPipeline(b *testing.B, partitions int, batch time.Duration, chunks int
 	sub := NewChunkSubscriber(cluster.Brokers(), topics, pub, eps, v, kafkatransport.SubscriberBatch(chunks, 0),
 		kafkatransport.SubscriberReaderConfig(func(c *kafka.ReaderConfig) { c.StartOffset = kafka.FirstOffset }))
 	b.ResetTimer()
-	start, cpu := time.Now(), processCPU()
+	start, cpu := time.Now(), cputime.Process()
 	rctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- sub.Run(rctx) }()
 	got := cluster.ReadN(b, topics.ChunksEmbedded, n, 10*time.Minute)
-	elapsed, cpu := time.Since(start), processCPU()-cpu
+	elapsed, cpu := time.Since(start), cputime.Process()-cpu
 	b.StopTimer()
 	cancel()
 	if err := <-done; err != nil {
@@ -205,7 +206,7 @@ func BenchmarkHandleChunk(b *testing.B) {
 		b.Run(lang, func(b *testing.B) {
 			b.SetBytes(int64(len(text)))
 			b.ReportAllocs()
-			cpu := processCPU()
+			cpu := cputime.Process()
 			for b.Loop() {
 				req, err := dec(ctx, msg)
 				if err != nil {
@@ -219,7 +220,7 @@ func BenchmarkHandleChunk(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
-			cpu = processCPU() - cpu
+			cpu = cputime.Process() - cpu
 			if cpu > 0 {
 				b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/chunk")
 			}

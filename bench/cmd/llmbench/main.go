@@ -28,6 +28,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tributary-rag/tributary/pkg/cputime"
 	"github.com/tributary-rag/tributary/pkg/gguf"
 	"github.com/tributary-rag/tributary/pkg/llm"
 )
@@ -385,7 +386,7 @@ func once(m *llm.Model, streams, promptN, genN int, seed uint64) (sample, error)
 	times := make([][]time.Time, streams)
 	errs := make([]error, streams)
 	start := time.Now()
-	cpu0 := processCPU()
+	cpu0 := cputime.Process()
 	var wg sync.WaitGroup
 	for i := 0; i < streams; i++ {
 		prompt := make([]int32, promptN)
@@ -407,7 +408,7 @@ func once(m *llm.Model, streams, promptN, genN int, seed uint64) (sample, error)
 	}
 	wg.Wait()
 	s.duration = time.Since(start)
-	s.cpu = processCPU() - cpu0
+	s.cpu = cputime.Process() - cpu0
 	// Decode rate: tokens produced after every stream has its first token
 	// (all prompts prefilled), over that interval.
 	var lastFirst, lastEnd time.Time

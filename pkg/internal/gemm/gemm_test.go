@@ -6,6 +6,8 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
+
+	"github.com/tributary-rag/tributary/pkg/cputime"
 )
 
 func randVec(r *rand.Rand, n int) []float32 {
@@ -137,13 +139,13 @@ func BenchmarkMul(b *testing.B) {
 		for _, workers := range []int{1, 2} {
 			b.Run(fmt.Sprintf("%dx%dx%d/threads=%d", m, n, k, workers), func(b *testing.B) {
 				ws := NewWorkers(workers)
-				cpu0 := processCPU()
+				cpu0 := cputime.Process()
 				for b.Loop() {
 					ws.Mul(p, c, n, a, k, m, nil)
 				}
 				flop := 2 * float64(m*n*k) * float64(b.N)
 				b.ReportMetric(flop/b.Elapsed().Seconds()/1e9, "GFLOP/s")
-				b.ReportMetric(flop/(processCPU()-cpu0).Seconds()/1e9, "GFLOP/cpu-s")
+				b.ReportMetric(flop/(cputime.Process()-cpu0).Seconds()/1e9, "GFLOP/cpu-s")
 			})
 		}
 	}

@@ -1,15 +1,15 @@
 //go:build unix
 
-package gemm
+package cputime
 
 import (
 	"syscall"
 	"time"
 )
 
-// processCPU returns the CPU time (user and system) the process has used:
-// on a shared machine wall time includes waiting for a core.
-func processCPU() time.Duration {
+// Process returns the user and system CPU time of this process so far, all
+// threads together (0 if it cannot be read).
+func Process() time.Duration {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		return 0
