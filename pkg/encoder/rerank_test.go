@@ -3,7 +3,6 @@ package encoder
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"io/fs"
 	"math"
 	"os"
@@ -234,23 +233,7 @@ func TestRerankerErrors(t *testing.T) {
 // tokens on a cross-encoder of ms-marco-MiniLM-L-6-v2's shape (6 layers,
 // hidden 384, 12 heads, FFN 1536) with the MiniLM tokenizer.
 func BenchmarkRerank(b *testing.B) {
-	dir := b.TempDir()
-	vocab := make([]string, 30522-4)
-	for i := range vocab {
-		vocab[i] = fmt.Sprintf("w%d", i)
-	}
-	s := Synthetic{Config: Config{Hidden: 384, Layers: 6, Heads: 12, Intermediate: 1536, MaxPositions: 512},
-		Vocab: vocab, Seed: 1, Classifier: true}
-	if err := s.Write(dir); err != nil {
-		b.Fatal(err)
-	}
-	tok, err := os.ReadFile("testdata/minilm-tokenizer.json")
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "tokenizer.json"), tok, 0o644); err != nil {
-		b.Fatal(err)
-	}
+	dir := miniLMShaped(b, true)
 	r, err := LoadReranker(dir, Options{})
 	if err != nil {
 		b.Fatal(err)

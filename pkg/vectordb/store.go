@@ -274,12 +274,9 @@ func (s *Store) replay(r wal.Record) error {
 		s.dropCollection(string(r.Data))
 	case opUpsert:
 		var req qdrant.UpsertPoints
-		if err := proto.Unmarshal(r.Data, &req); err != nil {
-			return fmt.Errorf("decode upsert: %w", err)
-		}
-		c := s.colls[req.GetCollectionName()]
-		if c == nil {
-			return collectionNotFound(req.GetCollectionName())
+		c, err := s.decodeLogged(r.Data, &req, "upsert")
+		if err != nil {
+			return err
 		}
 		ps, err := c.preparePoints(req.GetPoints(), true)
 		if err != nil {
@@ -293,12 +290,9 @@ func (s *Store) replay(r wal.Record) error {
 		}
 	case opDelete:
 		var req qdrant.DeletePoints
-		if err := proto.Unmarshal(r.Data, &req); err != nil {
-			return fmt.Errorf("decode delete: %w", err)
-		}
-		c := s.colls[req.GetCollectionName()]
-		if c == nil {
-			return collectionNotFound(req.GetCollectionName())
+		c, err := s.decodeLogged(r.Data, &req, "delete")
+		if err != nil {
+			return err
 		}
 		ids, err := parseIDs(req.GetPoints().GetPoints().GetIds())
 		if err != nil {
@@ -307,12 +301,9 @@ func (s *Store) replay(r wal.Record) error {
 		c.applyDelete(ids)
 	case opSetPayload, opOverwritePayload:
 		var req qdrant.SetPayloadPoints
-		if err := proto.Unmarshal(r.Data, &req); err != nil {
-			return fmt.Errorf("decode set payload: %w", err)
-		}
-		c := s.colls[req.GetCollectionName()]
-		if c == nil {
-			return collectionNotFound(req.GetCollectionName())
+		c, err := s.decodeLogged(r.Data, &req, "set payload")
+		if err != nil {
+			return err
 		}
 		ids, err := parseIDs(req.GetPointsSelector().GetPoints().GetIds())
 		if err != nil {
@@ -327,12 +318,9 @@ func (s *Store) replay(r wal.Record) error {
 		c.applySetPayload(ids, req.GetPayload(), key, r.Type == opOverwritePayload)
 	case opCreateIndex:
 		var req qdrant.CreateFieldIndexCollection
-		if err := proto.Unmarshal(r.Data, &req); err != nil {
-			return fmt.Errorf("decode create index: %w", err)
-		}
-		c := s.colls[req.GetCollectionName()]
-		if c == nil {
-			return collectionNotFound(req.GetCollectionName())
+		c, err := s.decodeLogged(r.Data, &req, "create index")
+		if err != nil {
+			return err
 		}
 		path, err := parseKeyPath(req.GetFieldName())
 		if err != nil {
@@ -349,12 +337,9 @@ func (s *Store) replay(r wal.Record) error {
 		}
 	case opPutPoints:
 		var req qdrant.UpsertPoints
-		if err := proto.Unmarshal(r.Data, &req); err != nil {
-			return fmt.Errorf("decode points: %w", err)
-		}
-		c := s.colls[req.GetCollectionName()]
-		if c == nil {
-			return collectionNotFound(req.GetCollectionName())
+		c, err := s.decodeLogged(r.Data, &req, "points")
+		if err != nil {
+			return err
 		}
 		ps, err := c.preparePoints(req.GetPoints(), false)
 		if err != nil {
@@ -428,12 +413,9 @@ func (s *Store) loadSnapshot(path string, seq uint64) error {
 		case opUpsert:
 			// Snapshot vectors are stored already normalized.
 			var req qdrant.UpsertPoints
-			if err := proto.Unmarshal(r.Data, &req); err != nil {
-				return fmt.Errorf("decode snapshot points: %w", err)
-			}
-			c := s.colls[req.GetCollectionName()]
-			if c == nil {
-				return collectionNotFound(req.GetCollectionName())
+			c, err := s.decodeLogged(r.Data, &req, "snapshot points")
+			if err != nil {
+				return err
 			}
 			ps, err := c.preparePoints(req.GetPoints(), false)
 			if err != nil {
@@ -760,4 +742,24 @@ func (s *Store) abandon() {
 		s.wal.Abandon()
 		unlockDir(s.lock)
 	})
+}
+
+// loggedRequest is the request a WAL or snapshot record holds, naming its
+// collection.
+type loggedRequest interface {
+	proto.Message
+	GetCollectionName() string
+}
+
+// decodeLogged decodes a logged record's data into req and returns the
+// collection it names; what labels a decoding error.
+func (s *Store) decodeLogged(data []byte, req loggedRequest, what string) (*collection, error) {
+	if err := proto.Unmarshal(data, req); err != nil {
+		return nil, fmt.Errorf("decode %s: %w", what, err)
+	}
+	c := s.colls[req.GetCollectionName()]
+	if c == nil {
+		return nil, collectionNotFound(req.GetCollectionName())
+	}
+	return c, nil
 }

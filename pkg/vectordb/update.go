@@ -19,12 +19,9 @@ func (s *Store) replayMore(r wal.Record) error {
 	switch r.Type {
 	case opUpdateCollection:
 		var req qdrant.UpdateCollection
-		if err := proto.Unmarshal(r.Data, &req); err != nil {
-			return fmt.Errorf("decode update collection: %w", err)
-		}
-		c := s.colls[req.GetCollectionName()]
-		if c == nil {
-			return collectionNotFound(req.GetCollectionName())
+		c, err := s.decodeLogged(r.Data, &req, "update collection")
+		if err != nil {
+			return err
 		}
 		if build := c.applyUpdate(&req); build != nil {
 			build()
@@ -41,12 +38,9 @@ func (s *Store) replayMore(r wal.Record) error {
 		s.aliases = next
 	case opCreateShardKey, opDeleteShardKey:
 		var req qdrant.CreateShardKeyRequest // DeleteShardKeyRequest has the same wire form
-		if err := proto.Unmarshal(r.Data, &req); err != nil {
-			return fmt.Errorf("decode shard key: %w", err)
-		}
-		c := s.colls[req.GetCollectionName()]
-		if c == nil {
-			return collectionNotFound(req.GetCollectionName())
+		c, err := s.decodeLogged(r.Data, &req, "shard key")
+		if err != nil {
+			return err
 		}
 		k := req.GetRequest().GetShardKey()
 		if r.Type == opCreateShardKey {
@@ -56,12 +50,9 @@ func (s *Store) replayMore(r wal.Record) error {
 		}
 	case opDeletePayload:
 		var req qdrant.DeletePayloadPoints
-		if err := proto.Unmarshal(r.Data, &req); err != nil {
-			return fmt.Errorf("decode delete payload: %w", err)
-		}
-		c := s.colls[req.GetCollectionName()]
-		if c == nil {
-			return collectionNotFound(req.GetCollectionName())
+		c, err := s.decodeLogged(r.Data, &req, "delete payload")
+		if err != nil {
+			return err
 		}
 		ids, err := parseIDs(req.GetPointsSelector().GetPoints().GetIds())
 		if err != nil {

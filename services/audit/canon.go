@@ -181,28 +181,17 @@ func (c *canonicalizer) object(out []byte, depth int) ([]byte, error) {
 		c.pos++
 		c.space()
 	}
+	// Members in key order, a later duplicate winning as decoding into a
+	// map does; the stable sort costs a pass when they are already sorted.
 	ms := c.members[base:]
 	key := func(m member) []byte { return c.keys[m.k0:m.k1] }
-	sorted := slices.IsSortedFunc(ms, func(a, b member) int { return bytes.Compare(key(a), key(b)) })
-	if sorted && !hasDuplicateKeys(ms, key) {
-		// The common case: write the members in place, with commas.
-		c.tmp = append(c.tmp[:0], out[start:]...)
-		out = out[:start]
-		for i, m := range ms {
-			if i > 0 {
-				out = append(out, ',')
-			}
-			out = append(out, c.tmp[m.o0-start:m.o1-start]...)
-		}
-		return append(out, '}'), nil
-	}
 	slices.SortStableFunc(ms, func(a, b member) int { return bytes.Compare(key(a), key(b)) })
 	c.tmp = append(c.tmp[:0], out[start:]...)
 	out = out[:start]
 	first := true
 	for i, m := range ms {
 		if i+1 < len(ms) && bytes.Equal(key(m), key(ms[i+1])) {
-			continue // a later duplicate wins, as decoding into a map does
+			continue
 		}
 		if !first {
 			out = append(out, ',')
@@ -211,15 +200,6 @@ func (c *canonicalizer) object(out []byte, depth int) ([]byte, error) {
 		out = append(out, c.tmp[m.o0-start:m.o1-start]...)
 	}
 	return append(out, '}'), nil
-}
-
-func hasDuplicateKeys(sorted []member, key func(member) []byte) bool {
-	for i := 1; i < len(sorted); i++ {
-		if bytes.Equal(key(sorted[i-1]), key(sorted[i])) {
-			return true
-		}
-	}
-	return false
 }
 
 func (c *canonicalizer) array(out []byte, depth int) ([]byte, error) {
