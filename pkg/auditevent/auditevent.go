@@ -85,7 +85,7 @@ func (r *Recorder) AuthFailed(req *http.Request, action string) {
 	default:
 		return
 	}
-	ctx := context.WithoutCancel(req.Context())
+	ctx := req.Context() // Record detaches it from the request's end
 	ev := events.AuditEvent{
 		Kind: events.AuditKindAuthFailed, Actor: "unknown api key", Action: action, Outcome: "failure", At: time.Now().UTC(),
 		Reason: "missing or unknown API key", Details: map[string]string{"service": r.source, "remote": host, "path": req.URL.Path},
