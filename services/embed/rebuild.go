@@ -2,7 +2,6 @@ package embed
 
 import (
 	"regexp"
-	"time"
 
 	"github.com/tributary-rag/tributary/pkg/daemon"
 	"github.com/tributary-rag/tributary/pkg/events"
@@ -17,13 +16,7 @@ import (
 // new one has caught up (docs/retrieve.md, "Changing the embedding
 // model"). The topic must keep every live chunk: unlimited retention.
 func NewRebuildSubscriber(brokers []string, topics events.Topics, group string, producer kafkatransport.Producer, e Endpoints, v *events.Validator, opts ...kafkatransport.SubscriberOption) *kafkatransport.Subscriber {
-	opts = append([]kafkatransport.SubscriberOption{kafkatransport.SubscriberBatch(DefaultChunkBatch, 0)}, opts...)
-	return kafkatransport.NewSubscriber(kafkatransport.SubscriberConfig{
-		Brokers:  brokers,
-		Group:    group,
-		Topic:    topics.Chunks,
-		Producer: producer,
-	}, kafkatransport.PermanentFailures(isInvalid)(e.EmbedChunk), validating(v, DecodeChunkCreated), EncodeChunkEmbedded(topics.ChunksEmbedded, time.Now), opts...)
+	return chunkSubscriber(brokers, topics, group, producer, e, v, opts...)
 }
 
 var groupRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,200}$`)

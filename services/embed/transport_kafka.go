@@ -36,10 +36,15 @@ const DefaultChunkBatch = 64
 // produce per batch); a failure falls back to one message at a time, so
 // the rules above hold per message.
 func NewChunkSubscriber(brokers []string, topics events.Topics, producer kafkatransport.Producer, e Endpoints, v *events.Validator, opts ...kafkatransport.SubscriberOption) *kafkatransport.Subscriber {
+	return chunkSubscriber(brokers, topics, KafkaGroup, producer, e, v, opts...)
+}
+
+// chunkSubscriber is NewChunkSubscriber in consumer group group.
+func chunkSubscriber(brokers []string, topics events.Topics, group string, producer kafkatransport.Producer, e Endpoints, v *events.Validator, opts ...kafkatransport.SubscriberOption) *kafkatransport.Subscriber {
 	opts = append([]kafkatransport.SubscriberOption{kafkatransport.SubscriberBatch(DefaultChunkBatch, 0)}, opts...)
 	return kafkatransport.NewSubscriber(kafkatransport.SubscriberConfig{
 		Brokers:  brokers,
-		Group:    KafkaGroup,
+		Group:    group,
 		Topic:    topics.Chunks,
 		Producer: producer,
 	}, kafkatransport.PermanentFailures(isInvalid)(e.EmbedChunk), validating(v, DecodeChunkCreated), EncodeChunkEmbedded(topics.ChunksEmbedded, time.Now), opts...)
