@@ -2,8 +2,6 @@ package encoder
 
 import (
 	"math"
-	"sync"
-	"sync/atomic"
 
 	"github.com/tributary-rag/tributary/pkg/gguf"
 	"github.com/tributary-rag/tributary/pkg/internal/gemm"
@@ -72,40 +70,26 @@ const linearBlock = 64
 
 // attention sets dst to softmax(q·kᵀ/√d)·v within each packed text, for
 // every head: two GEMM products per (text, head), S = Q·Kᵀ and O = P·V
-// (V packed transposed, O written into dst in place), the workers taking
-// (text, head) pairs from a shared counter.
+// (V packed transposed, O written into dst in place), the threads claiming
+// (text, head) pairs.
 func (e *Encoder) attention(dst, q, k, v []float32, starts []int) {
 	c := e.cfg
 	h, d := c.Hidden, c.Hidden/c.Heads
 	scale := float32(1 / math.Sqrt(float64(d)))
 	jobs := (len(starts) - 1) * c.Heads
-	var next atomic.Int64
-	run := func(w int) {
+	e.pool.Run(jobs, func(w, job int) {
 		s, buf := &e.att[w], e.gemm.Buf(w)
-		for {
-			job := int(next.Add(1) - 1)
-			if job >= jobs {
-				return
-			}
-			lo, hi := starts[job/c.Heads], starts[job/c.Heads+1]
-			off, L := lo*h+(job%c.Heads)*d, hi-lo
-			s.k.Pack(k[off:], h, L, d)
-			s.sc = grow(s.sc, L*L)
-			s.k.Mul(s.sc, L, q[off:], h, L, nil, 0, L, buf) // sc[t*L+s] = q_t·k_s
-			for t := range L {
-				softmax(s.sc[t*L:(t+1)*L], scale)
-			}
-			s.v.PackT(v[off:], h, L, d)
-			s.v.Mul(dst[off:], h, s.sc, L, L, nil, 0, d, buf) // o_t = Σ_s p_ts·v_s
+		lo, hi := starts[job/c.Heads], starts[job/c.Heads+1]
+		off, L := lo*h+(job%c.Heads)*d, hi-lo
+		s.k.Pack(k[off:], h, L, d)
+		s.sc = grow(s.sc, L*L)
+		s.k.Mul(s.sc, L, q[off:], h, L, nil, 0, L, buf) // sc[t*L+s] = q_t·k_s
+		for t := range L {
+			softmax(s.sc[t*L:(t+1)*L], scale)
 		}
-	}
-	par := min(e.gemm.Len(), jobs)
-	var wg sync.WaitGroup
-	for w := 1; w < par; w++ {
-		wg.Go(func() { run(w) })
-	}
-	run(0)
-	wg.Wait()
+		s.v.PackT(v[off:], h, L, d)
+		s.v.Mul(dst[off:], h, s.sc, L, L, nil, 0, d, buf) // o_t = Σ_s p_ts·v_s
+	})
 }
 
 // softmaxGo sets row to softmax(row·scale).
@@ -129,7 +113,7 @@ func softmaxGo(row []float32, scale float32) {
 func (e *Encoder) addNorm(x, y []float32, ln layerNorm) {
 	h := e.cfg.Hidden
 	rows := len(x) / h
-	parallel(rows, min(e.threads, rows/8+1), func(lo, hi int) {
+	e.parallel(rows, 8, func(lo, hi int) {
 		xs, ys := x[lo*h:hi*h], y[lo*h:hi*h]
 		addTo(xs, ys)
 		e.layerNorm(xs, ln)

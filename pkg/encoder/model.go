@@ -16,6 +16,7 @@ import (
 
 	"github.com/tributary-rag/tributary/pkg/gguf"
 	"github.com/tributary-rag/tributary/pkg/internal/gemm"
+	"github.com/tributary-rag/tributary/pkg/internal/pool"
 	"github.com/tributary-rag/tributary/pkg/llm"
 	"github.com/tributary-rag/tributary/pkg/vecmath"
 )
@@ -78,6 +79,9 @@ type Encoder struct {
 	mu         sync.Mutex
 	backend    llm.Backend
 	ownBackend bool
+	// pool is the threads of the packed products, the attention and the
+	// element-wise passes (the backend's quantized products have their own).
+	pool *pool.Pool
 	// gemm runs the packed products and the attention on the threads,
 	// with att its per-thread scratch; nil with a caller's backend, which
 	// then runs every product and its own Attention.
@@ -167,9 +171,10 @@ func build(path, name string, cfg Config, st stConfig, tok Tokenizer, ts map[str
 		}
 	}
 	e.backend = o.Backend
+	e.pool = pool.New(e.threads)
 	if e.backend == nil {
 		e.backend, e.ownBackend = llm.NewCPU(e.threads), true
-		e.gemm, e.att = gemm.NewWorkers(e.threads), make([]attScratch, e.threads)
+		e.gemm, e.att = gemm.NewWorkers(e.pool), make([]attScratch, e.threads)
 		e.packWeights()
 	}
 	return e, nil
@@ -287,9 +292,10 @@ func (e *Encoder) loadWeights(ts map[string]Tensor, quantize bool) error {
 	return nil
 }
 
-// Close releases the backend's threads when the encoder made it. The
-// encoder must not be used afterwards.
+// Close releases the encoder's threads (and the backend's, when the
+// encoder made it). The encoder must not be used afterwards.
 func (e *Encoder) Close() {
+	e.pool.Close()
 	if c, ok := e.backend.(interface{ Close() }); ok && e.ownBackend {
 		c.Close()
 	}
@@ -525,19 +531,14 @@ func exp32(x float32) float32 {
 	return math.Float32frombits(math.Float32bits(p) + uint32(int32(n))<<23)
 }
 
-// parallel splits [0, n) into par ranges and runs f on each.
-func parallel(n, par int, f func(lo, hi int)) {
-	if par <= 1 || n < 2 {
+// parallel runs f over [0, n) on the encoder's threads, in chunks of at
+// least grain items.
+func (e *Encoder) parallel(n, grain int, f func(lo, hi int)) {
+	if n <= grain {
 		f(0, n)
 		return
 	}
-	par = min(par, n)
-	var wg sync.WaitGroup
-	for i := range par {
-		lo, hi := i*n/par, (i+1)*n/par
-		wg.Go(func() { f(lo, hi) })
-	}
-	wg.Wait()
+	e.pool.For(n, grain, func(_, lo, hi int) { f(lo, hi) })
 }
 
 func (e *Encoder) layerNorm(x []float32, ln layerNorm) {
@@ -565,7 +566,7 @@ func (e *Encoder) layerNorm(x []float32, ln layerNorm) {
 // activate applies the activation in place, split among the threads (the
 // exact GELU's erf is a third of a small model's time on one thread).
 func (e *Encoder) activate(x []float32) {
-	parallel(len(x), min(e.threads, len(x)/4096+1), func(lo, hi int) { e.activateRange(x[lo:hi]) })
+	e.parallel(len(x), 4096, func(lo, hi int) { e.activateRange(x[lo:hi]) })
 }
 
 func (e *Encoder) activateRange(x []float32) {

@@ -5,7 +5,7 @@ import (
 	"runtime"
 
 	"github.com/tributary-rag/tributary/pkg/gguf"
-	"github.com/tributary-rag/tributary/pkg/llm/internal/pool"
+	"github.com/tributary-rag/tributary/pkg/internal/pool"
 )
 
 // Backend runs the heavy kernels of a forward pass: matrix products against

@@ -9,7 +9,7 @@
 // 256 wide for 32 outputs.)
 package gemm
 
-import "sync"
+import "github.com/tributary-rag/tributary/pkg/internal/pool"
 
 const (
 	mr = 6   // rows of the register tile (tokens)
@@ -108,48 +108,76 @@ func (p *Packed) Mul(c []float32, ldc int, a []float32, lda, m int, bias []float
 			clear(row)
 		}
 	}
+	// block is the row tiles [i0, i1) against the depth [q0, q0+kb) of
+	// panel j.
+	block := func(i0, i1, q0, kb, j int) {
+		w := min(nr, j1-j)
+		bp := p.data[(j/nr)*k*nr+q0*nr:]
+		for i := i0; i < i1; i += mr {
+			h := min(mr, m-i)
+			ai, la := a[i*lda+q0:], lda
+			if h < mr {
+				ai, la = buf.a[q0:], k
+			}
+			ci := i*ldc + j
+			if h == mr && w == nr {
+				kernel(kb, ai, la, bp, c[ci:], ldc)
+				continue
+			}
+			// An edge tile: through a full 6×16 tile in buf.
+			t := buf.tmp[:]
+			clear(t)
+			for r := range h {
+				copy(t[r*nr:r*nr+w], c[ci+r*ldc:ci+r*ldc+w])
+			}
+			kernel(kb, ai, la, bp, t, nr)
+			for r := range h {
+				copy(c[ci+r*ldc:ci+r*ldc+w], t[r*nr:r*nr+w])
+			}
+		}
+	}
+	if m <= mc {
+		// Few rows (a query): all of A stays in cache, so B is read once,
+		// panel after panel in memory order, and the kernel's prefetch
+		// always reaches the bytes that come next.
+		for j := j0; j < j1; j += nr {
+			for q0 := 0; q0 < k; q0 += kc {
+				block(0, m, q0, min(kc, k-q0), j)
+			}
+		}
+		return
+	}
 	for i0 := 0; i0 < m; i0 += mc {
-		mb := min(mc, m-i0)
 		for q0 := 0; q0 < k; q0 += kc {
-			kb := min(kc, k-q0)
 			for j := j0; j < j1; j += nr {
-				w := min(nr, j1-j)
-				bp := p.data[(j/nr)*k*nr+q0*nr:]
-				for i := i0; i < i0+mb; i += mr {
-					h := min(mr, m-i)
-					ai, la := a[i*lda+q0:], lda
-					if h < mr {
-						ai, la = buf.a[q0:], k
-					}
-					ci := i*ldc + j
-					if h == mr && w == nr {
-						kernel(kb, ai, la, bp, c[ci:], ldc)
-						continue
-					}
-					// An edge tile: through a full 6×16 tile in buf.
-					t := buf.tmp[:]
-					clear(t)
-					for r := range h {
-						copy(t[r*nr:r*nr+w], c[ci+r*ldc:ci+r*ldc+w])
-					}
-					kernel(kb, ai, la, bp, t, nr)
-					for r := range h {
-						copy(c[ci+r*ldc:ci+r*ldc+w], t[r*nr:r*nr+w])
-					}
-				}
+				block(i0, min(m, i0+mc), q0, min(kc, k-q0), j)
 			}
 		}
 	}
 }
 
-// Workers runs products on several goroutines, each with its own Buf. One
-// product at a time: a Workers value is not safe for concurrent calls.
+// Workers runs products on the threads of a pool, each thread with its
+// own Buf. One product at a time: a Workers value is not safe for
+// concurrent calls.
 type Workers struct {
+	pool *pool.Pool
 	bufs []Buf
+	// The product of the open Mul, read by share (bound once, so that a
+	// Mul allocates nothing).
+	p             *Packed
+	c, a, bias    []float32
+	ldc, lda, m   int
+	rows          bool // the shares split the rows of A, else B's panels
+	shares, units int  // units: B's panels, or A's row tiles
+	share         func(worker, chunk int)
 }
 
-// NewWorkers returns n ≥ 1 workers.
-func NewWorkers(n int) *Workers { return &Workers{bufs: make([]Buf, max(1, n))} }
+// NewWorkers returns workers on the threads of p.
+func NewWorkers(p *pool.Pool) *Workers {
+	w := &Workers{pool: p, bufs: make([]Buf, p.Threads())}
+	w.share = w.runShare
+	return w
+}
 
 // Len is the number of workers.
 func (w *Workers) Len() int { return len(w.bufs) }
@@ -158,38 +186,36 @@ func (w *Workers) Len() int { return len(w.bufs) }
 func (w *Workers) Buf(i int) *Buf { return &w.bufs[i] }
 
 // Mul sets C = A·Bᵀ + bias (C is m×p.N with row stride ldc) on all the
-// workers: the panels of B are split among them when there are enough,
-// else the rows of A.
+// threads: B's panels are split among them when there are enough, else
+// the rows of A. The shares are a few per thread and claimed, so a thread
+// held off the CPU costs its share, not the whole product.
 func (w *Workers) Mul(p *Packed, c []float32, ldc int, a []float32, lda, m int, bias []float32) {
 	panels := (p.N + nr - 1) / nr
 	par := len(w.bufs)
-	if flops := 2 * m * p.N * p.K; flops < 1<<18 {
-		par = 1 // below ~10 µs of work a hand-off costs more than it saves
-	}
-	if par <= 1 {
-		p.Mul(c, ldc, a, lda, m, bias, 0, p.N, &w.bufs[0])
+	if flops := 2 * m * p.N * p.K; flops < 1<<16 || par <= 1 {
+		p.Mul(c, ldc, a, lda, m, bias, 0, p.N, &w.bufs[0]) // a hand-off would cost more
 		return
 	}
-	// Worker t computes columns [j0(t), j0(t+1)) or rows [i0(t), i0(t+1));
-	// the caller's goroutine takes the first share.
-	var share func(t int)
-	if panels >= 2*par || m < 2*mr {
-		par = min(par, panels)
-		share = func(t int) {
-			j0, j1 := t*panels/par*nr, min(p.N, (t+1)*panels/par*nr)
-			p.Mul(c, ldc, a, lda, m, bias, j0, j1, &w.bufs[t])
-		}
-	} else {
-		tiles := (m + mr - 1) / mr
-		share = func(t int) {
-			i0, i1 := t*tiles/par*mr, min(m, (t+1)*tiles/par*mr)
-			p.Mul(c[i0*ldc:], ldc, a[i0*lda:], lda, i1-i0, bias, 0, p.N, &w.bufs[t])
-		}
+	w.p, w.c, w.ldc, w.a, w.lda, w.m, w.bias = p, c, ldc, a, lda, m, bias
+	tiles := (m + mr - 1) / mr
+	w.rows = panels < 2*par && m >= 2*mr
+	w.units = panels
+	if w.rows {
+		w.units = tiles
 	}
-	var wg sync.WaitGroup
-	for t := 1; t < par; t++ {
-		wg.Go(func() { share(t) })
+	w.shares = min(w.units, 4*par)
+	w.pool.Run(w.shares, w.share)
+	w.p, w.c, w.a, w.bias = nil, nil, nil, nil
+}
+
+// runShare computes share s of the open product on worker t's scratch.
+func (w *Workers) runShare(t, s int) {
+	lo, hi := s*w.units/w.shares, (s+1)*w.units/w.shares
+	p := w.p
+	if w.rows {
+		i0, i1 := lo*mr, min(w.m, hi*mr)
+		p.Mul(w.c[i0*w.ldc:], w.ldc, w.a[i0*w.lda:], w.lda, i1-i0, w.bias, 0, p.N, &w.bufs[t])
+		return
 	}
-	share(0)
-	wg.Wait()
+	p.Mul(w.c, w.ldc, w.a, w.lda, w.m, w.bias, lo*nr, min(p.N, hi*nr), &w.bufs[t])
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/tributary-rag/tributary/pkg/cputime"
+	"github.com/tributary-rag/tributary/pkg/internal/pool"
 )
 
 func randVec(r *rand.Rand, n int) []float32 {
@@ -74,7 +75,7 @@ func TestMulOddSizes(t *testing.T) {
 				for i := range c {
 					c[i] = 42
 				}
-				NewWorkers(workers).Mul(p, c, ldc, aw, lda, m, bias)
+				newWorkers(t, workers).Mul(p, c, ldc, aw, lda, m, bias)
 				check(t, c, ldc, want, m, n, k)
 				for i := range m {
 					for j := n; j < ldc; j++ {
@@ -138,7 +139,7 @@ func BenchmarkMul(b *testing.B) {
 		c := make([]float32, m*n)
 		for _, workers := range []int{1, 2} {
 			b.Run(fmt.Sprintf("%dx%dx%d/threads=%d", m, n, k, workers), func(b *testing.B) {
-				ws := NewWorkers(workers)
+				ws := newWorkers(b, workers)
 				cpu0 := cputime.Process()
 				for b.Loop() {
 					ws.Mul(p, c, n, a, k, m, nil)
@@ -160,19 +161,53 @@ func TestRowsIndependent(t *testing.T) {
 	a, b, bias := randVec(r, m*k), randVec(r, n*k), randVec(r, n)
 	p := Pack(b, k, n, k)
 	all := make([]float32, m*n)
-	NewWorkers(1).Mul(p, all, n, a, k, m, bias)
+	newWorkers(t, 1).Mul(p, all, n, a, k, m, bias)
 	for _, workers := range []int{2, 3} {
 		c := make([]float32, m*n)
-		NewWorkers(workers).Mul(p, c, n, a, k, m, bias)
+		newWorkers(t, workers).Mul(p, c, n, a, k, m, bias)
 		if !slices.Equal(c, all) {
 			t.Fatalf("%d workers differ from one", workers)
 		}
 	}
 	for _, i := range []int{0, 5, 6, 100, m - 1} {
 		c := make([]float32, n)
-		NewWorkers(2).Mul(p, c, n, a[i*k:(i+1)*k], k, 1, bias)
+		newWorkers(t, 2).Mul(p, c, n, a[i*k:(i+1)*k], k, 1, bias)
 		if !slices.Equal(c, all[i*n:(i+1)*n]) {
 			t.Fatalf("row %d alone differs from row %d of %d", i, i, m)
 		}
 	}
+}
+
+// BenchmarkMulCold times a 16-row product (a query's tokens) whose weights
+// come from memory, as in an encoder pass: it cycles through 48 different
+// 1536×384 matrices (113 MB, more than the caches hold).
+func BenchmarkMulCold(b *testing.B) {
+	r := rand.New(rand.NewPCG(7, 9))
+	const m, n, k, mats = 16, 1536, 384, 48
+	a := randVec(r, m*k)
+	w := randVec(r, n*k)
+	ps := make([]*Packed, mats)
+	for i := range ps {
+		ps[i] = Pack(w, k, n, k)
+	}
+	c := make([]float32, m*n)
+	for _, workers := range []int{1, 2} {
+		b.Run(fmt.Sprintf("%dx%dx%d/threads=%d", m, n, k, workers), func(b *testing.B) {
+			ws := newWorkers(b, workers)
+			i := 0
+			for b.Loop() {
+				ws.Mul(ps[i%mats], c, n, a, k, m, nil)
+				i++
+			}
+			flop := 2 * float64(m*n*k) * float64(b.N)
+			b.ReportMetric(flop/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+			b.ReportMetric(float64(n*k*4)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GB/s")
+		})
+	}
+}
+
+func newWorkers(tb testing.TB, threads int) *Workers {
+	p := pool.New(threads)
+	tb.Cleanup(p.Close)
+	return NewWorkers(p)
 }

@@ -34,6 +34,7 @@ TEXT ·kernel6x16AVX2(SB), NOSPLIT, $0-48
 	JZ    store
 
 loop:
+	PREFETCHT0   8192(DI)
 	VMOVUPS      (DI), Y0
 	VMOVUPS      32(DI), Y1
 	VBROADCASTSS (SI), Y2
