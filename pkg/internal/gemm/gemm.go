@@ -109,9 +109,9 @@ func (p *Packed) Mul(c []float32, ldc int, a []float32, lda, m int, bias []float
 		}
 	}
 	// block is the row tiles [i0, i1) against the depth [q0, q0+kb) of
-	// panel j.
-	block := func(i0, i1, q0, kb, j int) {
-		w := min(nr, j1-j)
+	// the cols columns from j: panel j, and panel j+1 too where the 6×32
+	// kernel reads both at once.
+	block := func(i0, i1, q0, kb, j, cols int) {
 		bp := p.data[(j/nr)*k*nr+q0*nr:]
 		for i := i0; i < i1; i += mr {
 			h := min(mr, m-i)
@@ -120,37 +120,53 @@ func (p *Packed) Mul(c []float32, ldc int, a []float32, lda, m int, bias []float
 				ai, la = buf.a[q0:], k
 			}
 			ci := i*ldc + j
-			if h == mr && w == nr {
-				kernel(kb, ai, la, bp, c[ci:], ldc)
+			if h == mr && cols == 2*nr {
+				kernel2(kb, ai, la, bp, k*nr, c[ci:], ldc)
 				continue
 			}
-			// An edge tile: through a full 6×16 tile in buf.
-			t := buf.tmp[:]
-			clear(t)
-			for r := range h {
-				copy(t[r*nr:r*nr+w], c[ci+r*ldc:ci+r*ldc+w])
-			}
-			kernel(kb, ai, la, bp, t, nr)
-			for r := range h {
-				copy(c[ci+r*ldc:ci+r*ldc+w], t[r*nr:r*nr+w])
+			for x := range cols / nr {
+				jj := j + x*nr
+				w, bj, cj := min(nr, j1-jj), bp[x*k*nr:], ci+x*nr
+				if h == mr && w == nr {
+					kernel(kb, ai, la, bj, c[cj:], ldc)
+					continue
+				}
+				// An edge tile: through a full 6×16 tile in buf.
+				t := buf.tmp[:]
+				clear(t)
+				for r := range h {
+					copy(t[r*nr:r*nr+w], c[cj+r*ldc:cj+r*ldc+w])
+				}
+				kernel(kb, ai, la, bj, t, nr)
+				for r := range h {
+					copy(c[cj+r*ldc:cj+r*ldc+w], t[r*nr:r*nr+w])
+				}
 			}
 		}
+	}
+	// span is the columns of the block at j: two panels where the 6×32
+	// kernel runs.
+	span := func(j int) int {
+		if wideKernel && j+2*nr <= j1 {
+			return 2 * nr
+		}
+		return nr
 	}
 	if m <= mc {
 		// Few rows (a query): all of A stays in cache, so B is read once,
 		// panel after panel in memory order, and the kernel's prefetch
 		// always reaches the bytes that come next.
-		for j := j0; j < j1; j += nr {
+		for j := j0; j < j1; j += span(j) {
 			for q0 := 0; q0 < k; q0 += kc {
-				block(0, m, q0, min(kc, k-q0), j)
+				block(0, m, q0, min(kc, k-q0), j, span(j))
 			}
 		}
 		return
 	}
 	for i0 := 0; i0 < m; i0 += mc {
 		for q0 := 0; q0 < k; q0 += kc {
-			for j := j0; j < j1; j += nr {
-				block(i0, min(m, i0+mc), q0, min(kc, k-q0), j)
+			for j := j0; j < j1; j += span(j) {
+				block(i0, min(m, i0+mc), q0, min(kc, k-q0), j, span(j))
 			}
 		}
 	}

@@ -211,3 +211,31 @@ func newWorkers(tb testing.TB, threads int) *Workers {
 	tb.Cleanup(p.Close)
 	return NewWorkers(p)
 }
+
+// TestWideKernelSame checks that the 6×32 kernel (where the CPU has it)
+// gives the 6×16 kernel's results bit for bit, on every path: pairs of
+// panels with a single one left over, edge rows, several depth blocks, few
+// rows and many.
+func TestWideKernelSame(t *testing.T) {
+	if !wideKernel {
+		t.Skip("no 6×32 kernel on this CPU") // the 6×16 kernel is then the only one, tested above
+	}
+	r := rand.New(rand.NewPCG(11, 12))
+	for _, s := range [][3]int{{6, 32, 5}, {7, 48, 300}, {16, 1536, 384}, {150, 80, 600}, {300, 33, 64}} {
+		m, n, k := s[0], s[1], s[2]
+		a, b, bias := randVec(r, m*k), randVec(r, n*k), randVec(r, n)
+		p := Pack(b, k, n, k)
+		for _, workers := range []int{1, 2} {
+			wide := make([]float32, m*n)
+			newWorkers(t, workers).Mul(p, wide, n, a, k, m, bias)
+			check(t, wide, n, naive(a, b, bias, m, n, k), m, n, k)
+			wideKernel = false
+			narrow := make([]float32, m*n)
+			newWorkers(t, workers).Mul(p, narrow, n, a, k, m, bias)
+			wideKernel = true
+			if !slices.Equal(wide, narrow) {
+				t.Fatalf("%dx%dx%d, %d workers: the 6×32 kernel differs from the 6×16", m, n, k, workers)
+			}
+		}
+	}
+}
