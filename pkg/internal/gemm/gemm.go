@@ -1,10 +1,10 @@
-// Package gemm is the single-precision matrix product shared by the
-// encoder's forward pass and the LLM's prefill: C = A·Bᵀ (+ bias) for
-// activations A (m×k, one token a row) and weights B (n×k, the layout of
-// PyTorch's Linear). B is packed once, at load, into panels of 16 columns;
-// A is read in place, six rows at a time; a 6×16 register tile (AVX2 and
-// FMA assembly on amd64, Go elsewhere) runs over blocks sized for the
-// caches, after GotoBLAS and BLIS. (Packing A as they do cost a tenth of
+// Package gemm is the single-precision matrix product of the encoder's
+// forward pass: C = A·Bᵀ (+ bias) for activations A (m×k, one token a
+// row) and weights B (n×k, the layout of PyTorch's Linear). B is packed
+// once, at load, into panels of 16 columns; A is read in place, six rows
+// at a time; a 6×16 register tile (AVX2 and FMA assembly on amd64, Go
+// elsewhere), or 6×32 over two panels with AVX-512, runs over blocks sized
+// for the caches, after GotoBLAS and BLIS. (Packing A as they do cost a tenth of
 // a 256-token encoder pass, most of it for attention's P·V, whose A is
 // 256 wide for 32 outputs.)
 package gemm
