@@ -1,6 +1,8 @@
 package encoder
 
 import (
+	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -36,12 +38,16 @@ type Tokenizer interface {
 // total score, and the post-processor's special tokens (<s> A </s>, pair
 // <s> A </s></s> B </s>).
 //
-// Two deliberate differences from Hugging Face: the Precompiled
-// normalizer (SentencePiece's nmt_nfkc character map) is applied as
-// Unicode NFKC, which it is built from, rather than by reading the map;
-// and special tokens written in the text ("<s>", "</s>") stay text
-// instead of becoming control tokens, so a passage cannot forge the
-// structure of a pair.
+// The Precompiled normalizer (SentencePiece's character map, nmt_nfkc for
+// these models) is read from the file and applied as SentencePiece's
+// Normalizer does: longest key first, left to right. Two deliberate
+// differences from Hugging Face: its Precompiled normalizer first tries
+// each grapheme cluster shorter than 6 bytes whole and replaces the
+// cluster by its shortest matching key's replacement, which can drop a
+// combining mark after a mapped character ("Ａ\u0301" becomes "A" there,
+// "Á" here and in SentencePiece); and special tokens written in the text
+// ("<s>", "</s>") stay text instead of becoming control tokens, so a
+// passage cannot forge the structure of a pair.
 type Unigram struct {
 	pieces       map[string]int32
 	scores       []float64
@@ -188,6 +194,7 @@ func parseNormalizer(raw json.RawMessage) ([]func(string) string, error) {
 		StripLeft  bool   `json:"strip_left"`
 		StripRight bool   `json:"strip_right"`
 		Prepend    string `json:"prepend"`
+		Charsmap   string `json:"precompiled_charsmap"`
 	}
 	if err := json.Unmarshal(raw, &n); err != nil {
 		return nil, err
@@ -204,7 +211,18 @@ func parseNormalizer(raw json.RawMessage) ([]func(string) string, error) {
 		}
 		return out, nil
 	case "Precompiled":
-		return []func(string) string{nmtNFKC}, nil
+		blob, err := base64.StdEncoding.DecodeString(n.Charsmap)
+		if err != nil {
+			return nil, fmt.Errorf("Precompiled: precompiled_charsmap: %w", err)
+		}
+		if len(blob) == 0 {
+			return nil, nil // SentencePiece's identity rule: no map
+		}
+		p, err := parsePrecompiled(blob)
+		if err != nil {
+			return nil, fmt.Errorf("Precompiled: %w", err)
+		}
+		return []func(string) string{p.normalize}, nil
 	case "NFKC":
 		return []func(string) string{norm.NFKC.String}, nil
 	case "NFC":
@@ -255,9 +273,12 @@ func parseNormalizer(raw json.RawMessage) ([]func(string) string, error) {
 	return nil, fmt.Errorf("%q is not supported", n.Type)
 }
 
-// nmtNFKC is SentencePiece's nmt_nfkc rule, the map XLM-RoBERTa's
-// Precompiled normalizer holds: C0 controls and DEL removed, tabs, line
-// breaks and zero-width and other odd spaces made a space, then NFKC.
+// nmtNFKC approximates SentencePiece's nmt_nfkc rule by hand: C0
+// controls and DEL removed, tabs, line breaks and zero-width and other odd
+// spaces made a space, then Unicode NFKC. It differs from the real map
+// (which, for one, leaves CJK compatibility ideographs alone and makes
+// U+FFFD a space), so it stands in only for a GGUF charsmap that is the
+// 4-byte empty placeholder (see ggufCharsmap).
 func nmtNFKC(s string) string {
 	s = strings.Map(func(r rune) rune {
 		switch {
@@ -513,11 +534,14 @@ func truncatePair(a, b []int32, m int) ([]int32, []int32, bool) {
 // stops after the word that brings them to limit (0: no limit), as the
 // words after it cannot change them.
 func (u *Unigram) tokenize(text string, limit int) []int32 {
-	if !utf8.ValidString(text) {
-		text = strings.ToValidUTF8(text, "\uFFFD")
-	}
+	// The normalizers see the bytes as given: a charsmap turns each byte
+	// that is not UTF-8 into U+FFFD itself, and maps a U+FFFD the text
+	// held (to a space, in nmt_nfkc), as SentencePiece does.
 	for _, f := range u.normalizers {
 		text = f(text)
+	}
+	if !utf8.ValidString(text) {
+		text = validUTF8(text)
 	}
 	if text == "" {
 		return nil
@@ -540,6 +564,24 @@ func (u *Unigram) tokenize(text string, limit int) []int32 {
 		text = text[end:]
 	}
 	return ids
+}
+
+// validUTF8 replaces each byte of s that starts no valid UTF-8 character
+// with U+FFFD, as SentencePiece does (strings.ToValidUTF8 makes a run of
+// them one).
+func validUTF8(s string) string {
+	var b strings.Builder
+	b.Grow(len(s) + 8)
+	for i, r := range s {
+		if r == utf8.RuneError {
+			if _, size := utf8.DecodeRuneInString(s[i:]); size == 1 {
+				b.WriteString("\uFFFD")
+				continue
+			}
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 // viterbi appends the segmentation of w into pieces of the highest total
@@ -640,8 +682,10 @@ const (
 
 // unigramFromGGUF builds the tokenizer of llama.cpp's "t5" (Unigram)
 // vocabulary, which its converter writes for XLM-RoBERTa: pieces, scores
-// and types, add_space_prefix, remove_extra_whitespaces, and a
-// precompiled character map (applied as nmt_nfkc, as for tokenizer.json).
+// and types, and SentencePiece's normalizer spec (the precompiled
+// character map, add_space_prefix, remove_extra_whitespaces) applied as
+// SentencePiece (and llama.cpp) apply it, not as Hugging Face's layout
+// does.
 func unigramFromGGUF(f *gguf.File, tokens []string) (*Unigram, error) {
 	arr, _ := f.Array("tokenizer.ggml.scores")
 	scores, _ := arr.Values.([]float32)
@@ -650,20 +694,22 @@ func unigramFromGGUF(f *gguf.File, tokens []string) (*Unigram, error) {
 	if len(scores) != len(tokens) || len(types) != len(tokens) {
 		return nil, fmt.Errorf("tokenizer.ggml.scores and token_type must have one entry per token (%d)", len(tokens))
 	}
+	// The normalizer escapes spaces and adds the prefix "▁" itself.
 	u := &Unigram{pieces: make(map[string]int32, len(tokens)), scores: make([]float64, len(tokens)), unk: -1,
-		replacement: "▁", prepend: true, split: true}
+		replacement: "▁", split: true}
+	addPrefix := true
 	if v, ok := f.Bool("tokenizer.ggml.add_space_prefix"); ok {
-		u.prepend = v
+		addPrefix = v
 	}
-	if _, ok := f.Array("tokenizer.ggml.precompiled_charsmap"); ok {
+	removeExtra, _ := f.Bool("tokenizer.ggml.remove_extra_whitespaces")
+	cm, placeholder, err := ggufCharsmap(f)
+	if err != nil {
+		return nil, err
+	}
+	if placeholder {
 		u.normalizers = append(u.normalizers, nmtNFKC)
 	}
-	if v, _ := f.Bool("tokenizer.ggml.remove_extra_whitespaces"); v {
-		spaces := regexp.MustCompile(` {2,}`)
-		u.normalizers = append(u.normalizers, func(s string) string {
-			return spaces.ReplaceAllLiteralString(strings.TrimSpace(s), " ")
-		})
-	}
+	u.normalizers = append(u.normalizers, sentencePieceNormalize(cm, addPrefix, removeExtra))
 	minScore := math.Inf(1)
 	for i, t := range tokens {
 		s := float64(scores[i])
@@ -702,7 +748,6 @@ func unigramFromGGUF(f *gguf.File, tokens []string) (*Unigram, error) {
 		}
 		return int32(v), nil
 	}
-	var err error
 	if u.unk, err = id("tokenizer.ggml.unknown_token_id", u.unk); err != nil {
 		return nil, err
 	}
@@ -717,4 +762,38 @@ func unigramFromGGUF(f *gguf.File, tokens []string) (*Unigram, error) {
 	u.single = []templatePiece{{-1, cls, 0}, {0, 0, 0}, {-1, sep, 0}}
 	u.pair = []templatePiece{{-1, cls, 0}, {0, 0, 0}, {-1, sep, 0}, {-1, sep, 0}, {1, 0, 0}, {-1, sep, 0}}
 	return u, nil
+}
+
+// ggufCharsmap decodes tokenizer.ggml.precompiled_charsmap: nil when the
+// key is absent or empty (no map, as in SentencePiece). A map that is only
+// a zero trie size is what tools/encgolden wrote into its test models
+// before this decoder existed; SentencePiece and llama.cpp reject it, and
+// here it means the hand-written nmt_nfkc (placeholder true).
+func ggufCharsmap(f *gguf.File) (cm *precompiled, placeholder bool, err error) {
+	arr, ok := f.Array("tokenizer.ggml.precompiled_charsmap")
+	if !ok {
+		return nil, false, nil
+	}
+	var blob []byte
+	switch v := arr.Values.(type) {
+	case []uint8:
+		blob = v
+	case []int8:
+		blob = make([]byte, len(v))
+		for i, b := range v {
+			blob[i] = byte(b)
+		}
+	default:
+		return nil, false, fmt.Errorf("tokenizer.ggml.precompiled_charsmap is an array of %s, want bytes", arr.Elem)
+	}
+	switch {
+	case len(blob) == 0:
+		return nil, false, nil
+	case len(blob) == 4 && binary.LittleEndian.Uint32(blob) == 0:
+		return nil, true, nil
+	}
+	if cm, err = parsePrecompiled(blob); err != nil {
+		return nil, false, fmt.Errorf("tokenizer.ggml.precompiled_charsmap: %w", err)
+	}
+	return cm, false, nil
 }

@@ -228,6 +228,10 @@ func TestUnigramGGUFErrors(t *testing.T) {
 		{"tokenizer.ggml.token_type", "tokenizer.ggml.token_typX", "one entry per token"},
 		{"tokenizer.ggml.bos_token_id", "tokenizer.ggml.bos_token_iX", "no tokenizer.ggml.bos_token_id"},
 		{"tokenizer.ggml.model\x08\x00\x00\x00\x02\x00\x00\x00\x00\x00\x00\x00t5", "tokenizer.ggml.model\x08\x00\x00\x00\x02\x00\x00\x00\x00\x00\x00\x00t6", `"t6" is not supported`},
+		// The 4-byte placeholder map made a trie of 8 bytes in a map of 4.
+		{"precompiled_charsmap\x09\x00\x00\x00\x00\x00\x00\x00\x04\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00",
+			"precompiled_charsmap\x09\x00\x00\x00\x00\x00\x00\x00\x04\x00\x00\x00\x00\x00\x00\x00\x08\x00\x00\x00",
+			"tokenizer.ggml.precompiled_charsmap: trie of 8 bytes runs past the end of the 4-byte map"},
 	} {
 		b := []byte(strings.Replace(string(orig), c.from, c.to, 1))
 		if string(b) == string(orig) {
