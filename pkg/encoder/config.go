@@ -35,6 +35,15 @@ type Config struct {
 	// PadTokenID places XLM-RoBERTa's positions: they start at
 	// pad_token_id+1 in its table.
 	PadTokenID *int `json:"pad_token_id"`
+
+	// RotaryDim is how many leading dimensions of each attention head
+	// nomic-bert rotates by position (rotary embeddings, NeoX halves); 0
+	// for the absolute position table of BERT and XLM-RoBERTa. Nomic's
+	// config.json says rotary_emb_fraction (see nomic.go).
+	RotaryDim int `json:"-"`
+	// RopeBase is the rotary embeddings' frequency base (nomic-bert's
+	// rotary_emb_base; default 10000).
+	RopeBase float64 `json:"-"`
 }
 
 // positionOffset is the first row of the position table that a token
@@ -51,8 +60,10 @@ func (c Config) positionOffset() int {
 }
 
 func (c Config) check() error {
-	if c.Architecture != "bert" && c.Architecture != "xlm-roberta" {
-		return fmt.Errorf("config.json: architecture (model_type) %q is not supported (want bert or xlm-roberta)", c.Architecture)
+	switch c.Architecture {
+	case "bert", "xlm-roberta", "nomic-bert":
+	default:
+		return fmt.Errorf("config.json: architecture (model_type) %q is not supported (want bert, xlm-roberta or nomic_bert)", c.Architecture)
 	}
 	if p := c.PadTokenID; p != nil && (*p < 0 || *p+1 >= c.MaxPositions) {
 		return fmt.Errorf("config.json: pad_token_id %d leaves no positions of %d", *p, c.MaxPositions)
@@ -72,6 +83,9 @@ func (c Config) check() error {
 	}
 	if c.Hidden%c.Heads != 0 {
 		return fmt.Errorf("config.json: hidden_size %d is not a multiple of num_attention_heads %d", c.Hidden, c.Heads)
+	}
+	if c.Architecture == "nomic-bert" {
+		return c.checkNomic()
 	}
 	switch c.Activation {
 	case "gelu", "gelu_new", "gelu_pytorch_tanh", "relu":

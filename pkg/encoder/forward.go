@@ -21,6 +21,9 @@ func (e *Encoder) packWeights() {
 	var row []float32
 	pack := func(l *linear) {
 		w := l.w
+		if w == nil {
+			return // a BERT layer's gate
+		}
 		switch w.Type {
 		case gguf.F32:
 			l.p = gemm.Pack(w.F32, w.Cols, w.Rows, w.Cols)
@@ -38,7 +41,7 @@ func (e *Encoder) packWeights() {
 	}
 	for i := range e.layers {
 		l := &e.layers[i]
-		for _, lin := range []*linear{&l.q, &l.k, &l.v, &l.o, &l.inter, &l.output} {
+		for _, lin := range []*linear{&l.q, &l.k, &l.v, &l.o, &l.inter, &l.gate, &l.output} {
 			pack(lin)
 		}
 	}
@@ -56,6 +59,9 @@ func (e *Encoder) linear(dst, x []float32, n int, l linear) {
 	for lo := 0; lo < n; lo += linearBlock {
 		hi := min(n, lo+linearBlock)
 		e.backend.MatMul(dst[lo*out:hi*out], l.w, x[lo*in:hi*in], hi-lo)
+	}
+	if l.b == nil {
+		return // nomic-bert's linears have no bias
 	}
 	for t := range n {
 		addTo(dst[t*out:(t+1)*out], l.b)

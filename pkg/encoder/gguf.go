@@ -38,7 +38,9 @@ var ggufPooling = map[uint64]Pooling{1: PoolMean, 2: PoolCLS, 3: PoolLast, 4: Po
 // XLM-RoBERTa is written as "bert" too, with a "t5" (Unigram) vocabulary
 // and the position table already cut past the padding rows; its
 // classification head is cls and cls.output. The weights stay in the
-// memory-mapped file.
+// memory-mapped file. A nomic-bert file (architecture "nomic-bert",
+// hyperparameters under "nomic-bert.", rope.freq_base, a WordPiece
+// vocabulary; see nomic.go) is read the same way.
 func loadGGUF(path string, o Options) (*Encoder, error) {
 	f, err := gguf.Open(path)
 	if err != nil {
@@ -54,22 +56,42 @@ func loadGGUF(path string, o Options) (*Encoder, error) {
 }
 
 func fromGGUF(f *gguf.File, path string, o Options) (*Encoder, error) {
-	if a, _ := f.String("general.architecture"); a != "bert" {
-		return nil, fmt.Errorf("architecture %q is not supported (want bert)", a)
+	arch, _ := f.String("general.architecture")
+	names := ggufNames
+	switch arch {
+	case "bert":
+	case "nomic-bert":
+		names = ggufNomicNames
+	default:
+		return nil, fmt.Errorf("architecture %q is not supported (want bert or nomic-bert)", arch)
 	}
 	var missing []string
 	u := func(key string) int {
-		v, ok := f.Uint("bert." + key)
+		v, ok := f.Uint(arch + "." + key)
 		if !ok {
-			missing = append(missing, "bert."+key)
+			missing = append(missing, arch+"."+key)
 		}
 		return int(min(v, 1<<30))
 	}
-	cfg := Config{Architecture: "bert", Hidden: u("embedding_length"), Layers: u("block_count"),
+	cfg := Config{Architecture: arch, Hidden: u("embedding_length"), Layers: u("block_count"),
 		Heads: u("attention.head_count"), Intermediate: u("feed_forward_length"), MaxPositions: u("context_length"),
 		Activation: "gelu", LayerNormEps: 1e-12}
-	if eps, ok := f.Float("bert.attention.layer_norm_epsilon"); ok {
+	if eps, ok := f.Float(arch + ".attention.layer_norm_epsilon"); ok {
 		cfg.LayerNormEps = eps
+	}
+	if arch == "nomic-bert" {
+		// llama.cpp rotates whole heads (rope.dimension_count defaults to
+		// the head size) with NeoX pairs, base 10000 unless given.
+		cfg.Activation, cfg.RopeBase = "swiglu", 10000
+		if b, ok := f.Float(arch + ".rope.freq_base"); ok {
+			cfg.RopeBase = b
+		}
+		if cfg.Heads > 0 {
+			cfg.RotaryDim = cfg.Hidden / cfg.Heads
+		}
+		if d, ok := f.Uint(arch + ".rope.dimension_count"); ok {
+			cfg.RotaryDim = int(min(d, 1<<20))
+		}
 	}
 	arr, ok := f.Array("tokenizer.ggml.tokens")
 	tokens, _ := arr.Values.([]string)
@@ -98,9 +120,9 @@ func fromGGUF(f *gguf.File, path string, o Options) (*Encoder, error) {
 		return nil, fmt.Errorf("tokenizer model %q is not supported (want bert, WordPiece, or t5, Unigram)", m)
 	}
 	st := stConfig{pooling: PoolMean}
-	if p, ok := f.Uint("bert.pooling_type"); ok {
+	if p, ok := f.Uint(arch + ".pooling_type"); ok {
 		if st.pooling, ok = ggufPooling[p]; !ok {
-			return nil, fmt.Errorf("bert.pooling_type %d is not supported (want 1 mean, 2 CLS, 3 last or 4 rank)", p)
+			return nil, fmt.Errorf("%s.pooling_type %d is not supported (want 1 mean, 2 CLS, 3 last or 4 rank)", arch, p)
 		}
 	}
 	if err := cfg.check(); err != nil {
@@ -120,7 +142,7 @@ func fromGGUF(f *gguf.File, path string, o Options) (*Encoder, error) {
 			ts[hname+suffix] = Tensor{DType: t.Type.String(), Shape: shape, Data: f.Data(t)}
 		}
 	}
-	for g, h := range ggufNames {
+	for g, h := range names {
 		if !strings.Contains(g, "%d") {
 			put(g, h)
 			continue
@@ -131,6 +153,11 @@ func fromGGUF(f *gguf.File, path string, o Options) (*Encoder, error) {
 	}
 	if t, ok := ts["embeddings.token_type_embeddings.weight"]; ok && len(t.Shape) == 2 {
 		cfg.TypeVocabSize = t.Shape[0]
+	}
+	// llama.cpp pads a vocabulary to the model's vocab_size with [PADn]
+	// tokens; a table with more rows than tokens still holds every token.
+	if t, ok := ts["embeddings.word_embeddings.weight"]; ok && len(t.Shape) == 2 && arch == "nomic-bert" {
+		cfg.VocabSize = max(cfg.VocabSize, t.Shape[0])
 	}
 	name := strings.TrimSuffix(filepath.Base(path), ".gguf")
 	if n, ok := f.String("general.name"); ok && n != "" {

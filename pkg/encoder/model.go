@@ -1,5 +1,5 @@
 // Package encoder is Tributary's text-encoder engine: BERT-family
-// sentence-embedding models (all-MiniLM, bge, e5) loaded from a
+// sentence-embedding models (all-MiniLM, bge, e5, nomic-embed-text) loaded from a
 // sentence-transformers / Hugging Face directory and run on the CPU with
 // the vecmath kernels. See docs/embed.md.
 package encoder
@@ -22,7 +22,8 @@ import (
 )
 
 // maxPackTokens bounds the tokens of one packed forward pass, and so its
-// activation memory (about 4·(4·hidden+intermediate) bytes a token).
+// activation memory (about 4·(4·hidden+intermediate) bytes a token, one
+// intermediate more for nomic-bert's SwiGLU gate).
 const maxPackTokens = 4096
 
 // Options configure Load.
@@ -60,7 +61,10 @@ type layer struct {
 	q, k, v, o    linear
 	attnLN        layerNorm
 	inter, output linear
-	outLN         layerNorm
+	// gate is SwiGLU's gate (nomic-bert's fc12; inter is its fc11); unset
+	// in BERT.
+	gate  linear
+	outLN layerNorm
 }
 
 // Encoder is a loaded model. It is safe for concurrent use.
@@ -90,6 +94,7 @@ type Encoder struct {
 	// file is the memory-mapped GGUF file the weights alias, if any.
 	file interface{ Close() error }
 
+	// pos is nil where positions are rotary (nomic-bert).
 	word, pos, typ []float32
 	// posOffset is the position table's first row (see
 	// Config.positionOffset).
@@ -100,8 +105,9 @@ type Encoder struct {
 	head *classifier
 }
 
-// Load reads the model at path: a GGUF file as llama.cpp writes BERT and
-// XLM-RoBERTa models (a name ending in .gguf, see gguf.go), or a directory with
+// Load reads the model at path: a GGUF file as llama.cpp writes BERT,
+// XLM-RoBERTa and nomic-bert models (a name ending in .gguf, see gguf.go),
+// or a directory with
 // config.json, model.safetensors and tokenizer.json, and the
 // sentence-transformers files beside them when present (modules.json, the
 // pooling config, sentence_bert_config.json,
@@ -116,6 +122,12 @@ func Load(path string, o Options) (*Encoder, error) {
 		return nil, fmt.Errorf("encoder %s: %w", dir, err)
 	} else if !ok {
 		return nil, fmt.Errorf("encoder %s: no config.json", dir)
+	}
+	if cfg.Architecture == "nomic_bert" {
+		var err error
+		if cfg, err = readNomicConfig(filepath.Join(dir, "config.json")); err != nil {
+			return nil, fmt.Errorf("encoder %s: %w", dir, err)
+		}
 	}
 	if cfg.LayerNormEps == 0 {
 		cfg.LayerNormEps = 1e-12
@@ -147,6 +159,9 @@ func Load(path string, o Options) (*Encoder, error) {
 // build makes the encoder from what either format's loader read.
 func build(path, name string, cfg Config, st stConfig, tok Tokenizer, ts map[string]Tensor, o Options) (*Encoder, error) {
 	dir := path
+	if cfg.Architecture == "nomic-bert" && len(st.prompts) == 0 {
+		st.prompts = nomicPrompts
+	}
 	e := &Encoder{cfg: cfg, tok: tok, pooling: st.pooling, normalize: st.normalize || o.Normalize,
 		prompts: st.prompts, threads: o.Threads, name: name, posOffset: cfg.positionOffset()}
 	if e.threads <= 0 {
@@ -226,6 +241,11 @@ func (ws weights) weight(name string, rows, cols int, quantize bool) (*llm.Weigh
 	if !ok {
 		return nil, fmt.Errorf("model.safetensors: no tensor %s", name)
 	}
+	return matrix(name, t, rows, cols, quantize)
+}
+
+// matrix is weight for the tensor t, named name in errors.
+func matrix(name string, t Tensor, rows, cols int, quantize bool) (*llm.Weight, error) {
 	if !slices.Equal(t.Shape, []int{rows, cols}) {
 		return nil, fmt.Errorf("model.safetensors: tensor %s has shape %v, the config needs %v", name, t.Shape, []int{rows, cols})
 	}
@@ -245,6 +265,9 @@ func (ws weights) weight(name string, rows, cols int, quantize bool) (*llm.Weigh
 
 func (e *Encoder) loadWeights(ts map[string]Tensor, quantize bool) error {
 	ws := weights(ts)
+	if e.cfg.Architecture == "nomic-bert" {
+		return e.loadNomicWeights(ws, quantize)
+	}
 	c := e.cfg
 	var errs []error
 	get := func(name string, shape ...int) []float32 {
@@ -436,8 +459,10 @@ func (e *Encoder) forward(seqs, types [][]int32, tokens int, raw bool) [][]float
 			t := starts[i] + p
 			row := x[t*h : (t+1)*h]
 			copy(row, e.word[int(id)*h:(int(id)+1)*h])
-			pp := p + e.posOffset
-			addTo(row, e.pos[pp*h:(pp+1)*h])
+			if e.pos != nil {
+				pp := p + e.posOffset
+				addTo(row, e.pos[pp*h:(pp+1)*h])
+			}
 			if e.typ != nil {
 				ty := 0
 				if types != nil {
@@ -454,6 +479,17 @@ func (e *Encoder) forward(seqs, types [][]int32, tokens int, raw bool) [][]float
 	ctxv := make([]float32, n*h)
 	tmp := make([]float32, n*h)
 	ff := make([]float32, n*c.Intermediate)
+	var gate, rot []float32
+	if c.Activation == "swiglu" {
+		gate = make([]float32, n*c.Intermediate)
+	}
+	if c.RotaryDim > 0 {
+		longest := 0
+		for _, s := range seqs {
+			longest = max(longest, len(s))
+		}
+		rot = e.ropeTable(longest)
+	}
 	// Every query attends to all the positions of its own sequence: Pos is
 	// the sequence's last position, which makes the backend's (causal)
 	// attention bidirectional.
@@ -469,6 +505,9 @@ func (e *Encoder) forward(seqs, types [][]int32, tokens int, raw bool) [][]float
 		e.linear(q, x, n, l.q)
 		e.linear(k, x, n, l.k)
 		e.linear(v, x, n, l.v)
+		if rot != nil {
+			e.rope(q, k, starts, rot)
+		}
 		if e.gemm != nil {
 			e.attention(ctxv, q, k, v, starts)
 		} else {
@@ -477,7 +516,12 @@ func (e *Encoder) forward(seqs, types [][]int32, tokens int, raw bool) [][]float
 		e.linear(tmp, ctxv, n, l.o)
 		e.addNorm(x, tmp, l.attnLN)
 		e.linear(ff, x, n, l.inter)
-		e.activate(ff)
+		if gate != nil {
+			e.linear(gate, x, n, l.gate)
+			e.swiglu(ff, gate)
+		} else {
+			e.activate(ff)
+		}
 		e.linear(tmp, ff, n, l.output)
 		e.addNorm(x, tmp, l.outLN)
 	}

@@ -13,7 +13,11 @@ import (
 )
 
 // Synthetic describes a model with random weights, for tests and
-// benchmarks: no weights ship with the project.
+// benchmarks: no weights ship with the project. Config.Architecture
+// "nomic-bert" writes Nomic's layout (config.json with model_type
+// nomic_bert, fused Wqkv, SwiGLU, no biases in the layers; Intermediate
+// rounded up to a multiple of 256, RotaryDim default the head size,
+// RopeBase default 1000); anything else writes BERT.
 type Synthetic struct {
 	Config
 	// Vocab is the WordPiece vocabulary; [PAD], [UNK], [CLS] and [SEP] are
@@ -40,6 +44,7 @@ type Synthetic struct {
 func (s Synthetic) Write(dir string) error {
 	vocab := append([]string{"[PAD]", "[UNK]", "[CLS]", "[SEP]"}, s.Vocab...)
 	c := s.Config
+	nomic := c.Architecture == "nomic-bert"
 	c.Architecture = "bert"
 	c.VocabSize = len(vocab)
 	if c.Activation == "" {
@@ -68,6 +73,42 @@ func (s Synthetic) Write(dir string) error {
 		ts[name] = t
 	}
 	h, in := c.Hidden, c.Intermediate
+	var config any = c
+	if nomic {
+		in = (in + 255) / 256 * 256
+		rd := c.RotaryDim
+		if rd == 0 {
+			rd = h / c.Heads
+		}
+		base := c.RopeBase
+		if base == 0 {
+			base = 1000
+		}
+		config = map[string]any{"model_type": "nomic_bert", "architectures": []string{"NomicBertModel"},
+			"vocab_size": c.VocabSize, "n_positions": c.MaxPositions, "n_embd": h, "n_layer": c.Layers, "n_head": c.Heads,
+			"n_inner": in, "activation_function": "swiglu", "layer_norm_epsilon": c.LayerNormEps, "type_vocab_size": c.TypeVocabSize,
+			"rotary_emb_fraction": float64(rd) / float64(h/c.Heads), "rotary_emb_base": base, "rotary_emb_interleaved": false,
+			"rotary_emb_scale_base": nil, "rotary_scaling_factor": nil, "prenorm": false, "causal": false,
+			"qkv_proj_bias": false, "mlp_fc1_bias": false, "mlp_fc2_bias": false}
+		put("embeddings.word_embeddings.weight", rnd(c.VocabSize*h, 1, 0), c.VocabSize, h)
+		put("embeddings.token_type_embeddings.weight", rnd(c.TypeVocabSize*h, 0.5, 0), c.TypeVocabSize, h)
+		ln := func(p string) {
+			put(p+".weight", rnd(h, 0.2, 1), h)
+			put(p+".bias", rnd(h, 0.1, 0), h)
+		}
+		ln("emb_ln")
+		for i := range c.Layers {
+			p := fmt.Sprintf("encoder.layers.%d.", i)
+			put(p+"attn.Wqkv.weight", rnd(3*h*h, 0.3, 0), 3*h, h)
+			put(p+"attn.out_proj.weight", rnd(h*h, 0.3, 0), h, h)
+			ln(p + "norm1")
+			put(p+"mlp.fc11.weight", rnd(in*h, 0.2, 0), in, h)
+			put(p+"mlp.fc12.weight", rnd(in*h, 0.2, 0), in, h)
+			put(p+"mlp.fc2.weight", rnd(h*in, 0.1, 0), h, in)
+			ln(p + "norm2")
+		}
+		return s.writeFiles(dir, vocab, config, ts)
+	}
 	put("embeddings.word_embeddings.weight", rnd(c.VocabSize*h, 1, 0), c.VocabSize, h)
 	put("embeddings.position_embeddings.weight", rnd(c.MaxPositions*h, 0.5, 0), c.MaxPositions, h)
 	put("embeddings.token_type_embeddings.weight", rnd(c.TypeVocabSize*h, 0.5, 0), c.TypeVocabSize, h)
@@ -94,6 +135,13 @@ func (s Synthetic) Write(dir string) error {
 		lin("pooler.dense", h, h, 0.3)
 		lin("classifier", 1, h, 0.5)
 	}
+	return s.writeFiles(dir, vocab, config, ts)
+}
+
+// writeFiles writes the weights ts, config.json and the tokenizer and
+// sentence-transformers files.
+func (s Synthetic) writeFiles(dir string, vocab []string, config any, ts map[string]Tensor) error {
+	h := s.Hidden
 	if err := os.MkdirAll(filepath.Join(dir, "1_Pooling"), 0o755); err != nil {
 		return err
 	}
@@ -115,7 +163,7 @@ func (s Synthetic) Write(dir string) error {
 	}
 	mode := map[Pooling]string{PoolMean: "mean_tokens", PoolCLS: "cls_token", PoolLast: "lasttoken"}[pool]
 	files := map[string]any{
-		"config.json": c,
+		"config.json": config,
 		"tokenizer.json": map[string]any{
 			"normalizer": map[string]any{"type": "BertNormalizer", "clean_text": true, "handle_chinese_chars": true, "strip_accents": nil, "lowercase": true},
 			"model":      map[string]any{"type": "WordPiece", "unk_token": "[UNK]", "continuing_subword_prefix": "##", "max_input_chars_per_word": 100, "vocab": vm},
