@@ -2,7 +2,6 @@ package encoder
 
 import (
 	"encoding/base64"
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -271,26 +270,6 @@ func parseNormalizer(raw json.RawMessage) ([]func(string) string, error) {
 		return nil, fmt.Errorf("Replace without a String or Regex pattern")
 	}
 	return nil, fmt.Errorf("%q is not supported", n.Type)
-}
-
-// nmtNFKC approximates SentencePiece's nmt_nfkc rule by hand: C0
-// controls and DEL removed, tabs, line breaks and zero-width and other odd
-// spaces made a space, then Unicode NFKC. It differs from the real map
-// (which, for one, leaves CJK compatibility ideographs alone and makes
-// U+FFFD a space), so it stands in only for a GGUF charsmap that is the
-// 4-byte empty placeholder (see ggufCharsmap).
-func nmtNFKC(s string) string {
-	s = strings.Map(func(r rune) rune {
-		switch {
-		case r == 0x09 || r == 0x0A || r == 0x0C || r == 0x0D || r == 0x1680 || r == 0x200B || r == 0x200E ||
-			r == 0x200F || r == 0x2028 || r == 0x2029 || r == 0x3000 || r == 0xFEFF:
-			return ' '
-		case r >= 0x01 && r < 0x20 || r == 0x7F || r == 0x8F || r == 0x9F:
-			return -1
-		}
-		return r
-	}, s)
-	return norm.NFKC.String(s)
 }
 
 func (u *Unigram) parsePreTokenizer(raw json.RawMessage) error {
@@ -702,12 +681,9 @@ func unigramFromGGUF(f *gguf.File, tokens []string) (*Unigram, error) {
 		addPrefix = v
 	}
 	removeExtra, _ := f.Bool("tokenizer.ggml.remove_extra_whitespaces")
-	cm, placeholder, err := ggufCharsmap(f)
+	cm, err := ggufCharsmap(f)
 	if err != nil {
 		return nil, err
-	}
-	if placeholder {
-		u.normalizers = append(u.normalizers, nmtNFKC)
 	}
 	u.normalizers = append(u.normalizers, sentencePieceNormalize(cm, addPrefix, removeExtra))
 	minScore := math.Inf(1)
@@ -765,14 +741,11 @@ func unigramFromGGUF(f *gguf.File, tokens []string) (*Unigram, error) {
 }
 
 // ggufCharsmap decodes tokenizer.ggml.precompiled_charsmap: nil when the
-// key is absent or empty (no map, as in SentencePiece). A map that is only
-// a zero trie size is what tools/encgolden wrote into its test models
-// before this decoder existed; SentencePiece and llama.cpp reject it, and
-// here it means the hand-written nmt_nfkc (placeholder true).
-func ggufCharsmap(f *gguf.File) (cm *precompiled, placeholder bool, err error) {
+// key is absent or empty (no map, as in SentencePiece).
+func ggufCharsmap(f *gguf.File) (*precompiled, error) {
 	arr, ok := f.Array("tokenizer.ggml.precompiled_charsmap")
 	if !ok {
-		return nil, false, nil
+		return nil, nil
 	}
 	var blob []byte
 	switch v := arr.Values.(type) {
@@ -784,16 +757,14 @@ func ggufCharsmap(f *gguf.File) (cm *precompiled, placeholder bool, err error) {
 			blob[i] = byte(b)
 		}
 	default:
-		return nil, false, fmt.Errorf("tokenizer.ggml.precompiled_charsmap is an array of %s, want bytes", arr.Elem)
+		return nil, fmt.Errorf("tokenizer.ggml.precompiled_charsmap is an array of %s, want bytes", arr.Elem)
 	}
-	switch {
-	case len(blob) == 0:
-		return nil, false, nil
-	case len(blob) == 4 && binary.LittleEndian.Uint32(blob) == 0:
-		return nil, true, nil
+	if len(blob) == 0 {
+		return nil, nil
 	}
-	if cm, err = parsePrecompiled(blob); err != nil {
-		return nil, false, fmt.Errorf("tokenizer.ggml.precompiled_charsmap: %w", err)
+	cm, err := parsePrecompiled(blob)
+	if err != nil {
+		return nil, fmt.Errorf("tokenizer.ggml.precompiled_charsmap: %w", err)
 	}
-	return cm, false, nil
+	return cm, nil
 }

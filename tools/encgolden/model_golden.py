@@ -17,8 +17,8 @@ It writes, under pkg/encoder/testdata:
 - xlmr-tiny.gguf: the same model as llama.cpp's converter writes it
   (architecture bert, "t5" vocabulary with scores and types, position
   table cut past pad_token_id+1 rows, cls and cls.output, pooling_type 4).
-  Its precompiled_charsmap is a placeholder: the loader applies nmt_nfkc
-  when one is present and does not read its bytes.
+  Its precompiled_charsmap is the tokenizer.json's (SentencePiece's
+  compiled nmt_nfkc).
 - bert-rerank/: a BertForSequenceClassification checkpoint (pooler and a
   one-label classifier) with a small WordPiece tokenizer.json.
 - encoder-golden.json: token ids, mean-pooled and first-token vectors and
@@ -29,6 +29,7 @@ definitions (BertEmbeddings, RobertaEmbeddings' create_position_ids,
 BertSelfAttention, BertPooler, RobertaClassificationHead), not from the
 Go code. The GGUF writer is tools/goldens/gen.py's.
 """
+import base64
 import json
 import math
 import os
@@ -216,7 +217,10 @@ def write_xlmr_gguf(path, W, cfg, tj):
     vocab = tj["model"]["vocab"]
     special = {a["id"] for a in tj["added_tokens"]}
     types = [2 if i == 3 else 3 if i in special else 1 for i in range(len(vocab))]
-    charsmap = b"\0\0\0\0"
+    # The same map as the tokenizer.json's Precompiled normalizer (nmt_nfkc
+    # as SentencePiece compiles it), as llama.cpp's converter copies it.
+    charsmap = next(base64.b64decode(n["precompiled_charsmap"]) for n in tj["normalizer"]["normalizers"]
+                    if n["type"] == "Precompiled")
     kvs = [
         ("general.architecture", ("str", "bert")), ("general.name", ("str", "tiny-xlmr")),
         ("bert.context_length", ("u32", cfg["max_pos"] - off)), ("bert.embedding_length", ("u32", cfg["hidden"])),
