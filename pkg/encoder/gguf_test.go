@@ -25,17 +25,7 @@ func toGGUF(t *testing.T, dir string, pooling uint32, q8 bool) string {
 		t.Fatal(err)
 	}
 	c := e.cfg
-	tokens := make([]string, c.VocabSize)
-	for tok, id := range e.tok.(*WordPiece).vocab {
-		switch {
-		case strings.HasPrefix(tok, "[") && strings.HasSuffix(tok, "]"):
-		case strings.HasPrefix(tok, "##"):
-			tok = tok[2:]
-		default:
-			tok = "▁" + tok
-		}
-		tokens[id] = tok
-	}
+	tokens := ggufVocab(e, c.VocabSize)
 	kvs := []gguf.KV{
 		{Key: "general.architecture", Value: "bert"},
 		{Key: "general.name", Value: "tiny-bert"},
@@ -50,43 +40,7 @@ func toGGUF(t *testing.T, dir string, pooling uint32, q8 bool) string {
 		{Key: "tokenizer.ggml.model", Value: "bert"},
 		{Key: "tokenizer.ggml.tokens", Value: gguf.Array{Elem: gguf.TypeString, Values: tokens}},
 	}
-	var out []gguf.WriteTensor
-	for g, h := range ggufNames {
-		for i := range c.Layers {
-			gn, hn := g, h
-			if strings.Contains(g, "%d") {
-				gn, hn = fmt.Sprintf(g, i), fmt.Sprintf(h, i)
-			} else if i > 0 {
-				break
-			}
-			for _, suffix := range []string{".weight", ".bias"} {
-				st, ok := ts[hn+suffix]
-				if !ok {
-					continue
-				}
-				dims := make([]uint64, len(st.Shape))
-				for k, d := range st.Shape {
-					dims[len(st.Shape)-1-k] = uint64(d)
-				}
-				wt := gguf.WriteTensor{Name: gn + suffix, Dims: dims, Type: gguf.F32, Data: st.Data}
-				if q8 && len(dims) == 2 && strings.HasPrefix(gn, "blk.") {
-					v, _ := st.F32()
-					wt.Type, wt.Data = gguf.Q8_0, gguf.QuantizeQ8_0(v)
-				}
-				out = append(out, wt)
-			}
-		}
-	}
-	path := filepath.Join(t.TempDir(), "tiny.gguf")
-	fh, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fh.Close()
-	if err := gguf.Write(fh, kvs, out); err != nil {
-		t.Fatal(err)
-	}
-	return path
+	return writeTestGGUF(t, "tiny.gguf", kvs, ggufNames, ts, c.Layers, q8)
 }
 
 func TestGGUFMatchesSafetensors(t *testing.T) {
@@ -171,4 +125,66 @@ func TestGGUFErrors(t *testing.T) {
 			t.Errorf("%s: %v, want an error containing %q", name, err, c.want)
 		}
 	}
+}
+
+// ggufVocab is e's WordPiece vocabulary (n entries) in llama.cpp's
+// spelling: "▁" before a word start, no "##" before a continuation.
+func ggufVocab(e *Encoder, n int) []string {
+	tokens := make([]string, n)
+	for tok, id := range e.tok.(*WordPiece).vocab {
+		switch {
+		case strings.HasPrefix(tok, "[") && strings.HasSuffix(tok, "]"):
+		case strings.HasPrefix(tok, "##"):
+			tok = tok[2:]
+		default:
+			tok = "▁" + tok
+		}
+		tokens[id] = tok
+	}
+	return tokens
+}
+
+// writeTestGGUF writes kvs and the tensors of ts under their GGUF names
+// (names maps a GGUF name to the Hugging Face one, "%d" standing for each
+// of layers) to file in a temporary directory: F32, or Q8_0 for the
+// layers' matrices when q8.
+func writeTestGGUF(t *testing.T, file string, kvs []gguf.KV, names map[string]string, ts map[string]Tensor, layers int, q8 bool) string {
+	t.Helper()
+	var out []gguf.WriteTensor
+	for g, h := range names {
+		for i := range layers {
+			gn, hn := g, h
+			if strings.Contains(g, "%d") {
+				gn, hn = fmt.Sprintf(g, i), fmt.Sprintf(h, i)
+			} else if i > 0 {
+				break
+			}
+			for _, suffix := range []string{".weight", ".bias"} {
+				st, ok := ts[hn+suffix]
+				if !ok {
+					continue
+				}
+				dims := make([]uint64, len(st.Shape))
+				for k, d := range st.Shape {
+					dims[len(st.Shape)-1-k] = uint64(d)
+				}
+				wt := gguf.WriteTensor{Name: gn + suffix, Dims: dims, Type: gguf.F32, Data: st.Data}
+				if q8 && len(dims) == 2 && strings.HasPrefix(gn, "blk.") {
+					v, _ := st.F32()
+					wt.Type, wt.Data = gguf.Q8_0, gguf.QuantizeQ8_0(v)
+				}
+				out = append(out, wt)
+			}
+		}
+	}
+	path := filepath.Join(t.TempDir(), file)
+	fh, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fh.Close()
+	if err := gguf.Write(fh, kvs, out); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }

@@ -3,7 +3,6 @@ package encoder
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"io/fs"
 	"math"
 	"os"
@@ -255,17 +254,7 @@ func nomicGGUF(t *testing.T, dir string, q8 bool) string {
 		t.Fatal(err)
 	}
 	c := e.cfg
-	tokens := make([]string, e.tok.VocabSize())
-	for tok, id := range e.tok.(*WordPiece).vocab {
-		switch {
-		case strings.HasPrefix(tok, "[") && strings.HasSuffix(tok, "]"):
-		case strings.HasPrefix(tok, "##"):
-			tok = tok[2:]
-		default:
-			tok = "▁" + tok
-		}
-		tokens[id] = tok
-	}
+	tokens := ggufVocab(e, e.tok.VocabSize())
 	a := "nomic-bert"
 	kvs := []gguf.KV{
 		{Key: "general.architecture", Value: a},
@@ -280,43 +269,7 @@ func nomicGGUF(t *testing.T, dir string, q8 bool) string {
 		{Key: "tokenizer.ggml.model", Value: "bert"},
 		{Key: "tokenizer.ggml.tokens", Value: gguf.Array{Elem: gguf.TypeString, Values: tokens}},
 	}
-	var out []gguf.WriteTensor
-	for gn, hn := range ggufNomicNames {
-		for i := range c.Layers {
-			g, h := gn, hn
-			if strings.Contains(gn, "%d") {
-				g, h = fmt.Sprintf(gn, i), fmt.Sprintf(hn, i)
-			} else if i > 0 {
-				break
-			}
-			for _, suffix := range []string{".weight", ".bias"} {
-				st, ok := ts[h+suffix]
-				if !ok {
-					continue
-				}
-				dims := make([]uint64, len(st.Shape))
-				for k, d := range st.Shape {
-					dims[len(st.Shape)-1-k] = uint64(d)
-				}
-				wt := gguf.WriteTensor{Name: g + suffix, Dims: dims, Type: gguf.F32, Data: st.Data}
-				if q8 && len(dims) == 2 && strings.HasPrefix(g, "blk.") {
-					v, _ := st.F32()
-					wt.Type, wt.Data = gguf.Q8_0, gguf.QuantizeQ8_0(v)
-				}
-				out = append(out, wt)
-			}
-		}
-	}
-	path := filepath.Join(t.TempDir(), "nomic.gguf")
-	fh, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fh.Close()
-	if err := gguf.Write(fh, kvs, out); err != nil {
-		t.Fatal(err)
-	}
-	return path
+	return writeTestGGUF(t, "nomic.gguf", kvs, ggufNomicNames, ts, c.Layers, q8)
 }
 
 // TestNomicQuantized compares Q8_0 (quantized at load, and stored so in a

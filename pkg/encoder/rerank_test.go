@@ -3,7 +3,6 @@ package encoder
 import (
 	"context"
 	"encoding/json"
-	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
@@ -61,25 +60,7 @@ func loadEncoderGolden(t *testing.T) encoderGolden {
 // tokenizer.json into a temporary directory.
 func xlmrDir(t testing.TB) string {
 	t.Helper()
-	dir := t.TempDir()
-	src := "testdata/xlmr-tiny"
-	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		if d.IsDir() {
-			return os.MkdirAll(filepath.Join(dir, rel), 0o755)
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(filepath.Join(dir, rel), b, 0o644)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir := copyDir(t, "testdata/xlmr-tiny")
 	b, err := os.ReadFile("testdata/unigram-tokenizer.json")
 	if err != nil {
 		t.Fatal(err)
