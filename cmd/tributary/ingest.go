@@ -10,6 +10,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"mime/multipart"
 	"net/http"
 	"net/url"
@@ -19,6 +20,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 	"unicode/utf8"
 )
@@ -45,7 +47,18 @@ type syncOptions struct {
 	prune     bool
 	parallel  int
 	maxSize   int64
+	// afterRead, when set, runs after a file's bytes are read and before
+	// its size and modification time are looked at again: tests change
+	// or remove files there to make a file that changes while it is read.
+	afterRead func(path string)
 }
+
+// errSkipped marks what a sync leaves out by design and reports without
+// failing: files that are not regular (named pipes, sockets, devices),
+// symbolic link loops, dangling links, and entries removed after they were
+// listed. Everything else a sync reports is a failure: the command exits
+// non-zero.
+var errSkipped = errors.New("skipped")
 
 // runIngest implements `tributary ingest FILE|DIR… --server URL`: a sync
 // of each tree to the server. A file's document id derives (on the server)
@@ -93,7 +106,7 @@ func runIngest(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
 		return fmt.Errorf("ingest: bad server URL %q", *server)
 	}
-	up := uploader{base: base.String(), key: *key, groups: *groups, client: &http.Client{}}
+	up := uploader{base: base.String(), key: *key, groups: *groups, client: syncClient(opts.parallel)}
 	for {
 		sctx, cancel := context.WithTimeout(ctx, *timeout)
 		st, err := syncTrees(sctx, up, paths, opts, stdout, stderr)
@@ -107,7 +120,7 @@ func runIngest(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 		cancel()
 		if err == nil && st.failed > 0 {
-			err = fmt.Errorf("%d of %d files failed", st.failed, st.seen)
+			err = fmt.Errorf("%d failed (see above); the rest is synced", st.failed)
 		}
 		if !*watch {
 			if err != nil {
@@ -126,10 +139,12 @@ func runIngest(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 }
 
-// syncStats counts what a sync did.
+// syncStats counts what a sync did. seen counts the regular files listed;
+// failed and skipped count reported problems, of files or of entries the
+// walk left out (see errSkipped).
 type syncStats struct {
-	seen, added, updated, unchanged, deleted, failed int
-	uploaded                                         []ingestResult
+	seen, added, updated, unchanged, deleted, failed, skipped int
+	uploaded                                                  []ingestResult
 }
 
 // syncTrees syncs every path (a directory tree or a file) and prints one
@@ -137,10 +152,15 @@ type syncStats struct {
 func syncTrees(ctx context.Context, up uploader, paths []string, opts syncOptions, stdout, stderr io.Writer) (syncStats, error) {
 	var st syncStats
 	var mu sync.Mutex
-	report := func(format string, a ...any) {
-		mu.Lock()
-		defer mu.Unlock()
-		fmt.Fprintf(stderr, format+"\n", a...)
+	// problem reports a file or entry that is not synced and counts it;
+	// the caller holds mu.
+	problem := func(path string, err error) {
+		if errors.Is(err, errSkipped) {
+			st.skipped++
+		} else {
+			st.failed++
+		}
+		fmt.Fprintf(stderr, "%s: %v\n", path, err)
 	}
 	type root struct {
 		prefix string
@@ -172,9 +192,7 @@ func syncTrees(ctx context.Context, up uploader, paths []string, opts syncOption
 			}
 			prefix = sourceName(filepath.Base(abs)) + "/"
 		}
-		files, incomplete := collectTree(p, prefix, func(path string, err error) {
-			report("%s: %v", path, err)
-		})
+		files, incomplete := collectTree(p, prefix, problem) // no workers yet: mu is not needed
 		roots = append(roots, root{prefix: prefix, files: files, incomplete: incomplete})
 	}
 	var total int64
@@ -208,14 +226,13 @@ func syncTrees(ctx context.Context, up uploader, paths []string, opts syncOption
 				defer wg.Done()
 				for f := range jobs {
 					prev, exists := known[f.source]
-					res, err := syncFile(ctx, up, f, prev.ContentHash, opts.maxSize, bar.add)
+					res, err := syncFile(ctx, up, f, prev.ContentHash, opts, bar.add)
 					bar.fileDone()
 					mu.Lock()
 					switch {
 					case err != nil:
-						st.failed++
 						bar.clear()
-						fmt.Fprintf(stderr, "%s: %v\n", f.path, err)
+						problem(f.path, err)
 					case res.Status == statusSkipped:
 						st.unchanged++
 					default:
@@ -269,8 +286,8 @@ func syncTrees(ctx context.Context, up uploader, paths []string, opts syncOption
 		}
 	}
 	bar.finish()
-	fmt.Fprintf(stderr, "sync: %d files: %d added, %d updated, %d unchanged, %d deleted, %d failed\n",
-		st.seen, st.added, st.updated, st.unchanged, st.deleted, st.failed)
+	fmt.Fprintf(stderr, "sync: %d files: %d added, %d updated, %d unchanged, %d deleted, %d failed, %d skipped\n",
+		st.seen, st.added, st.updated, st.unchanged, st.deleted, st.failed, st.skipped)
 	return st, nil
 }
 
@@ -286,10 +303,10 @@ const maxReadTries = 3
 // the file's size and modification time were the same before and after
 // the read: a file that changes while it is read is read again, and after
 // maxReadTries reported, never half-uploaded.
-func syncFile(ctx context.Context, up uploader, f ingestFile, serverHash string, maxSize int64, progress func(int64)) (ingestResult, error) {
+func syncFile(ctx context.Context, up uploader, f ingestFile, serverHash string, opts syncOptions, progress func(int64)) (ingestResult, error) {
 	var data []byte
 	for try := 1; ; try++ {
-		b, stable, err := readStable(f.path, maxSize)
+		b, stable, err := readStable(f.path, opts.maxSize, opts.afterRead)
 		if err != nil {
 			return ingestResult{}, err
 		}
@@ -311,8 +328,15 @@ func syncFile(ctx context.Context, up uploader, f ingestFile, serverHash string,
 
 // readStable reads a regular file of at most maxSize bytes and reports
 // whether it was unchanged (size and modification time) across the read.
-func readStable(path string, maxSize int64) ([]byte, bool, error) {
-	file, err := os.Open(path)
+// afterRead, when not nil, runs between the read and the second look.
+// A path that is gone is errSkipped, and so is one that is not a regular
+// file: it is opened without blocking (a named pipe without a writer
+// would block an ordinary open for ever) and never read.
+func readStable(path string, maxSize int64, afterRead func(string)) ([]byte, bool, error) {
+	file, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, false, fmt.Errorf("removed after it was listed; %w", errSkipped)
+	}
 	if err != nil {
 		return nil, false, err
 	}
@@ -322,7 +346,7 @@ func readStable(path string, maxSize int64) ([]byte, bool, error) {
 		return nil, false, err
 	}
 	if !before.Mode().IsRegular() {
-		return nil, false, errors.New("not a regular file")
+		return nil, false, notRegular(before.Mode())
 	}
 	if before.Size() > maxSize {
 		return nil, false, fmt.Errorf("%s, over --max-size %s", humanBytes(before.Size()), humanBytes(maxSize))
@@ -334,7 +358,15 @@ func readStable(path string, maxSize int64) ([]byte, bool, error) {
 	if int64(len(b)) > maxSize {
 		return nil, false, fmt.Errorf("grew over --max-size %s while being read", humanBytes(maxSize))
 	}
+	if afterRead != nil {
+		afterRead(path)
+	}
+	// By path, not by the open file: a file replaced by a rename while it
+	// was read is a change too.
 	after, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, false, fmt.Errorf("removed while being read; %w", errSkipped)
+	}
 	if err != nil {
 		return nil, false, err
 	}
@@ -342,12 +374,31 @@ func readStable(path string, maxSize int64) ([]byte, bool, error) {
 	return b, stable, nil
 }
 
+// notRegular is the errSkipped of a file of mode m that is not regular.
+func notRegular(m fs.FileMode) error {
+	kind := "not a regular file"
+	switch {
+	case m&fs.ModeNamedPipe != 0:
+		kind = "a named pipe"
+	case m&fs.ModeSocket != 0:
+		kind = "a socket"
+	case m&fs.ModeCharDevice != 0:
+		kind = "a character device"
+	case m&fs.ModeDevice != 0:
+		kind = "a device"
+	}
+	return fmt.Errorf("%s, not a regular file; %w", kind, errSkipped)
+}
+
 // collectTree lists the regular files under dir in lexical order with
 // their sources (prefix + slash-separated relative path). It skips hidden
 // entries, follows symbolic links to files and directories, and reports
-// (through problem) and skips what it cannot use: unreadable directories,
-// dangling links and links that loop back to a directory above them. It
-// returns the sources prefixes of the directories it could not read.
+// (through problem) and leaves out what it cannot use: unreadable
+// directories and entries, and (errSkipped) dangling links, links that
+// loop, files that are not regular (never opened: a named pipe would
+// block) and entries removed while it lists. It returns the source
+// prefixes of the directories and entries it could not read, whose
+// documents --prune keeps.
 func collectTree(dir, prefix string, problem func(path string, err error)) (files []ingestFile, incomplete []string) {
 	var walk func(path, rel string, ancestors []os.FileInfo)
 	walk = func(path, rel string, ancestors []os.FileInfo) {
@@ -365,18 +416,35 @@ func collectTree(dir, prefix string, problem func(path string, err error)) (file
 			full := filepath.Join(path, name)
 			erel := rel + sourceName(name)
 			info, err := e.Info()
+			if errors.Is(err, fs.ErrNotExist) {
+				problem(full, fmt.Errorf("removed while its directory was listed; %w", errSkipped))
+				continue
+			}
 			if err != nil {
+				// Whatever it is, its documents are not pruned.
 				problem(full, err)
+				incomplete = append(incomplete, prefix+erel)
 				continue
 			}
 			if info.Mode()&os.ModeSymlink != 0 {
 				target, err := os.Stat(full)
-				if err != nil {
-					problem(full, fmt.Errorf("dangling symbolic link: %w", err))
+				if pe := (*fs.PathError)(nil); errors.As(err, &pe) {
+					err = pe.Err // the path is already in the report
+				}
+				switch {
+				case errors.Is(err, fs.ErrNotExist):
+					problem(full, fmt.Errorf("dangling symbolic link (%w); %w", err, errSkipped))
+					continue
+				case errors.Is(err, syscall.ELOOP):
+					problem(full, fmt.Errorf("symbolic link loop (%w); %w", err, errSkipped))
+					continue
+				case err != nil:
+					problem(full, err)
+					incomplete = append(incomplete, prefix+erel)
 					continue
 				}
 				if target.IsDir() && slices.ContainsFunc(ancestors, func(a os.FileInfo) bool { return os.SameFile(a, target) }) {
-					problem(full, errors.New("symbolic link loops back to a directory above it; skipped"))
+					problem(full, fmt.Errorf("symbolic link loops back to a directory above it; %w", errSkipped))
 					continue
 				}
 				info = target
@@ -386,6 +454,8 @@ func collectTree(dir, prefix string, problem func(path string, err error)) (file
 				walk(full, erel+"/", append(ancestors, info))
 			case info.Mode().IsRegular():
 				files = append(files, ingestFile{path: full, source: prefix + erel, size: info.Size()})
+			default:
+				problem(full, notRegular(info.Mode()))
 			}
 		}
 	}
@@ -426,6 +496,17 @@ func hasAnyPrefix(s string, prefixes []string) bool {
 		}
 	}
 	return false
+}
+
+// syncClient returns an HTTP client that keeps a connection per upload in
+// flight. http.DefaultTransport keeps two idle connections per host: with
+// more uploads in flight, every other upload would dial a new connection
+// and leave the old one in TIME_WAIT, enough to run out of local ports on
+// a tree of 100,000 files.
+func syncClient(parallel int) *http.Client {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = max(parallel, 2)
+	return &http.Client{Transport: tr}
 }
 
 // uploader posts documents to /v1/documents.
@@ -517,13 +598,26 @@ type listedDocument struct {
 	ContentHash string `json:"content_hash"`
 }
 
+// listPageLimit is the documents asked for in a page of GET
+// /v1/documents; maxListPage bounds the page's body. A listed document is
+// about 200 bytes with a short source, but its source may have 2,048 bytes
+// (three for each byte of a file name that is not UTF-8), its title 1,024
+// runes and its id 256 bytes, and JSON writes <, > and & in six: up to
+// about 20 KB a document, 100 MB a page. The server sorts every matching
+// document for each page, so fewer, larger pages list a tree of 100,000
+// files several times faster than pages of 1,000.
+const (
+	listPageLimit = 5000
+	maxListPage   = 128 << 20
+)
+
 // list reads every page of GET /v1/documents?source_prefix=prefix and
 // returns the documents by source.
 func (u uploader) list(ctx context.Context, prefix string) (map[string]listedDocument, error) {
 	out := map[string]listedDocument{}
 	after := ""
 	for {
-		q := url.Values{"source_prefix": {prefix}, "limit": {"1000"}} // about 200 KB a page
+		q := url.Values{"source_prefix": {prefix}, "limit": {strconv.Itoa(listPageLimit)}}
 		if after != "" {
 			q.Set("after", after)
 		}
@@ -540,7 +634,7 @@ func (u uploader) list(ctx context.Context, prefix string) (map[string]listedDoc
 			Documents []listedDocument `json:"documents"`
 			Next      string           `json:"next"`
 		}
-		err = decodeAPIResponse(resp, &page)
+		err = decodeAPIResponseLimit(resp, &page, maxListPage)
 		resp.Body.Close()
 		if err != nil {
 			return nil, err
@@ -609,12 +703,21 @@ func (u uploader) document(ctx context.Context, id string) (ingestResult, error)
 	return res, err
 }
 
-// decodeAPIResponse decodes a 2xx JSON body into v, or turns the API's
-// {"error":{"code","message"}} into an error.
+// decodeAPIResponse decodes a 2xx JSON body of at most 1 MiB into v, or
+// turns the API's {"error":{"code","message"}} into an error.
 func decodeAPIResponse(resp *http.Response, v any) error {
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	return decodeAPIResponseLimit(resp, v, 1<<20)
+}
+
+// decodeAPIResponseLimit is decodeAPIResponse for bodies of at most limit
+// bytes; a longer body is an error, not a truncated one.
+func decodeAPIResponseLimit(resp *http.Response, v any, limit int64) error {
+	body, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	if err != nil {
 		return fmt.Errorf("read response: %w", err)
+	}
+	if resp.StatusCode/100 == 2 && int64(len(body)) > limit {
+		return fmt.Errorf("read response: over %s", humanBytes(limit))
 	}
 	if resp.StatusCode/100 != 2 {
 		var e struct {

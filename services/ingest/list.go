@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"container/heap"
 	"context"
 	"fmt"
 	"slices"
@@ -72,22 +73,45 @@ func (s *service) List(ctx context.Context, p Principal, q ListQuery) (ListResul
 }
 
 // List returns up to n records of tenant with ids above after that keep
-// accepts, in id order.
+// accepts, in id order. It keeps only the n smallest ids while it scans (a
+// max-heap), so paging through 100,000 documents does not sort them all
+// for every page.
 func (s *Store) List(tenant, after string, keep func(Record) bool, n int) []Record {
+	if n <= 0 {
+		return nil
+	}
+	top := &byIDDesc{}
 	s.mu.RLock()
-	var out []Record
 	for k, r := range s.recs {
-		if k.tenant == tenant && k.id > after && keep(r) {
-			out = append(out, r)
+		if k.tenant != tenant || k.id <= after || top.Len() == n && k.id >= (*top)[0].DocumentID || !keep(r) {
+			continue
+		}
+		if top.Len() == n {
+			(*top)[0] = r
+			heap.Fix(top, 0)
+		} else {
+			heap.Push(top, r)
 		}
 	}
 	s.mu.RUnlock()
+	out := []Record(*top)
 	slices.SortFunc(out, func(a, b Record) int { return strings.Compare(a.DocumentID, b.DocumentID) })
-	if len(out) > n {
-		out = out[:n]
-	}
 	for i := range out {
 		out[i] = out[i].clone()
 	}
 	return out
+}
+
+// byIDDesc is a max-heap of records by document id.
+type byIDDesc []Record
+
+func (h byIDDesc) Len() int           { return len(h) }
+func (h byIDDesc) Less(i, j int) bool { return h[i].DocumentID > h[j].DocumentID }
+func (h byIDDesc) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *byIDDesc) Push(x any)        { *h = append(*h, x.(Record)) }
+func (h *byIDDesc) Pop() any {
+	old := *h
+	r := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return r
 }
