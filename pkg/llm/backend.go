@@ -54,46 +54,98 @@ type CPU struct {
 	forRun func(worker, lo, hi int)
 }
 
+// kernelISA names a family of kernels. The assembly families compute
+// every product bit-identically to each other (the AVX-512 kernels keep
+// the AVX2 ones' 8-lane sums, two to a register), so choosing between
+// them changes speed only; portable Go sums in another order. Tests run
+// every family the CPU has.
+type kernelISA int
+
+const (
+	isaGo     kernelISA = iota // portable Go
+	isaAVX2                    // AVX2, FMA, F16C (and AVX512-VNNI on ymm where present)
+	isaAVX512                  // isaAVX2 with 512-bit tiles: AVX512F, VL, VNNI
+)
+
+// bestISA is the fastest kernel family this CPU runs.
+func bestISA() kernelISA {
+	isas := supportedISAs()
+	return isas[len(isas)-1]
+}
+
+// supportedISAs lists the kernel families this CPU runs, slowest first.
+func supportedISAs() []kernelISA {
+	isas := []kernelISA{isaGo}
+	if simdKernels() {
+		isas = append(isas, isaAVX2)
+	}
+	if avx512Kernels() {
+		isas = append(isas, isaAVX512)
+	}
+	return isas
+}
+
+func (i kernelISA) String() string {
+	return [...]string{"go", "avx2", "avx512"}[i]
+}
+
 // kernels are the dot products the CPU backend uses: assembly where the
-// processor has AVX2, FMA and F16C, portable Go elsewhere.
+// processor has AVX2, FMA and F16C (some in 512-bit versions where it has
+// AVX-512), portable Go elsewhere.
 type kernels struct {
 	simd    bool
 	dotF32  func(a, b []float32) float32
 	tileF32 func(w0, w1 []float32, x *[4][]float32, out *[8]float32)
-	tileQ8  func(w []byte, xq *[4][]int8, xd *[4][]float32, out *[4]float32)
+	// tileF32x8 is the 4-weight-row × 8-activation-row tile over
+	// contiguous rows of cols (nil: 2×4 tiles only).
+	tileF32x8 func(w, x []float32, cols int, out *[32]float32)
+	tileQ8    func(w []byte, xq *[4][]int8, xd *[4][]float32, out *[4]float32)
 	// tileQ8x2 is the 2-row tile on unsigned activations (nil without VNNI).
 	tileQ8x2 func(w0, w1 []byte, xu *[4][]uint8, xd *[4][]float32, out *[8]float32)
 	// matvecF32 is the batch-1 kernel: out[r] = row r of w · x for a
 	// block of rows (nil: one dot product per row).
 	matvecF32 func(w, x, out []float32)
-	// matvecQ8 is the batch-1 Q8_0 kernel over a block of rows (nil: one
-	// dot product per row).
-	matvecQ8 func(w []byte, xq []int8, xd []float32, out []float32)
+	// matvecQ8 is the batch-1 Q8_0 kernel over a block of rows, given the
+	// activations both signed (xq) and offset by 128 (xu) (nil: one dot
+	// product per row).
+	matvecQ8 func(w []byte, xq []int8, xu []uint8, xd []float32, out []float32)
 	axpy     func(dst, x []float32, a float32)
+	// dotRows computes out[r] = w[r·stride : r·stride+len(x)]·x, each as
+	// dotF32 would (attention's scores over a KV cache).
+	dotRows func(w []float32, stride int, x, out []float32)
+	// axpyRows computes dst += a[t]·v[t·stride : t·stride+len(dst)] for t
+	// in order, as one axpy per t would (attention's sum of V rows).
+	axpyRows func(dst, v []float32, stride int, a []float32)
 	dotQ4K   func(w []byte, xq []int8, xd []float32, xs []int32) float32
 	dotQ6K   func(w []byte, xq []int8, xd []float32) float32
 	dotQ4_0  func(w []byte, xq []int8, xd []float32) float32
 	dotF16   func(w []byte, x []float32) float32
 	dotQ8    func(w []byte, xq []int8, xd []float32) float32
+	// quantQ8 quantizes activations as quantizeQ8Go does, bit for bit.
+	quantQ8 func(x []float32, qs []int8, qu []uint8, d []float32, sum []int32)
 }
 
-func newKernels(simd bool) kernels {
-	if simd {
-		k := kernels{simd: true, dotF32: dotF32SIMD, tileF32: tileF32SIMD, tileQ8: tileQ8_0SIMD, axpy: axpySIMD, dotQ4K: dotQ4KSIMD, dotQ6K: dotQ6KSIMD, dotQ4_0: dotQ4_0SIMD, dotF16: dotF16SIMD, dotQ8: dotQ8_0SIMD, matvecF32: matvecF32SIMD, matvecQ8: matvecQ8_0SIMD}
-		if vnniKernels() {
-			k.tileQ8 = tileQ8_0VNNI
-			k.tileQ8x2 = tileQ8_0x2VNNI
-		}
-		return k
+// newKernels returns the kernels of family isa, which the CPU must run.
+func newKernels(isa kernelISA) kernels {
+	if isa == isaGo {
+		return kernels{dotF32: dotF32Go, dotF16: dotF16, dotQ8: dotQ8_0Go, axpy: axpy, dotQ4K: dotQ4K, dotQ6K: dotQ6K, dotQ4_0: dotQ4_0, dotRows: dotRowsGo, axpyRows: axpyRowsGo, quantQ8: quantizeQ8Go}
 	}
-	return kernels{dotF32: dotF32Go, dotF16: dotF16, dotQ8: dotQ8_0Go, axpy: axpy, dotQ4K: dotQ4K, dotQ6K: dotQ6K, dotQ4_0: dotQ4_0}
+	k := kernels{simd: true, dotF32: dotF32SIMD, tileF32: tileF32SIMD, tileQ8: tileQ8_0SIMD, axpy: axpySIMD, dotQ4K: dotQ4KSIMD, dotQ6K: dotQ6KSIMD, dotQ4_0: dotQ4_0SIMD, dotF16: dotF16SIMD, dotQ8: dotQ8_0SIMD, matvecF32: matvecF32SIMD, matvecQ8: matvecQ8_0SIMD, dotRows: dotRowsF32SIMD, axpyRows: axpyRowsSIMD, quantQ8: quantizeQ8Go}
+	if vnniKernels() {
+		k.tileQ8 = tileQ8_0VNNI
+		k.tileQ8x2 = tileQ8_0x2VNNI
+	}
+	if isa == isaAVX512 {
+		k.useAVX512()
+	}
+	return k
 }
 
 // NewCPU returns a CPU backend using threads threads (≤ 0: GOMAXPROCS).
 // Its worker goroutines live until Close, or until the backend becomes
 // unreachable.
 func NewCPU(threads int) *CPU {
-	c := &CPU{pool: pool.New(threads), k: newKernels(simdKernels())}
+	c := &CPU{pool: pool.New(threads), k: newKernels(bestISA())}
 	c.mmRun = c.runMatMul
 	c.attRun = c.runAttention
 	c.forRun = func(_, lo, hi int) { c.forF(lo, hi) }
@@ -105,7 +157,7 @@ func NewCPU(threads int) *CPU {
 // comparisons and for hosts where the assembly must not run.
 func NewPortableCPU(threads int) *CPU {
 	c := NewCPU(threads)
-	c.k = newKernels(false)
+	c.k = newKernels(isaGo)
 	return c
 }
 
@@ -168,9 +220,9 @@ func (c *CPU) MatMulMany(ops []MatMulOp, x []float32, n int) {
 		// (a decode step's row, inline, hands nothing to the pool).
 		c.q8.resize(n, cols)
 		if nb := n * cols / 32; nb <= 64 {
-			c.q8.quantizeBlocks(x, 0, nb)
+			c.quantize(x, 0, nb)
 		} else {
-			c.pool.For(nb, 64, func(_, lo, hi int) { c.q8.quantizeBlocks(x, lo, hi) })
+			c.pool.For(nb, 64, func(_, lo, hi int) { c.quantize(x, lo, hi) })
 		}
 	}
 	j := &c.mm
@@ -184,6 +236,12 @@ func (c *CPU) MatMulMany(ops []MatMulOp, x []float32, n int) {
 	}
 	c.pool.Run(len(j.parts), c.mmRun)
 	j.ops, j.x = nil, nil
+}
+
+// quantize fills blocks [lo, hi) of c.q8 from x.
+func (c *CPU) quantize(x []float32, lo, hi int) {
+	q := &c.q8
+	c.k.quantQ8(x[lo*32:hi*32], q.qs[lo*32:hi*32], q.qu[lo*32:hi*32], q.d[lo:hi], q.sum[lo:hi])
 }
 
 type matmulJob struct {
@@ -254,44 +312,32 @@ func (c *CPU) matmulRows(out []float32, w *Weight, x []float32, n, lo, hi int) {
 	switch w.Type {
 	case gguf.F32:
 		wf := w.F32
-		dot := c.k.dotF32
 		if mv := c.k.matvecF32; mv != nil && n == 1 {
 			// Batch 1 (decoding): the block streams in one call.
 			mv(wf[lo*cols:hi*cols], x[:cols], out[lo:hi])
 			return
 		}
 		r := lo
-		// Register tiles of 2 weight rows × 4 activation rows read each
-		// loaded vector several times; the single dot product handles the
-		// edges with the same summation order.
-		if tile := c.k.tileF32; tile != nil && n >= 4 {
-			var xs [4][]float32
-			var acc [8]float32
-			for ; r+2 <= hi; r += 2 {
-				w0, w1 := wf[r*cols:(r+1)*cols], wf[(r+1)*cols:(r+2)*cols]
-				i := 0
-				for ; i+4 <= n; i += 4 {
-					for j := range xs {
-						xs[j] = x[(i+j)*cols : (i+j+1)*cols]
-					}
-					tile(w0, w1, &xs, &acc)
-					for j := 0; j < 4; j++ {
-						out[(i+j)*rows+r] = acc[j]
-						out[(i+j)*rows+r+1] = acc[4+j]
+		// 4×8 tiles where the kernels have them: rows in fours, the
+		// activations in eights, the rest of each four as below.
+		if tile := c.k.tileF32x8; tile != nil && n >= 8 {
+			var acc [32]float32
+			n8 := n &^ 7
+			for ; r+4 <= hi; r += 4 {
+				for i := 0; i < n8; i += 8 {
+					tile(wf[r*cols:(r+4)*cols], x[i*cols:(i+8)*cols], cols, &acc)
+					for q := 0; q < 4; q++ {
+						for j := 0; j < 8; j++ {
+							out[(i+j)*rows+r+q] = acc[8*q+j]
+						}
 					}
 				}
-				for ; i < n; i++ {
-					out[i*rows+r] = dot(w0, x[i*cols:(i+1)*cols])
-					out[i*rows+r+1] = dot(w1, x[i*cols:(i+1)*cols])
+				if n8 < n {
+					c.matmulF32(out, wf, x, rows, cols, r, r+4, n8, n)
 				}
 			}
 		}
-		for ; r < hi; r++ {
-			row := wf[r*cols : (r+1)*cols]
-			for i := 0; i < n; i++ {
-				out[i*rows+r] = dot(row, x[i*cols:(i+1)*cols])
-			}
-		}
+		c.matmulF32(out, wf, x, rows, cols, r, hi, 0, n)
 	case gguf.F16, gguf.BF16:
 		dot := c.k.dotF16
 		if w.Type == gguf.BF16 {
@@ -370,6 +416,43 @@ func (c *CPU) matmulRows(out []float32, w *Weight, x []float32, n, lo, hi int) {
 	}
 }
 
+// matmulF32 computes weight rows [lo, hi) against activation rows [i0, n)
+// of an F32 product: register tiles of 2 weight rows × 4 activation rows
+// read each loaded vector several times; the single dot product handles
+// the edges with the same summation order.
+func (c *CPU) matmulF32(out, wf, x []float32, rows, cols, lo, hi, i0, n int) {
+	dot := c.k.dotF32
+	r := lo
+	if tile := c.k.tileF32; tile != nil && n-i0 >= 4 {
+		var xs [4][]float32
+		var acc [8]float32
+		for ; r+2 <= hi; r += 2 {
+			w0, w1 := wf[r*cols:(r+1)*cols], wf[(r+1)*cols:(r+2)*cols]
+			i := i0
+			for ; i+4 <= n; i += 4 {
+				for j := range xs {
+					xs[j] = x[(i+j)*cols : (i+j+1)*cols]
+				}
+				tile(w0, w1, &xs, &acc)
+				for j := 0; j < 4; j++ {
+					out[(i+j)*rows+r] = acc[j]
+					out[(i+j)*rows+r+1] = acc[4+j]
+				}
+			}
+			for ; i < n; i++ {
+				out[i*rows+r] = dot(w0, x[i*cols:(i+1)*cols])
+				out[i*rows+r+1] = dot(w1, x[i*cols:(i+1)*cols])
+			}
+		}
+	}
+	for ; r < hi; r++ {
+		row := wf[r*cols : (r+1)*cols]
+		for i := i0; i < n; i++ {
+			out[i*rows+r] = dot(row, x[i*cols:(i+1)*cols])
+		}
+	}
+}
+
 type attentionJob struct {
 	out                     []float32
 	qs                      []AttentionQuery
@@ -409,8 +492,6 @@ func (c *CPU) runAttention(worker, idx int) {
 	kvdim := j.nKVHead * headDim
 	group := nHead / j.nKVHead
 	scale := float32(1 / math.Sqrt(float64(headDim)))
-	dot := c.k.dotF32
-	axpyK := c.k.axpy
 	att := j.scratch[worker]
 	qi, h := idx/nHead, idx%nHead
 	q := j.qs[qi]
@@ -418,10 +499,12 @@ func (c *CPU) runAttention(worker, idx int) {
 	kvh := h / group
 	n := q.Pos + 1
 	sc := att[:n]
+	// All positions' scores in one call: the cache's rows of this head
+	// are kvdim apart.
+	c.k.dotRows(q.K[kvh*headDim:], kvdim, qh, sc)
 	mx := float32(math.Inf(-1))
-	for t := 0; t < n; t++ {
-		k := q.K[t*kvdim+kvh*headDim : t*kvdim+(kvh+1)*headDim]
-		v := dot(qh, k) * scale
+	for t, v := range sc {
+		v *= scale
 		sc[t] = v
 		mx = max(mx, v)
 	}
@@ -434,10 +517,21 @@ func (c *CPU) runAttention(worker, idx int) {
 	o := j.out[qi*qdim+h*headDim : qi*qdim+(h+1)*headDim]
 	clear(o)
 	inv := 1 / sum
-	for t := 0; t < n; t++ {
-		a := sc[t] * inv
-		v := q.V[t*kvdim+kvh*headDim : t*kvdim+(kvh+1)*headDim]
-		axpyK(o, v, a)
+	for t := range sc {
+		sc[t] *= inv
+	}
+	c.k.axpyRows(o, q.V[kvh*headDim:], kvdim, sc)
+}
+
+func dotRowsGo(w []float32, stride int, x, out []float32) {
+	for r := range out {
+		out[r] = dotF32Go(w[r*stride:r*stride+len(x)], x)
+	}
+}
+
+func axpyRowsGo(dst, v []float32, stride int, a []float32) {
+	for t, at := range a {
+		axpy(dst, v[t*stride:t*stride+len(dst)], at)
 	}
 }
 

@@ -55,7 +55,7 @@ func BenchmarkDotF32(b *testing.B) {
 	for i := range a {
 		a[i], x[i] = float32(i%13)*0.1, float32(i%7)*0.2
 	}
-	k := newKernels(simdKernels())
+	k := newKernels(bestISA())
 	for _, tt := range []struct {
 		name string
 		f    func(a, b []float32) float32

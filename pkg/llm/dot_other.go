@@ -6,6 +6,11 @@ func simdKernels() bool { return false }
 
 func vnniKernels() bool { return false }
 
+func avx512Kernels() bool { return false }
+
+// useAVX512 is never called where avx512Kernels is false.
+func (k *kernels) useAVX512() {}
+
 func dotF32SIMD(a, b []float32) float32 { return dotF32Go(a, b) }
 
 func dotF16SIMD(w []byte, x []float32) float32 { return dotF16(w, x) }
@@ -50,6 +55,10 @@ func tileQ8_0x2VNNI(w0, w1 []byte, xu *[4][]uint8, xd *[4][]float32, out *[8]flo
 	}
 }
 
+func dotRowsF32SIMD(w []float32, stride int, x, out []float32) { dotRowsGo(w, stride, x, out) }
+
+func axpyRowsSIMD(dst, v []float32, stride int, a []float32) { axpyRowsGo(dst, v, stride, a) }
+
 func matvecF32SIMD(w, x, out []float32) {
 	cols := len(x)
 	for r := range out {
@@ -57,7 +66,7 @@ func matvecF32SIMD(w, x, out []float32) {
 	}
 }
 
-func matvecQ8_0SIMD(w []byte, xq []int8, xd []float32, out []float32) {
+func matvecQ8_0SIMD(w []byte, xq []int8, _ []uint8, xd []float32, out []float32) {
 	rb := len(xd) * 34
 	for r := range out {
 		out[r] = dotQ8_0Go(w[r*rb:(r+1)*rb], xq, xd)

@@ -35,7 +35,14 @@ func (q *q8Rows) resize(n, cols int) {
 }
 
 func (q *q8Rows) quantizeBlocks(x []float32, lo, hi int) {
-	for b := lo; b < hi; b++ {
+	quantizeQ8Go(x[lo*32:hi*32], q.qs[lo*32:hi*32], q.qu[lo*32:hi*32], q.d[lo:hi], q.sum[lo:hi])
+}
+
+// quantizeQ8Go quantizes the len(d) blocks of 32 in x: scale d = amax/127,
+// quants round(x/d) half away from zero, also offset by 128 (qu), and
+// their sums.
+func quantizeQ8Go(x []float32, qs []int8, qu []uint8, d []float32, sum []int32) {
+	for b := range d {
 		blk := x[b*32 : b*32+32]
 		var amax float32
 		for _, v := range blk {
@@ -44,22 +51,22 @@ func (q *q8Rows) quantizeBlocks(x []float32, lo, hi int) {
 			}
 			amax = max(amax, v)
 		}
-		d := amax / 127
+		db := amax / 127
 		id := float32(0)
-		if d != 0 {
-			id = 1 / d
+		if db != 0 {
+			id = 1 / db
 		}
-		qs := q.qs[b*32 : b*32+32]
-		qu := q.qu[b*32 : b*32+32]
+		qsb := qs[b*32 : b*32+32]
+		qub := qu[b*32 : b*32+32]
 		var s int32
 		for j, v := range blk {
 			r := int8(math.Round(float64(v * id)))
-			qs[j] = r
-			qu[j] = uint8(r) ^ 0x80
+			qsb[j] = r
+			qub[j] = uint8(r) ^ 0x80
 			s += int32(r)
 		}
-		q.d[b] = d
-		q.sum[b] = s
+		d[b] = db
+		sum[b] = s
 	}
 }
 

@@ -39,7 +39,7 @@ func randomBlocks(rng *rand.Rand, t gguf.TensorType, cols int) []byte {
 func TestQuantDotMatchesDequantized(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	const cols = 512
-	k := newKernels(simdKernels()) // assembly only where the CPU runs it
+	k := newKernels(bestISA()) // assembly only where the CPU runs it
 	tests := []struct {
 		typ gguf.TensorType
 		dot func(w []byte, q *q8Rows) float32
@@ -96,7 +96,7 @@ func TestDotF32(t *testing.T) {
 			want += float64(a[i]) * float64(b[i])
 			mag += math.Abs(float64(a[i]) * float64(b[i]))
 		}
-		for name, f := range map[string]func(a, b []float32) float32{"selected": newKernels(simdKernels()).dotF32, "dotF32Go": dotF32Go} {
+		for name, f := range map[string]func(a, b []float32) float32{"selected": newKernels(bestISA()).dotF32, "dotF32Go": dotF32Go} {
 			if got := float64(f(a, b)); math.Abs(got-want) > 1e-5*mag+1e-6 {
 				t.Errorf("%s(n=%d) = %g, want %g", name, n, got, want)
 			}
@@ -105,10 +105,12 @@ func TestDotF32(t *testing.T) {
 }
 
 // TestMatMulBatchedEqualsSingle checks that a batched matmul gives each
-// row exactly what a batch of one gives, for every weight type.
+// row exactly what a batch of one gives, for every weight type and every
+// kernel family the CPU runs (13 rows: an 8-row tile, a 4-row one and one
+// left over).
 func TestMatMulBatchedEqualsSingle(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
-	const rows, cols, n = 37, 256, 5
+	const rows, cols, n = 37, 256, 13
 	for _, typ := range []gguf.TensorType{gguf.F32, gguf.F16, gguf.BF16, gguf.Q8_0, gguf.Q4_0, gguf.Q4_K, gguf.Q6_K} {
 		var data []byte
 		for r := 0; r < rows; r++ {
@@ -139,9 +141,9 @@ func TestMatMulBatchedEqualsSingle(t *testing.T) {
 		for i := range x {
 			x[i] = float32(rng.NormFloat64())
 		}
-		for _, simd := range []bool{false, simdKernels()} {
+		for _, isa := range supportedISAs() {
 			cpu := NewCPU(3)
-			cpu.k = newKernels(simd)
+			cpu.k = newKernels(isa)
 			batched := make([]float32, n*rows)
 			cpu.MatMul(batched, w, x, n)
 			for i := 0; i < n; i++ {
@@ -149,7 +151,7 @@ func TestMatMulBatchedEqualsSingle(t *testing.T) {
 				cpu.MatMul(single, w, x[i*cols:(i+1)*cols], 1)
 				for r := range single {
 					if single[r] != batched[i*rows+r] {
-						t.Logf("simd %v", simd)
+						t.Logf("kernels %v", isa)
 						t.Fatalf("%s: row %d of batch item %d: batched %g, single %g", typ, r, i, batched[i*rows+r], single[r])
 					}
 				}
@@ -174,7 +176,7 @@ func TestMatMulBatchedEqualsSingle(t *testing.T) {
 						bound = 0
 					}
 					if d := math.Abs(float64(single[r] - want)); d > bound*1.001+1e-4*math.Max(1, math.Abs(float64(want))) {
-						t.Errorf("%s (simd %v): row %d: %g, dequantized product %g (bound %g)", typ, simd, r, single[r], want, bound)
+						t.Errorf("%s (kernels %v): row %d: %g, dequantized product %g (bound %g)", typ, isa, r, single[r], want, bound)
 					}
 				}
 			}
@@ -191,7 +193,7 @@ func TestDotF16SIMD(t *testing.T) {
 			binary.LittleEndian.PutUint16(w[2*i:], gguf.FloatToHalf(float32(rng.NormFloat64())))
 			x[i] = float32(rng.NormFloat64())
 		}
-		want, got := dotF16(w, x), newKernels(simdKernels()).dotF16(w, x)
+		want, got := dotF16(w, x), newKernels(bestISA()).dotF16(w, x)
 		if math.Abs(float64(got-want)) > 1e-4*math.Max(1, math.Abs(float64(want))) {
 			t.Errorf("dotF16SIMD(n=%d) = %g, want %g", n, got, want)
 		}
@@ -207,7 +209,7 @@ func TestAxpySIMD(t *testing.T) {
 			a[i], b[i], x[i] = float32(i), float32(i), float32(2*i+1)
 		}
 		axpy(a, x, 0.5)
-		newKernels(simdKernels()).axpy(b, x, 0.5)
+		newKernels(bestISA()).axpy(b, x, 0.5)
 		for i := range a {
 			if a[i] != b[i] {
 				t.Errorf("axpySIMD(n=%d)[%d] = %g, want %g", n, i, b[i], a[i])
@@ -262,14 +264,20 @@ func TestQ8TilesMatchSingle(t *testing.T) {
 			for j := 0; j < 4; j++ {
 				xu[j], _ = q.rowU(j)
 			}
-			var out [8]float32
-			tileQ8_0x2VNNI(w, w1, &xu, &xd, &out)
-			for j := 0; j < 4; j++ {
-				if want := single(w, xq[j], xd[j]); out[j] != want {
-					t.Errorf("2x4 tile row 0 [%d] = %g, single %g", j, out[j], want)
-				}
-				if want := single(w1, xq[j], xd[j]); out[4+j] != want {
-					t.Errorf("2x4 tile row 1 [%d] = %g, single %g", j, out[4+j], want)
+			tiles2 := map[string]func(w0, w1 []byte, xu *[4][]uint8, xd *[4][]float32, out *[8]float32){"vnni": tileQ8_0x2VNNI}
+			if avx512Kernels() {
+				tiles2["avx512"] = newKernels(isaAVX512).tileQ8x2
+			}
+			for name, tile := range tiles2 {
+				var out [8]float32
+				tile(w, w1, &xu, &xd, &out)
+				for j := 0; j < 4; j++ {
+					if want := single(w, xq[j], xd[j]); out[j] != want {
+						t.Errorf("%s 2x4 tile row 0 [%d] = %g, single %g", name, j, out[j], want)
+					}
+					if want := single(w1, xq[j], xd[j]); out[4+j] != want {
+						t.Errorf("%s 2x4 tile row 1 [%d] = %g, single %g", name, j, out[4+j], want)
+					}
 				}
 			}
 		}
@@ -281,7 +289,7 @@ func TestQ8TilesMatchSingle(t *testing.T) {
 // widths with and without a tail of 8 and of fewer than 8.
 func TestMatvecMatchesSingle(t *testing.T) {
 	rng := rand.New(rand.NewPCG(11, 12))
-	k := newKernels(simdKernels())
+	k := newKernels(bestISA())
 	if k.matvecF32 == nil {
 		t.Skip("no batch-1 block kernel without the assembly")
 	}
@@ -354,6 +362,120 @@ func TestMatMulManyEqualsMatMul(t *testing.T) {
 					if op.Out[i] != want[i] {
 						t.Fatalf("%s n=%d rows=%d: element %d fused %g, alone %g", typ, n, op.W.Rows, i, op.Out[i], want[i])
 					}
+				}
+			}
+		}
+	}
+}
+
+// TestTileF32x8MatchesSingle checks the 4×8 F32 tile against the AVX2
+// single-row dot product bit for bit, with and without a column tail.
+func TestTileF32x8MatchesSingle(t *testing.T) {
+	if !avx512Kernels() {
+		t.Skip("no AVX-512")
+	}
+	rng := rand.New(rand.NewPCG(17, 18))
+	for _, cols := range []int{0, 3, 8, 16, 24, 29, 256, 768} {
+		w := make([]float32, 4*cols)
+		x := make([]float32, 8*cols)
+		for i := range w {
+			w[i] = float32(rng.NormFloat64())
+		}
+		for i := range x {
+			x[i] = float32(rng.NormFloat64())
+		}
+		var out [32]float32
+		newKernels(isaAVX512).tileF32x8(w, x, cols, &out)
+		for r := 0; r < 4; r++ {
+			for j := 0; j < 8; j++ {
+				if want := dotF32SIMD(w[r*cols:(r+1)*cols], x[j*cols:(j+1)*cols]); out[8*r+j] != want {
+					t.Errorf("cols %d: tile[%d][%d] = %g, single %g", cols, r, j, out[8*r+j], want)
+				}
+			}
+		}
+	}
+}
+
+// TestAttentionRowKernels checks, for every kernel family, the strided
+// dot and axpy kernels of attention against one dot product or axpy per
+// row, bit for bit, across row counts around the groups of 8 and widths
+// with and without tails.
+func TestAttentionRowKernels(t *testing.T) {
+	rng := rand.New(rand.NewPCG(19, 20))
+	for _, isa := range supportedISAs() {
+		k := newKernels(isa)
+		for _, d := range []int{0, 5, 8, 40, 64, 100} {
+			for _, rows := range []int{0, 1, 7, 8, 9, 33} {
+				stride := 3*d + 4
+				v := make([]float32, rows*stride)
+				for i := range v {
+					v[i] = float32(rng.NormFloat64())
+				}
+				x := make([]float32, d)
+				for i := range x {
+					x[i] = float32(rng.NormFloat64())
+				}
+				got := make([]float32, rows+1)
+				got[rows] = 42
+				k.dotRows(v, stride, x, got[:rows])
+				for r := 0; r < rows; r++ {
+					if want := k.dotF32(x, v[r*stride:r*stride+d]); got[r] != want {
+						t.Errorf("%v dotRows d %d rows %d: row %d = %g, single %g", isa, d, rows, r, got[r], want)
+					}
+				}
+				if got[rows] != 42 {
+					t.Errorf("%v dotRows d %d rows %d: wrote past the output", isa, d, rows)
+				}
+				a := got[:rows]
+				dst, want := make([]float32, d), make([]float32, d)
+				for i := range dst {
+					dst[i] = float32(rng.NormFloat64())
+					want[i] = dst[i]
+				}
+				k.axpyRows(dst, v, stride, a)
+				for r := range a {
+					k.axpy(want, v[r*stride:r*stride+d], a[r])
+				}
+				for i := range dst {
+					if dst[i] != want[i] {
+						t.Errorf("%v axpyRows d %d rows %d: [%d] = %g, one axpy per row %g", isa, d, rows, i, dst[i], want[i])
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestQuantizeQ8 checks every kernel family's activation quantization
+// against quantizeQ8Go bit for bit: random blocks, a zero block, and a
+// block of exact halves (scale 1), where rounding half away from zero
+// differs from rounding half to even.
+func TestQuantizeQ8(t *testing.T) {
+	rng := rand.New(rand.NewPCG(21, 22))
+	const nb = 40
+	x := make([]float32, nb*32)
+	for i := range x {
+		x[i] = float32(rng.NormFloat64()) * float32(1+i/32)
+	}
+	clear(x[32:64])
+	halves := x[64:96]
+	halves[0] = 127
+	for i := 1; i < 32; i++ {
+		halves[i] = float32(i-16) + 0.5
+	}
+	x[96] = 1e-30
+	want := q8Rows{qs: make([]int8, nb*32), qu: make([]uint8, nb*32), d: make([]float32, nb), sum: make([]int32, nb)}
+	quantizeQ8Go(x, want.qs, want.qu, want.d, want.sum)
+	for _, isa := range supportedISAs() {
+		got := q8Rows{qs: make([]int8, nb*32), qu: make([]uint8, nb*32), d: make([]float32, nb), sum: make([]int32, nb)}
+		newKernels(isa).quantQ8(x, got.qs, got.qu, got.d, got.sum)
+		for b := 0; b < nb; b++ {
+			if got.d[b] != want.d[b] || got.sum[b] != want.sum[b] {
+				t.Errorf("%v block %d: d %g sum %d, want %g %d", isa, b, got.d[b], got.sum[b], want.d[b], want.sum[b])
+			}
+			for j := b * 32; j < b*32+32; j++ {
+				if got.qs[j] != want.qs[j] || got.qu[j] != want.qu[j] {
+					t.Errorf("%v [%d]: %d/%d, want %d/%d", isa, j, got.qs[j], got.qu[j], want.qs[j], want.qu[j])
 				}
 			}
 		}

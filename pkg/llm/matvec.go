@@ -12,7 +12,8 @@ func (c *CPU) matvecQuant(out []float32, w *Weight, lo, hi int) {
 	switch w.Type {
 	case gguf.Q8_0:
 		if mv := c.k.matvecQ8; mv != nil {
-			mv(w.Data[lo*w.rowBytes:hi*w.rowBytes], xq, xd, out[lo:hi])
+			xu, _ := c.q8.rowU(0)
+			mv(w.Data[lo*w.rowBytes:hi*w.rowBytes], xq, xu, xd, out[lo:hi])
 			return
 		}
 		dot = c.k.dotQ8

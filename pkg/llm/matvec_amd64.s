@@ -173,3 +173,74 @@ q8mvloop:
 q8mvdone:
 	VZEROUPPER
 	RET
+
+// Attention's weighted sum of V rows: dst += a[t]·row t for every row, in
+// order, dst held in registers 32 columns at a time across all rows. Each
+// element sees the fused multiply-adds of one axpyAVX2 per row in the same
+// order, so results are bit-identical to that loop, without a Go call per
+// row and with four independent FMA chains instead of one store-to-load
+// round trip per row.
+
+// func axpyRowsAVX2(dst, v, a *float32, rows, n, stride int)
+// dst[i] += a[t]·v[t·stride/4 + i] for t < rows, i < n; n a multiple of 8,
+// rows > 0, stride in bytes.
+TEXT ·axpyRowsAVX2(SB), NOSPLIT, $0-48
+	MOVQ dst+0(FP), DI
+	MOVQ v+8(FP), SI
+	MOVQ n+32(FP), AX
+	MOVQ stride+40(FP), R12
+
+axr32:
+	CMPQ AX, $32
+	JLT  axr8
+	VMOVUPS (DI), Y0
+	VMOVUPS 32(DI), Y1
+	VMOVUPS 64(DI), Y2
+	VMOVUPS 96(DI), Y3
+	MOVQ SI, R10
+	MOVQ a+16(FP), DX
+	MOVQ rows+24(FP), CX
+
+axr32row:
+	VBROADCASTSS (DX), Y4
+	VFMADD231PS (R10), Y4, Y0
+	VFMADD231PS 32(R10), Y4, Y1
+	VFMADD231PS 64(R10), Y4, Y2
+	VFMADD231PS 96(R10), Y4, Y3
+	ADDQ R12, R10
+	ADDQ $4, DX
+	DECQ CX
+	JNZ  axr32row
+	VMOVUPS Y0, (DI)
+	VMOVUPS Y1, 32(DI)
+	VMOVUPS Y2, 64(DI)
+	VMOVUPS Y3, 96(DI)
+	ADDQ $128, DI
+	ADDQ $128, SI
+	SUBQ $32, AX
+	JMP  axr32
+
+axr8:
+	CMPQ AX, $8
+	JLT  axrdone
+	VMOVUPS (DI), Y0
+	MOVQ SI, R10
+	MOVQ a+16(FP), DX
+	MOVQ rows+24(FP), CX
+
+axr8row:
+	VBROADCASTSS (DX), Y4
+	VFMADD231PS (R10), Y4, Y0
+	ADDQ R12, R10
+	ADDQ $4, DX
+	DECQ CX
+	JNZ  axr8row
+	VMOVUPS Y0, (DI)
+	ADDQ $32, DI
+	ADDQ $32, SI
+	SUBQ $8, AX
+	JMP  axr8
+
+axrdone:
+	VZEROUPPER
+	RET

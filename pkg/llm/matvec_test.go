@@ -38,10 +38,16 @@ func TestDecodeStepAllocatesNothing(t *testing.T) {
 // than its rows.
 func TestMatvecQ8MatchesSingle(t *testing.T) {
 	rng := rand.New(rand.NewPCG(15, 16))
-	k := newKernels(simdKernels())
-	if k.matvecQ8 == nil {
-		t.Skip("no batch-1 block kernel without the assembly")
+	for _, isa := range supportedISAs() {
+		k := newKernels(isa)
+		if k.matvecQ8 == nil {
+			continue // no batch-1 block kernel without the assembly
+		}
+		testMatvecQ8(t, rng, isa, k)
 	}
+}
+
+func testMatvecQ8(t *testing.T, rng *rand.Rand, isa kernelISA, k kernels) {
 	for _, cols := range []int{32, 64, 768} {
 		for _, rows := range []int{0, 1, 2, 3, 17} {
 			vals := make([]float32, (rows+1)*cols)
@@ -56,17 +62,18 @@ func TestMatvecQ8MatchesSingle(t *testing.T) {
 			var q q8Rows
 			q.quantize(x, 1, cols)
 			xq, xd, _ := q.row(0)
+			xu, _ := q.rowU(0)
 			got := make([]float32, rows+1)
 			got[rows] = 42
-			k.matvecQ8(w, xq, xd, got[:rows])
+			k.matvecQ8(w, xq, xu, xd, got[:rows])
 			rb := cols / 32 * gguf.BlockQ8_0Size
 			for r := 0; r < rows; r++ {
 				if want := k.dotQ8(w[r*rb:(r+1)*rb], xq, xd); got[r] != want {
-					t.Errorf("cols %d rows %d: row %d = %g, single %g", cols, rows, r, got[r], want)
+					t.Errorf("%v: cols %d rows %d: row %d = %g, single %g", isa, cols, rows, r, got[r], want)
 				}
 			}
 			if got[rows] != 42 {
-				t.Errorf("cols %d rows %d: wrote past the output", cols, rows)
+				t.Errorf("%v: cols %d rows %d: wrote past the output", isa, cols, rows)
 			}
 		}
 	}
