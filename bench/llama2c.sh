@@ -84,6 +84,10 @@ for t in $THREADS; do
 			b=$(awk -v t="$t" -v ty="$ty" '$4==t && $5==ty && $6=="base" {print $7}' "$SAMPLES" | sort -g)
 			echo "$ty, $t threads: base engine $(echo "$b" | head -1) / $(med "$b")"
 		fi
-		echo "$ty, $t threads: engine $emin / $emed, llama2.c $cmin / $cmed, ratio of medians $(awk -v a="$emed" -v b="$cmed" 'BEGIN {printf "%.2f", a/b}')x; engine prefill median $(med "$p") tok/s"
+		# Each round's two runs saw the same machine: the median of the
+		# per-round ratios is steadier than the ratio of medians when the
+		# host's memory bandwidth moves between rounds.
+		rr=$(awk -v t="$t" -v ty="$ty" '$4==t && $5==ty && $6=="engine" {e[$2]=$7} $4==t && $5==ty && $6=="llama2c" {c[$2]=$7} END {for (r in e) if (c[r] > 0) print e[r]/c[r]}' "$SAMPLES" | sort -g)
+		echo "$ty, $t threads: engine $emin / $emed, llama2.c $cmin / $cmed, ratio of medians $(awk -v a="$emed" -v b="$cmed" 'BEGIN {printf "%.2f", a/b}')x, median of per-round ratios $(med "$rr" | awk '{printf "%.2f", $1}')x (min $(echo "$rr" | head -1 | awk '{printf "%.2f", $1}')x); engine prefill median $(med "$p") tok/s"
 	done
 done
