@@ -19,6 +19,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/tributary-rag/tributary/pkg/daemon"
 )
 
 // evalQuestion is one line of the questions file: a question and its
@@ -64,6 +66,11 @@ type evalReport struct {
 type evalStages struct {
 	noContext, noIdentifiers, noDedup bool
 	bm25B                             float64
+	// embedModel and rerankModel add the dense and rerank stages (paths
+	// of models the user has; none ship), denseSize is the embedding
+	// model's dimension, vectors retrieve's --search-vectors.
+	embedModel, rerankModel, vectors string
+	denseSize                        int
 }
 
 // runEval implements `tributary eval --corpus DIR --questions FILE.jsonl`:
@@ -88,6 +95,10 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fset.BoolVar(&st.noIdentifiers, "no-identifiers", false, "in-process stack: no whole-identifier tokens")
 	fset.BoolVar(&st.noDedup, "no-dedup", false, "in-process stack: no near-duplicate collapse and no per-document limit")
 	fset.Float64Var(&st.bm25B, "bm25-b", -1, "in-process stack: BM25 length normalization b (default: the embed default)")
+	fset.StringVar(&st.embedModel, "embed-model", "", "in-process stack: dense embedding model (directory or .gguf) beside BM25")
+	fset.IntVar(&st.denseSize, "dense-size", 0, "in-process stack: the embedding model's dimension (default: retrieve's default, 384)")
+	fset.StringVar(&st.rerankModel, "rerank-model", "", "in-process stack: cross-encoder that reorders the fused candidates")
+	fset.StringVar(&st.vectors, "search-vectors", "", "in-process stack: hybrid, dense or sparse (default: retrieve's, hybrid)")
 	fset.Usage = func() {
 		fmt.Fprintln(stderr, "usage: tributary eval --corpus DIR --questions FILE.jsonl [--server URL --api-key KEY] [--k 5] [--answers N] [--min-recall R] [--json]")
 		fset.PrintDefaults()
@@ -98,7 +109,8 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		return errUsage
 	}
-	staged := st.noContext || st.noIdentifiers || st.noDedup || st.bm25B >= 0
+	staged := st.noContext || st.noIdentifiers || st.noDedup || st.bm25B >= 0 || st.embedModel != "" || st.rerankModel != "" ||
+		st.vectors != "" || st.denseSize != 0
 	if *corpus == "" || *questions == "" || *k < 1 || *k > 50 || (*server != "" && (*key == "" || staged)) {
 		fset.Usage()
 		if *server != "" && staged {
@@ -244,6 +256,15 @@ func (s evalStages) String() string {
 	if s.bm25B >= 0 {
 		parts = append(parts, fmt.Sprintf("bm25-b=%g", s.bm25B))
 	}
+	if s.embedModel != "" {
+		parts = append(parts, "embed-model="+s.embedModel)
+	}
+	if s.rerankModel != "" {
+		parts = append(parts, "rerank-model="+s.rerankModel)
+	}
+	if s.vectors != "" {
+		parts = append(parts, "search-vectors="+s.vectors)
+	}
 	return strings.Join(parts, " ")
 }
 
@@ -266,6 +287,22 @@ func startEvalStack(ctx context.Context, st evalStages) (base, key string, stop 
 	if st.noDedup {
 		services.Retrieve.PerDocument = 0
 		services.Retrieve.NearDuplicate = 2
+	}
+	services.Embed.EmbedModel = st.embedModel
+	services.Retrieve.RerankModel = st.rerankModel
+	if st.vectors != "" {
+		services.Retrieve.SearchVectors = st.vectors
+	}
+	if st.denseSize > 0 {
+		services.Retrieve.DenseSize = st.denseSize
+	}
+	var p daemon.Problems
+	for _, s := range services.list() {
+		s.settings.Check(&p)
+	}
+	if err := p.Err(); err != nil {
+		_ = os.RemoveAll(dir)
+		return "", "", nil, err
 	}
 	sctx, cancel := context.WithCancel(ctx)
 	d, err := startDev(sctx, devOptions{

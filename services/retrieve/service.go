@@ -164,6 +164,22 @@ func WithCrowding(perDocument int, nearDuplicate float64) Option {
 	}
 }
 
+// The values of WithSearchVectors.
+const (
+	VectorsHybrid = "hybrid"
+	VectorsDense  = "dense"
+	VectorsSparse = "sparse"
+)
+
+// WithSearchVectors makes queries search only their dense (VectorsDense)
+// or only their sparse (VectorsSparse) vector, to compare the stages or
+// to run one of them alone; the default, VectorsHybrid, searches both
+// when a query has both and fuses them with RRF. A query without the
+// selected vector finds nothing.
+func WithSearchVectors(v string) Option {
+	return func(s *service) { s.vectors = v }
+}
+
 // NewService returns the service on ix, publishing through emit.
 func NewService(ix *Index, emit Emitter, opts ...Option) Service {
 	s := &service{
@@ -206,6 +222,8 @@ type service struct {
 	reranker         Reranker
 	rerankCandidates int
 	rerankLatency    prometheus.Observer
+	// vectors: see WithSearchVectors.
+	vectors string
 
 	mu sync.Mutex
 	// progress holds the chunk indexes of each incomplete version seen by
@@ -515,11 +533,18 @@ func (s *service) Retrieve(ctx context.Context, q events.QueryEmbedded) (events.
 	if rerank {
 		n = max(k, s.rerankCandidates)
 	}
+	dense, sparse := q.Dense, q.Sparse
+	switch s.vectors {
+	case VectorsDense:
+		sparse = nil
+	case VectorsSparse:
+		dense = nil
+	}
 	hits, err := s.ix.Search(ctx, SearchRequest{
 		Tenant: q.TenantID,
 		Groups: q.Groups,
-		Dense:  q.Dense,
-		Sparse: q.Sparse,
+		Dense:  dense,
+		Sparse: sparse,
 		Limit:  max(4*n, 20), // so that n remain after near-duplicates and crowding
 		Filter: q.Filter,
 	})

@@ -46,6 +46,10 @@ type Settings struct {
 	// the best RerankCandidates fused hits; empty: no reranking.
 	RerankModel      string
 	RerankCandidates int
+	// SearchVectors picks which of a query's vectors are searched:
+	// VectorsHybrid (both when both are there, fused with RRF), or only
+	// VectorsDense or VectorsSparse (see WithSearchVectors).
+	SearchVectors string
 	// CollectionPerModel indexes each embedding model's vectors in a
 	// collection of its own behind the alias Collection (see Spaces);
 	// RetireAfter is how long a replaced one stays, ModelCheckEvery how
@@ -59,7 +63,7 @@ func DefaultSettings() Settings {
 	return Settings{Collection: DefaultCollection, DenseSize: DefaultDenseSize, TopK: DefaultTopK, MaxTopK: MaxTopK,
 		PerDocument: DefaultPerDocument, NearDuplicate: DefaultNearDuplicate,
 		Alias: true, GroupBy: FieldDocumentID, Quantize: true, RerankCandidates: DefaultRerankCandidates,
-		RetireAfter: DefaultRetireAfter, ModelCheckEvery: DefaultCheckEvery}
+		SearchVectors: VectorsHybrid, RetireAfter: DefaultRetireAfter, ModelCheckEvery: DefaultCheckEvery}
 }
 
 // Register registers a flag for every setting on fs, with s's values as
@@ -78,6 +82,7 @@ func (s *Settings) Register(fs *flag.FlagSet) {
 	fs.BoolVar(&s.QdrantTLS, "qdrant-tls", s.QdrantTLS, "connect to Qdrant over TLS (implied by --qdrant-tls-ca)")
 	fs.StringVar(&s.QdrantTLSCA, "qdrant-tls-ca", s.QdrantTLSCA, "PEM file of the CAs that sign Qdrant's certificate (empty: the system's)")
 	fs.StringVar(&s.RerankModel, "rerank-model", s.RerankModel, "cross-encoder model directory or .gguf file (ms-marco-MiniLM, bge-reranker) that reorders the fused candidates; empty: no reranking")
+	fs.StringVar(&s.SearchVectors, "search-vectors", s.SearchVectors, "which of a query's vectors are searched: hybrid (dense and sparse fused with RRF when the query has both), dense or sparse")
 	fs.IntVar(&s.RerankCandidates, "rerank-candidates", s.RerankCandidates, "fused candidates per query the reranker reads")
 	fs.BoolVar(&s.CollectionPerModel, "collection-per-model", s.CollectionPerModel, "index each embedding model in a collection of its own (<collection>__<model>_<dim>) behind the alias --collection; a new model's collection is rebuilt in the background and swapped in when it has caught up")
 	fs.DurationVar(&s.RetireAfter, "retire-after", s.RetireAfter, "with --collection-per-model: how long a replaced collection stays for questions of its model")
@@ -124,6 +129,11 @@ func (s Settings) Check(p *daemon.Problems) {
 	if s.RerankCandidates <= 0 || s.RerankCandidates > 1000 {
 		p.Addf("rerank-candidates", "must be between 1 and 1000")
 	}
+	switch s.SearchVectors {
+	case VectorsHybrid, VectorsDense, VectorsSparse:
+	default:
+		p.Addf("search-vectors", "must be hybrid, dense or sparse")
+	}
 }
 
 // Wire connects to Qdrant at d.QdrantAddr, creates the collection (waiting
@@ -163,7 +173,7 @@ func (s Settings) Wire(ctx context.Context, w *daemon.Wiring, d daemon.Deps) err
 	}
 	pub := d.Publisher(w, EventSource)
 	var svc Service
-	svcOpts := []Option{WithTopK(s.TopK, s.MaxTopK), WithCrowding(s.PerDocument, s.NearDuplicate)}
+	svcOpts := []Option{WithTopK(s.TopK, s.MaxTopK), WithCrowding(s.PerDocument, s.NearDuplicate), WithSearchVectors(s.SearchVectors)}
 	if s.RerankModel != "" {
 		rr, err := encoder.LoadReranker(s.RerankModel, encoder.Options{})
 		if err != nil {
