@@ -71,18 +71,7 @@ func tileF32x8AVX512(w, x []float32, cols int, out *[32]float32) {
 // tileQ8_0x2AVX512 is tileQ8_0x2VNNI on 512-bit registers; the results
 // are identical.
 func tileQ8_0x2AVX512(w0, w1 []byte, xu *[4][]uint8, xd *[4][]float32, out *[8]float32) {
-	nb := len(xd[0])
-	if nb == 0 {
-		*out = [8]float32{}
-		return
-	}
-	_ = w0[nb*34-1]
-	_ = w1[nb*34-1]
-	for j := 0; j < 4; j++ {
-		_ = xu[j][nb*32-1]
-		_ = xd[j][nb-1]
-	}
-	dotQ8_0Tile2x4AVX512(&w0[0], &w1[0], &xu[0][0], &xu[1][0], &xu[2][0], &xu[3][0], &xd[0][0], &xd[1][0], &xd[2][0], &xd[3][0], nb, out)
+	tileQ8_0x2(dotQ8_0Tile2x4AVX512, w0, w1, xu, xd, out)
 }
 
 // matvecQ8_0AVX512 is matvecQ8_0SIMD two rows per zmm register, reading

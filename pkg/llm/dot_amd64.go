@@ -214,6 +214,13 @@ func dotQ4_0SIMD(w []byte, xq []int8, xd []float32) float32 {
 // activation rows given as x+128 (xu) with their scales, each result
 // bit-identical to dotQ8_0SIMD.
 func tileQ8_0x2VNNI(w0, w1 []byte, xu *[4][]uint8, xd *[4][]float32, out *[8]float32) {
+	tileQ8_0x2(dotQ8_0Tile2x4VNNI, w0, w1, xu, xd, out)
+}
+
+// tileQ8_0x2 checks the bounds of a 2×4 Q8_0 tile and runs it on kernel
+// (the ymm or zmm one).
+func tileQ8_0x2(kernel func(w0, w1 *byte, x0, x1, x2, x3 *uint8, d0, d1, d2, d3 *float32, nb int, out *[8]float32),
+	w0, w1 []byte, xu *[4][]uint8, xd *[4][]float32, out *[8]float32) {
 	nb := len(xd[0])
 	if nb == 0 {
 		*out = [8]float32{}
@@ -225,5 +232,5 @@ func tileQ8_0x2VNNI(w0, w1 []byte, xu *[4][]uint8, xd *[4][]float32, out *[8]flo
 		_ = xu[j][nb*32-1]
 		_ = xd[j][nb-1]
 	}
-	dotQ8_0Tile2x4VNNI(&w0[0], &w1[0], &xu[0][0], &xu[1][0], &xu[2][0], &xu[3][0], &xd[0][0], &xd[1][0], &xd[2][0], &xd[3][0], nb, out)
+	kernel(&w0[0], &w1[0], &xu[0][0], &xu[1][0], &xu[2][0], &xu[3][0], &xd[0][0], &xd[1][0], &xd[2][0], &xd[3][0], nb, out)
 }
