@@ -160,25 +160,6 @@ def head_score(W, first, head, prefix):
     return float((y @ W["classifier.weight"].T + W["classifier.bias"])[0])
 
 
-def write_safetensors(path, W):
-    header, blobs, off = {}, [], 0
-    for name in sorted(W):
-        b = W[name].astype("<f4").tobytes()
-        header[name] = {"dtype": "F32", "shape": list(W[name].shape), "data_offsets": [off, off + len(b)]}
-        blobs.append(b)
-        off += len(b)
-    h = json.dumps(header, separators=(",", ":")).encode()
-    h += b" " * (-len(h) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
-
-
-def write_json(path, v):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(v, f, ensure_ascii=False, indent=1)
-
-
 def config(cfg, model_type, arch, vocab):
     return {"architectures": [arch], "model_type": model_type, "vocab_size": vocab, "hidden_size": cfg["hidden"],
             "num_hidden_layers": cfg["layers"], "num_attention_heads": cfg["heads"],
@@ -252,12 +233,12 @@ def main():
     d = os.path.join(OUT, "xlmr-tiny")
     shutil.rmtree(d, ignore_errors=True)
     os.makedirs(os.path.join(d, "1_Pooling"))
-    write_safetensors(os.path.join(d, "model.safetensors"), W)
-    write_json(os.path.join(d, "config.json"), config(XLMR, "xlm-roberta", "XLMRobertaForSequenceClassification", vocab))
-    write_json(os.path.join(d, "modules.json"), [
+    gen.write_safetensors(os.path.join(d, "model.safetensors"), W)
+    gen.write_json(os.path.join(d, "config.json"), config(XLMR, "xlm-roberta", "XLMRobertaForSequenceClassification", vocab))
+    gen.write_json(os.path.join(d, "modules.json"), [
         {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
         {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}])
-    write_json(os.path.join(d, "1_Pooling", "config.json"), {"word_embedding_dimension": XLMR["hidden"], "pooling_mode_mean_tokens": True})
+    gen.write_json(os.path.join(d, "1_Pooling", "config.json"), {"word_embedding_dimension": XLMR["hidden"], "pooling_mode_mean_tokens": True})
     write_gguf_with_charsmap(os.path.join(OUT, "xlmr-tiny.gguf"), W, XLMR, tj)
     off = XLMR["pad"] + 1
     maxlen = XLMR["max_pos"] - off
@@ -278,9 +259,9 @@ def main():
     d = os.path.join(OUT, "bert-rerank")
     shutil.rmtree(d, ignore_errors=True)
     os.makedirs(d)
-    write_safetensors(os.path.join(d, "model.safetensors"), W)
-    write_json(os.path.join(d, "config.json"), config(BERT, "bert", "BertForSequenceClassification", len(BERT_VOCAB)))
-    write_json(os.path.join(d, "tokenizer.json"), {
+    gen.write_safetensors(os.path.join(d, "model.safetensors"), W)
+    gen.write_json(os.path.join(d, "config.json"), config(BERT, "bert", "BertForSequenceClassification", len(BERT_VOCAB)))
+    gen.write_json(os.path.join(d, "tokenizer.json"), {
         "normalizer": {"type": "BertNormalizer", "clean_text": True, "handle_chinese_chars": True, "strip_accents": None, "lowercase": True},
         "model": {"type": "WordPiece", "unk_token": "[UNK]", "continuing_subword_prefix": "##",
                   "max_input_chars_per_word": 100, "vocab": {w: i for i, w in enumerate(BERT_VOCAB)}}})
@@ -293,7 +274,7 @@ def main():
         x = forward(W, BERT, "bert.", ids, types, 0)
         pairs.append({"query": a, "passage": b, "ids": ids, "types": types, "score": head_score(W, x[0], "bert", "bert.")})
     golden["bert"] = {"pairs": pairs}
-    write_json(os.path.join(OUT, "encoder-golden.json"), golden)
+    gen.write_json(os.path.join(OUT, "encoder-golden.json"), golden)
 
 
 def write_gguf_with_charsmap(path, W, cfg, tj):

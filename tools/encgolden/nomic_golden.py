@@ -42,7 +42,6 @@ import json
 import math
 import os
 import shutil
-import struct
 import sys
 import unicodedata
 
@@ -243,25 +242,6 @@ def forward(W, cfg, ids):
 
 # ------------------------------------------------------------------ files
 
-def write_safetensors(path, W):
-    header, blobs, off = {}, [], 0
-    for name in sorted(W):
-        b = W[name].astype("<f4").tobytes()
-        header[name] = {"dtype": "F32", "shape": list(W[name].shape), "data_offsets": [off, off + len(b)]}
-        blobs.append(b)
-        off += len(b)
-    h = json.dumps(header, separators=(",", ":")).encode()
-    h += b" " * (-len(h) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
-
-
-def write_json(path, v):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(v, f, ensure_ascii=False, indent=1)
-
-
 def tokenizer_json():
     return {"normalizer": {"type": "BertNormalizer", "clean_text": True, "handle_chinese_chars": True,
                            "strip_accents": None, "lowercase": True},
@@ -273,17 +253,17 @@ def tokenizer_json():
 def write_dir(d, W, cfg, pooling, st):
     shutil.rmtree(d, ignore_errors=True)
     os.makedirs(os.path.join(d, "1_Pooling"))
-    write_safetensors(os.path.join(d, "model.safetensors"), W)
-    write_json(os.path.join(d, "config.json"), cfg)
-    write_json(os.path.join(d, "tokenizer.json"), tokenizer_json())
+    gen.write_safetensors(os.path.join(d, "model.safetensors"), W)
+    gen.write_json(os.path.join(d, "config.json"), cfg)
+    gen.write_json(os.path.join(d, "tokenizer.json"), tokenizer_json())
     modules = [{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
                {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}]
     if st:
         modules.append({"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"})
-        write_json(os.path.join(d, "sentence_bert_config.json"), {"max_seq_length": MAX_SEQ, "do_lower_case": False})
-        write_json(os.path.join(d, "config_sentence_transformers.json"), {"prompts": PROMPTS, "default_prompt_name": None})
-    write_json(os.path.join(d, "modules.json"), modules)
-    write_json(os.path.join(d, "1_Pooling", "config.json"),
+        gen.write_json(os.path.join(d, "sentence_bert_config.json"), {"max_seq_length": MAX_SEQ, "do_lower_case": False})
+        gen.write_json(os.path.join(d, "config_sentence_transformers.json"), {"prompts": PROMPTS, "default_prompt_name": None})
+    gen.write_json(os.path.join(d, "modules.json"), modules)
+    gen.write_json(os.path.join(d, "1_Pooling", "config.json"),
                {"word_embedding_dimension": cfg["n_embd"], "pooling_mode_" + pooling: True})
 
 
@@ -354,7 +334,7 @@ def main():
         x = forward(W, BIAS, ids)
         bias.append({"text": t, "ids": ids, "mean": x.mean(0).tolist(), "first": x[0].tolist()})
     golden["bias"] = {"max_len": BIAS["n_positions"], "texts": bias}
-    write_json(os.path.join(OUT, "nomic-golden.json"), golden)
+    gen.write_json(os.path.join(OUT, "nomic-golden.json"), golden)
 
 
 if __name__ == "__main__":

@@ -75,6 +75,26 @@ def write_gguf(path, kvs, tensors):
 
 # ------------------------------------------------------- ggml block packing
 
+# The safetensors and JSON writers of tools/encgolden's scripts.
+def write_safetensors(path, W):
+    header, blobs, off = {}, [], 0
+    for name in sorted(W):
+        b = W[name].astype("<f4").tobytes()
+        header[name] = {"dtype": "F32", "shape": list(W[name].shape), "data_offsets": [off, off + len(b)]}
+        blobs.append(b)
+        off += len(b)
+    h = json.dumps(header, separators=(",", ":")).encode()
+    h += b" " * (-len(h) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
+
+
+def write_json(path, v):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(v, f, ensure_ascii=False, indent=1)
+
+
 def f16(x):
     return np.asarray(x, np.float32).astype("<f2")
 
