@@ -38,7 +38,6 @@ NomicBertBlock, NomciBertGatedMLP's fc11(x) * silu(fc12(x))), not from the
 Go code. As that code does, the rotary frequencies and angles are computed
 in float32. The GGUF writer is tools/goldens/gen.py's.
 """
-import json
 import math
 import os
 import shutil
