@@ -16,8 +16,9 @@ type attScratch struct {
 
 // packWeights packs the layers' F32, F16 and BF16 matrices into the GEMM's
 // panels once, at load (as float32: F16 and BF16 weights take twice their
-// stored size in memory); Q8_0 matrices stay with the backend's kernels.
-func (e *Encoder) packWeights() {
+// stored size in memory); Q8_0 matrices stay with the backend's kernels,
+// and packWeights reports whether any did.
+func (e *Encoder) packWeights() (unpacked bool) {
 	var row []float32
 	pack := func(l *linear) {
 		w := l.w
@@ -35,6 +36,7 @@ func (e *Encoder) packWeights() {
 			}
 			l.p = gemm.Pack(m, w.Cols, w.Rows, w.Cols)
 		default:
+			unpacked = true
 			return
 		}
 		l.w = nil // the packed copy replaces it
@@ -45,6 +47,7 @@ func (e *Encoder) packWeights() {
 			pack(lin)
 		}
 	}
+	return unpacked
 }
 
 // linear sets dst (n×out) to x (n×in) times the weight transposed plus

@@ -78,9 +78,11 @@ type Encoder struct {
 	threads   int
 	name      string
 
-	// mu serializes forward passes: a backend runs one at a time, on all
-	// its threads.
-	mu         sync.Mutex
+	// mu serializes forward passes: the pool (and a backend) runs one at
+	// a time, on all its threads.
+	mu sync.Mutex
+	// backend runs the matrices the GEMM does not (Q8_0), or everything
+	// with a caller's backend; nil when every matrix is packed.
 	backend    llm.Backend
 	ownBackend bool
 	// pool is the threads of the packed products, the attention and the
@@ -188,9 +190,12 @@ func build(path, name string, cfg Config, st stConfig, tok Tokenizer, ts map[str
 	e.backend = o.Backend
 	e.pool = pool.New(e.threads)
 	if e.backend == nil {
-		e.backend, e.ownBackend = llm.NewCPU(e.threads), true
 		e.gemm, e.att = gemm.NewWorkers(e.pool), make([]attScratch, e.threads)
-		e.packWeights()
+		if e.packWeights() {
+			// Quantized matrices run on the LLM engine's kernels (and its
+			// threads); a model without them starts no second pool.
+			e.backend, e.ownBackend = llm.NewCPU(e.threads), true
+		}
 	}
 	return e, nil
 }
