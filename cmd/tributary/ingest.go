@@ -152,6 +152,7 @@ type syncStats struct {
 func syncTrees(ctx context.Context, up uploader, paths []string, opts syncOptions, stdout, stderr io.Writer) (syncStats, error) {
 	var st syncStats
 	var mu sync.Mutex
+	var bar *progress // from when the files are listed
 	// problem reports a file or entry that is not synced and counts it;
 	// the caller holds mu.
 	problem := func(path string, err error) {
@@ -160,7 +161,11 @@ func syncTrees(ctx context.Context, up uploader, paths []string, opts syncOption
 		} else {
 			st.failed++
 		}
-		fmt.Fprintf(stderr, "%s: %v\n", path, err)
+		if bar != nil {
+			bar.printf(stderr, "%s: %v\n", path, err)
+		} else {
+			fmt.Fprintf(stderr, "%s: %v\n", path, err)
+		}
 	}
 	type root struct {
 		prefix string
@@ -202,7 +207,7 @@ func syncTrees(ctx context.Context, up uploader, paths []string, opts syncOption
 			total += f.size
 		}
 	}
-	bar := newProgress(stderr, st.seen, total)
+	bar = newProgress(stderr, st.seen, total)
 	defer bar.finish() // a no-op after the finish below
 	for _, r := range roots {
 		known, err := up.list(ctx, r.prefix)
@@ -231,7 +236,6 @@ func syncTrees(ctx context.Context, up uploader, paths []string, opts syncOption
 					mu.Lock()
 					switch {
 					case err != nil:
-						bar.clear()
 						problem(f.path, err)
 					case res.Status == statusSkipped:
 						st.unchanged++
@@ -244,8 +248,7 @@ func syncTrees(ctx context.Context, up uploader, paths []string, opts syncOption
 							st.added++
 						}
 						st.uploaded = append(st.uploaded, res)
-						bar.clear()
-						fmt.Fprintf(stdout, "%s\t%s\tv%d\t%s\n", f.path, res.DocumentID, res.Version, res.Status)
+						bar.printf(stdout, "%s\t%s\tv%d\t%s\n", f.path, res.DocumentID, res.Version, res.Status)
 					}
 					mu.Unlock()
 				}
@@ -276,13 +279,11 @@ func syncTrees(ctx context.Context, up uploader, paths []string, opts syncOption
 			res, err := up.delete(ctx, e.DocumentID)
 			if err != nil {
 				st.failed++
-				bar.clear()
-				fmt.Fprintf(stderr, "%s: delete %s: %v\n", src, e.DocumentID, err)
+				bar.printf(stderr, "%s: delete %s: %v\n", src, e.DocumentID, err)
 				continue
 			}
 			st.deleted++
-			bar.clear()
-			fmt.Fprintf(stdout, "%s\t%s\tv%d\t%s\n", src, res.DocumentID, res.Version, res.Status)
+			bar.printf(stdout, "%s\t%s\tv%d\t%s\n", src, res.DocumentID, res.Version, res.Status)
 		}
 	}
 	bar.finish()
@@ -771,15 +772,17 @@ func (p *progress) fileDone() {
 	p.draw(p.filesDone == p.files)
 }
 
-// clear erases the bar so that a line can be printed; the next draw
-// brings it back.
-func (p *progress) clear() {
+// printf erases the bar and prints a line to w (the bar's writer or
+// another on the same terminal), under the bar's lock: the workers' draws
+// and lines never interleave. The next draw brings the bar back.
+func (p *progress) printf(w io.Writer, format string, a ...any) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.drawnWidth > 0 {
 		fmt.Fprintf(p.w, "\r%s\r", strings.Repeat(" ", p.drawnWidth))
 		p.drawnWidth = 0
 	}
+	fmt.Fprintf(w, format, a...)
 }
 
 // finish draws the bar a last time and ends its line; later calls do
