@@ -53,6 +53,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -71,6 +72,9 @@ const FilterExactThreshold = 0.07
 // allocated for every segment of 1024 ids that holds at least one id, and
 // each search allocates one visited-marker per possible id.
 const MaxID = 1<<31 - 1
+
+// noID is an id no node has.
+const noID = ^uint32(0)
 
 // Metric selects the similarity the index ranks by.
 type Metric uint8
@@ -212,6 +216,7 @@ type segment struct {
 	upper [][]uint32      // levels 1..L per node: L*(m+1) words, [count, ids...] per level
 	level []uint8         // top level of each node
 	state []atomic.Uint32 // stateClaimed|statePresent|stateDeleted
+	indeg []atomic.Int32  // level-0 in-links, see rehome
 	mu    []sync.Mutex    // guards writers of the node's neighbour lists
 }
 
@@ -450,6 +455,7 @@ func (ix *Index) ensureSegment(id uint32) *segment {
 		upper: make([][]uint32, segSize),
 		level: make([]uint8, segSize),
 		state: make([]atomic.Uint32, segSize),
+		indeg: make([]atomic.Int32, segSize),
 		mu:    make([]sync.Mutex, segSize),
 	}
 	if ix.quantile > 0 {
@@ -534,18 +540,30 @@ func (ix *Index) insert(id uint32, level int) {
 
 	cur, curDist := ix.greedy(q, epID, top, level)
 	s.eps = append(s.eps[:0], item{curDist, cur})
-	for l := min(level, top); l >= 0; l-- {
+	// Choose the neighbours of every level first, then write the node's own
+	// lists, and only then link to it. A node linked at an upper level before
+	// its lower lists exist would be a dead end for a concurrent insert that
+	// descends through it: that insert would link only to it, and the node's
+	// pruning could then drop the insert's only way in.
+	lmax := min(level, top)
+	for l := lmax; l >= 0; l-- {
 		ix.searchLayer(s, q, s.eps, ix.efConstr, l, nil, false)
 		s.sorted = s.res.drainSorted(s.sorted[:0])
 		s.eps = append(s.eps[:0], s.sorted...)
 		sel := ix.selectNeighbors(s, s.sorted, ix.m, id)
 		// sel aliases s.pick; copy it since setOwn and connect reuse it.
-		s.conn = append(s.conn[:0], sel...)
-		ix.setOwn(s, id, l, s.conn)
-		for _, c := range s.conn {
-			ix.connect(s, c.id, id, c.dist, l)
+		s.conn[l] = append(s.conn[l][:0], sel...)
+	}
+	s.drops = s.drops[:0]
+	for l := 0; l <= lmax; l++ {
+		ix.setOwn(s, id, l, s.conn[l])
+	}
+	for l := 0; l <= lmax; l++ {
+		for _, c := range s.conn[l] {
+			ix.connect(s, c.id, id, c.dist, l, false)
 		}
 	}
+	ix.rehome(s)
 	if locked {
 		if _, top := unpackEntry(ix.entry.Load()); level > top {
 			ix.entry.Store(packEntry(id, level))
@@ -640,19 +658,13 @@ func (ix *Index) setOwn(s *searcher, id uint32, level int, sel []item) {
 		}
 		sortItems(s.prune)
 	}
-	out := s.prune
-	if len(out) > mmax {
-		out = ix.selectNeighbors(s, out, mmax, id)
-	}
-	for i, c := range out {
-		atomic.StoreUint32(&list[1+i], c.id)
-	}
-	atomic.StoreUint32(&list[0], uint32(len(out)))
+	ix.keep(s, id, list, s.prune, mmax, level, noID)
 }
 
 // connect adds a link from node to newID at level, pruning node's list with
-// the heuristic when it is full.
-func (ix *Index) connect(s *searcher, node, newID uint32, d float32, level int) {
+// the heuristic when it is full; force keeps the new link whatever the
+// heuristic says.
+func (ix *Index) connect(s *searcher, node, newID uint32, d float32, level int, force bool) {
 	mmax := ix.m
 	if level == 0 {
 		mmax = ix.m0
@@ -671,6 +683,9 @@ func (ix *Index) connect(s *searcher, node, newID uint32, d float32, level int) 
 	if n < mmax {
 		atomic.StoreUint32(&list[1+n], newID)
 		atomic.StoreUint32(&list[0], uint32(n+1))
+		if level == 0 {
+			ix.indeg(newID).Add(1)
+		}
 		return
 	}
 	nv := ix.stored(node, &s.cbuf)
@@ -680,11 +695,94 @@ func (ix *Index) connect(s *searcher, node, newID uint32, d float32, level int) 
 		s.prune = append(s.prune, item{ix.distTo(nv, id), id})
 	}
 	sortItems(s.prune)
-	sel := ix.selectNeighbors(s, s.prune, mmax, node)
+	must := noID
+	if force {
+		must = newID
+	}
+	ix.keep(s, node, list, s.prune, mmax, level, must)
+}
+
+// keep writes node's list at level: cands (closest first), or the
+// heuristic's choice of them when more than mmax, in which must (unless
+// noID) replaces the farthest choice if the heuristic left it out. On level 0 it keeps each
+// node's in-link count and notes in s.drops every candidate left without an
+// in-link, with the kept neighbour closest to it.
+func (ix *Index) keep(s *searcher, node uint32, list []uint32, cands []item, mmax, level int, must uint32) {
+	sel := cands
+	if len(cands) > mmax {
+		sel = ix.selectNeighbors(s, cands, mmax, node)
+		if i := slices.IndexFunc(cands, func(c item) bool { return c.id == must }); i >= 0 &&
+			!slices.ContainsFunc(sel, func(k item) bool { return k.id == must }) {
+			if len(sel) < mmax {
+				sel = append(sel, cands[i])
+			} else {
+				sel[len(sel)-1] = cands[i]
+			}
+		}
+	}
+	s.old = s.old[:0]
+	if level == 0 {
+		n := atomic.LoadUint32(&list[0])
+		for i := uint32(1); i <= n; i++ {
+			s.old = append(s.old, atomic.LoadUint32(&list[i]))
+		}
+	}
 	for i, c := range sel {
 		atomic.StoreUint32(&list[1+i], c.id)
 	}
 	atomic.StoreUint32(&list[0], uint32(len(sel)))
+	if level != 0 {
+		return
+	}
+	kept := func(id uint32) bool { return slices.ContainsFunc(sel, func(k item) bool { return k.id == id }) }
+	for _, c := range sel {
+		if !slices.Contains(s.old, c.id) {
+			ix.indeg(c.id).Add(1)
+		}
+	}
+	for _, id := range s.old {
+		if !kept(id) {
+			ix.indeg(id).Add(-1)
+		}
+	}
+	if len(sel) == len(cands) || len(sel) == 0 {
+		return
+	}
+	for _, c := range cands {
+		if c.id == node || kept(c.id) || ix.indeg(c.id).Load() > 0 {
+			continue
+		}
+		cv := ix.stored(c.id, &s.cbuf)
+		best := item{float32(math.Inf(1)), sel[0].id}
+		for _, k := range sel {
+			if d := ix.distTo(cv, k.id); d < best.dist {
+				best = item{d, k.id}
+			}
+		}
+		s.drops = append(s.drops, drop{via: best.id, id: c.id, dist: best.dist})
+	}
+}
+
+// indeg is the number of level-0 lists that link to id.
+func (ix *Index) indeg(id uint32) *atomic.Int32 {
+	return &(*ix.segs.Load())[id>>segBits].indeg[id&segMask]
+}
+
+// rehome links each node that pruning left without a level-0 in-link
+// (s.drops) from the kept neighbour closest to it, so the path through the
+// pruned node survives; the link is kept even where the heuristic would drop
+// it. Otherwise the node is unreachable: concurrent inserts that do not see
+// each other make this happen, and so does a small M. What these links
+// displace is rehomed too, for a few rounds.
+func (ix *Index) rehome(s *searcher) {
+	for round := 0; round < 4 && len(s.drops) > 0; round++ {
+		s.moves = append(s.moves[:0], s.drops...)
+		s.drops = s.drops[:0]
+		for _, r := range s.moves {
+			ix.connect(s, r.via, r.id, r.dist, 0, true)
+		}
+	}
+	s.drops = s.drops[:0]
 }
 
 // Delete tombstones id: it stays in the graph as a waypoint but never appears

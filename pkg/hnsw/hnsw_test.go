@@ -418,6 +418,13 @@ func TestConcurrentAddSearchDelete(t *testing.T) {
 	if ix.Len() != wantLive {
 		t.Fatalf("Len() = %d, want %d", ix.Len(), wantLive)
 	}
+	// Every node, live or tombstoned, must be reachable from the entry point
+	// on level 0. Before inserts chose all their levels' neighbours ahead of
+	// linking, a node reached through an upper level before its lower lists
+	// existed cut concurrent inserts off (0-3 unreachable nodes per run).
+	if lost := unreachable(ix); len(lost) > 0 {
+		t.Errorf("%d nodes unreachable from the entry point, e.g. %d", len(lost), lost[0])
+	}
 	missed := 0
 	for i := 0; i < n; i++ {
 		got := ix.Search(data[i], 10, 64, nil)
@@ -430,7 +437,113 @@ func TestConcurrentAddSearchDelete(t *testing.T) {
 			missed++
 		}
 	}
-	if missed > n/200 {
+	if missed > n/500 {
 		t.Errorf("%d of %d live points not found as their own nearest neighbour", missed, wantLive)
 	}
+}
+
+// unreachable returns the present nodes that a walk of level 0 from the entry
+// point does not reach.
+func unreachable(ix *Index) []uint32 {
+	e := ix.entry.Load()
+	if e == 0 {
+		return nil
+	}
+	ep, _ := unpackEntry(e)
+	seen := map[uint32]bool{ep: true}
+	for stack := []uint32{ep}; len(stack) > 0; {
+		id := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		list := ix.links(id, 0)
+		for _, nb := range list[1 : 1+list[0]] {
+			if !seen[nb] {
+				seen[nb] = true
+				stack = append(stack, nb)
+			}
+		}
+	}
+	var lost []uint32
+	for si, seg := range *ix.segs.Load() {
+		for off := range seg.state {
+			id := uint32(si)<<segBits | uint32(off)
+			if seg.state[off].Load()&statePresent != 0 && !seen[id] {
+				lost = append(lost, id)
+			}
+		}
+	}
+	return lost
+}
+
+// TestConcurrentInsertsStayReachable builds the same data with eight writers
+// under several seeds; every node must stay reachable. An insert that linked
+// a node on an upper level before writing the node's lower lists left 1-2
+// nodes unreachable in 4 of 10 such builds; with that fixed, pruning that
+// removed a node's last in-link still did in about 1 of 25.
+func TestConcurrentInsertsStayReachable(t *testing.T) {
+	const n, dim, writers = 2000, 16, 8
+	r := rand.New(rand.NewPCG(6, 6))
+	data := clustered(r, n, dim, 20, 0.3)
+	for seed := range uint64(10) {
+		ix, err := New(dim, Cosine, M(8), EfConstruction(32), Seed(seed))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		for w := range writers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := w; i < n; i += writers {
+					if err := ix.Add(uint32(i), data[i]); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		if lost := unreachable(ix); len(lost) > 0 {
+			t.Errorf("seed %d: %d of %d nodes unreachable from the entry point, e.g. %d", seed, len(lost), n, lost[0])
+		}
+	}
+}
+
+// TestSmallMStaysReachable: with M=4 the heuristic prunes hard, and before
+// pruned nodes were rehomed every build of this data left 5-25 of 2000 nodes
+// without an in-link. The build is sequential, so the result is exact.
+func TestSmallMStaysReachable(t *testing.T) {
+	const n, dim = 2000, 16
+	data := clustered(rand.New(rand.NewPCG(6, 6)), n, dim, 20, 0.3)
+	for seed := range uint64(3) {
+		ix, err := New(dim, Cosine, M(4), EfConstruction(32), Seed(seed))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, v := range data {
+			if err := ix.Add(uint32(i), v); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if lost := unreachable(ix); len(lost) > 0 {
+			t.Errorf("seed %d: %d of %d nodes unreachable from the entry point, e.g. %d", seed, len(lost), n, lost[0])
+		}
+		in := inLinks(ix, n)
+		for id := range uint32(n) {
+			if got := ix.indeg(id).Load(); got != in[id] {
+				t.Fatalf("seed %d: node %d counts %d in-links, has %d", seed, id, got, in[id])
+			}
+		}
+	}
+}
+
+// inLinks counts, for ids below n, the level-0 lists that link to each.
+func inLinks(ix *Index, n int) []int32 {
+	in := make([]int32, n)
+	for id := range uint32(n) {
+		list := ix.links(id, 0)
+		for _, nb := range list[1 : 1+list[0]] {
+			in[nb]++
+		}
+	}
+	return in
 }

@@ -312,6 +312,9 @@ func Load(r io.Reader) (*Index, error) {
 					if ns == nil || ns.state[nb&segMask].Load() == 0 || int(ns.level[nb&segMask]) < l || nb == id {
 						return nil, corrupt("node %d level %d links to invalid node %d", id, l, nb)
 					}
+					if l == 0 {
+						ns.indeg[nb&segMask].Add(1)
+					}
 				}
 			}
 		}

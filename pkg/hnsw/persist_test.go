@@ -53,6 +53,13 @@ func TestWriteLoadRoundTrip(t *testing.T) {
 				t.Fatalf("Load: len %d deleted %d metric %v, want %d %d %v",
 					got.Len(), got.Stats().Deleted, got.Metric(), ix.Len(), ix.Stats().Deleted, tt.metric)
 			}
+			// In-link counts are rebuilt, so rehoming goes on working.
+			in := inLinks(got, tt.n)
+			for id := range uint32(tt.n) {
+				if c := got.indeg(id).Load(); c != in[id] {
+					t.Fatalf("loaded node %d counts %d in-links, has %d", id, c, in[id])
+				}
+			}
 			// Same graph, same answers.
 			for _, q := range data[n:] {
 				a, b := ix.Search(q, 10, 40, nil), got.Search(q, 10, 40, nil)

@@ -11,6 +11,13 @@ type item struct {
 	id   uint32
 }
 
+// drop is a level-0 link to id that pruning removed; via is the kept
+// neighbour closest to id, at distance dist.
+type drop struct {
+	via, id uint32
+	dist    float32
+}
+
 // searcher holds one search's scratch space; pooled to keep searches free of
 // allocations.
 type searcher struct {
@@ -21,7 +28,10 @@ type searcher struct {
 	eps     []item
 	sorted  []item
 	pick    []item
-	conn    []item
+	conn    [maxLevel][]item // the neighbours an insert chose, per level
+	drops   []drop           // level-0 links that pruning removed, see rehome
+	moves   []drop
+	old     []uint32 // a list's ids before keep rewrites it
 	prune   []item
 	batch   []uint32
 	// qbuf and cbuf hold decoded vectors of a quantized index: the node
