@@ -74,7 +74,7 @@ func (p *Packed) reset(n, k int) {
 // than 6, copied beside zero rows.
 type Buf struct {
 	a   []float32
-	tmp [mr * nr]float32
+	tmp [mr * 2 * nr]float32
 }
 
 // Mul sets C[i*ldc+j] = Σ_q A[i*lda+q]·B[j][q] + bias[j] for the m rows of
@@ -120,8 +120,28 @@ func (p *Packed) Mul(c []float32, ldc int, a []float32, lda, m int, bias []float
 				ai, la = buf.a[q0:], k
 			}
 			ci := i*ldc + j
-			if h == mr && cols == 2*nr {
-				kernel2(kb, ai, la, bp, k*nr, c[ci:], ldc)
+			if cols == 2*nr {
+				switch h {
+				case mr:
+					kernel2(kb, ai, la, bp, k*nr, c[ci:], ldc)
+					continue
+				case 4:
+					// Four edge rows (a 16-token query: 6+6+4) have a kernel
+					// of their own that reads them in place.
+					kernel2x4(kb, a[i*lda+q0:], lda, bp, k*nr, c[ci:], ldc)
+					continue
+				}
+				// Other edge rows through a full 6×32 tile in buf (the 6×16
+				// kernel twice over would take twice as long).
+				t := buf.tmp[:]
+				clear(t)
+				for r := range h {
+					copy(t[r*2*nr:(r+1)*2*nr], c[ci+r*ldc:ci+r*ldc+2*nr])
+				}
+				kernel2(kb, ai, la, bp, k*nr, t, 2*nr)
+				for r := range h {
+					copy(c[ci+r*ldc:ci+r*ldc+2*nr], t[r*2*nr:(r+1)*2*nr])
+				}
 				continue
 			}
 			for x := range cols / nr {
@@ -132,7 +152,7 @@ func (p *Packed) Mul(c []float32, ldc int, a []float32, lda, m int, bias []float
 					continue
 				}
 				// An edge tile: through a full 6×16 tile in buf.
-				t := buf.tmp[:]
+				t := buf.tmp[:mr*nr]
 				clear(t)
 				for r := range h {
 					copy(t[r*nr:r*nr+w], c[cj+r*ldc:cj+r*ldc+w])
@@ -184,7 +204,8 @@ type Workers struct {
 	c, a, bias    []float32
 	ldc, lda, m   int
 	rows          bool // the shares split the rows of A, else B's panels
-	shares, units int  // units: B's panels, or A's row tiles
+	shares, units int  // units: B's column blocks, or A's row tiles
+	cols          int  // columns of one of B's blocks: one panel or two
 	share         func(worker, chunk int)
 }
 
@@ -215,7 +236,13 @@ func (w *Workers) Mul(p *Packed, c []float32, ldc int, a []float32, lda, m int, 
 	w.p, w.c, w.ldc, w.a, w.lda, w.m, w.bias = p, c, ldc, a, lda, m, bias
 	tiles := (m + mr - 1) / mr
 	w.rows = panels < 2*par && m >= 2*mr
-	w.units = panels
+	// Split B in pairs of panels where the 6×32 kernel runs: a share of an
+	// odd number of panels ends in a 6×16 product at half its rate.
+	w.cols = nr
+	if wideKernel {
+		w.cols = 2 * nr
+	}
+	w.units = (p.N + w.cols - 1) / w.cols
 	if w.rows {
 		w.units = tiles
 	}
@@ -233,5 +260,5 @@ func (w *Workers) runShare(t, s int) {
 		p.Mul(w.c[i0*w.ldc:], w.ldc, w.a[i0*w.lda:], w.lda, i1-i0, w.bias, 0, p.N, &w.bufs[t])
 		return
 	}
-	p.Mul(w.c, w.ldc, w.a, w.lda, w.m, w.bias, lo*nr, min(p.N, hi*nr), &w.bufs[t])
+	p.Mul(w.c, w.ldc, w.a, w.lda, w.m, w.bias, lo*w.cols, min(p.N, hi*w.cols), &w.bufs[t])
 }

@@ -229,7 +229,7 @@ func TestWideKernelSame(t *testing.T) {
 		t.Skip("no 6×32 kernel on this CPU") // the 6×16 kernel is then the only one, tested above
 	}
 	r := rand.New(rand.NewPCG(11, 12))
-	for _, s := range [][3]int{{6, 32, 5}, {7, 48, 300}, {16, 1536, 384}, {150, 80, 600}, {300, 33, 64}} {
+	for _, s := range [][3]int{{6, 32, 5}, {7, 48, 300}, {10, 64, 40}, {16, 1536, 384}, {150, 80, 600}, {300, 33, 64}} {
 		m, n, k := s[0], s[1], s[2]
 		a, b, bias := randVec(r, m*k), randVec(r, n*k), randVec(r, n)
 		p := Pack(b, k, n, k)

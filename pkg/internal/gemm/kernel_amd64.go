@@ -10,6 +10,9 @@ func kernel6x16AVX2(k int, a *float32, lda int, b, c *float32, ldc int)
 //go:noescape
 func kernel6x32AVX512(k int, a *float32, lda int, b *float32, stride int, c *float32, ldc int)
 
+//go:noescape
+func kernel4x32AVX512(k int, a *float32, lda int, b *float32, stride int, c *float32, ldc int)
+
 var haveFMA = cpu.X86.HasAVX2 && cpu.X86.HasFMA
 
 // wideKernel is whether Mul runs the 6×32 AVX-512 kernel on pairs of
@@ -40,6 +43,14 @@ func kernel2(k int, a []float32, lda int, b []float32, stride int, c []float32, 
 	_ = b[stride+k*nr-1]
 	_ = c[5*ldc+2*nr-1]
 	kernel6x32AVX512(k, &a[0], lda, &b[0], stride, &c[0], ldc)
+}
+
+// kernel2x4 is kernel2 on four rows of A into the 4×32 tile at c.
+func kernel2x4(k int, a []float32, lda int, b []float32, stride int, c []float32, ldc int) {
+	_ = a[3*lda+k-1]
+	_ = b[stride+k*nr-1]
+	_ = c[3*ldc+2*nr-1]
+	kernel4x32AVX512(k, &a[0], lda, &b[0], stride, &c[0], ldc)
 }
 
 // SIMD reports whether the assembly kernel runs here.

@@ -187,3 +187,76 @@ store:
 	VMOVUPS Z15, 64(DX)
 	VZEROUPPER
 	RET
+
+// func kernel4x32AVX512(k int, a *float32, lda int, b *float32, stride int, c *float32, ldc int)
+// kernel6x32AVX512 on four rows of A: the last rows of a product whose
+// row count leaves four (a 16-token query: 6+6+4) are read in place
+// instead of through zero rows. Eight accumulators Z4–Z11, the same
+// order per element.
+TEXT ·kernel4x32AVX512(SB), NOSPLIT, $0-56
+	MOVQ k+0(FP), CX
+	MOVQ a+8(FP), SI
+	MOVQ lda+16(FP), R9
+	MOVQ b+24(FP), DI
+	MOVQ stride+32(FP), BX
+	MOVQ c+40(FP), DX
+	MOVQ ldc+48(FP), R8
+	SHLQ $2, R8
+	SHLQ $2, R9
+	SHLQ $2, BX
+	LEAQ (R9)(R9*2), R10 // 3·lda
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	TESTQ CX, CX
+	JZ    store4
+
+loop4:
+	PREFETCHT0   8192(DI)
+	PREFETCHT0   8192(DI)(BX*1)
+	VMOVUPS      (DI), Z0
+	VMOVUPS      (DI)(BX*1), Z1
+	VBROADCASTSS (SI), Z2
+	VBROADCASTSS (SI)(R9*1), Z3
+	VFMADD231PS  Z0, Z2, Z4
+	VFMADD231PS  Z1, Z2, Z5
+	VFMADD231PS  Z0, Z3, Z6
+	VFMADD231PS  Z1, Z3, Z7
+	VBROADCASTSS (SI)(R9*2), Z2
+	VBROADCASTSS (SI)(R10*1), Z3
+	VFMADD231PS  Z0, Z2, Z8
+	VFMADD231PS  Z1, Z2, Z9
+	VFMADD231PS  Z0, Z3, Z10
+	VFMADD231PS  Z1, Z3, Z11
+	ADDQ         $4, SI
+	ADDQ         $64, DI
+	DECQ         CX
+	JNZ          loop4
+
+store4:
+	VADDPS  (DX), Z4, Z4
+	VADDPS  64(DX), Z5, Z5
+	VMOVUPS Z4, (DX)
+	VMOVUPS Z5, 64(DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z6, Z6
+	VADDPS  64(DX), Z7, Z7
+	VMOVUPS Z6, (DX)
+	VMOVUPS Z7, 64(DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z8, Z8
+	VADDPS  64(DX), Z9, Z9
+	VMOVUPS Z8, (DX)
+	VMOVUPS Z9, 64(DX)
+	ADDQ    R8, DX
+	VADDPS  (DX), Z10, Z10
+	VADDPS  64(DX), Z11, Z11
+	VMOVUPS Z10, (DX)
+	VMOVUPS Z11, 64(DX)
+	VZEROUPPER
+	RET
