@@ -704,9 +704,9 @@ func (ix *Index) connect(s *searcher, node, newID uint32, d float32, level int, 
 
 // keep writes node's list at level: cands (closest first), or the
 // heuristic's choice of them when more than mmax, in which must (unless
-// noID) replaces the farthest choice if the heuristic left it out. On level 0 it keeps each
-// node's in-link count and notes in s.drops every candidate left without an
-// in-link, with the kept neighbour closest to it.
+// noID) replaces the farthest choice if the heuristic left it out. On level
+// 0 it keeps each node's in-link count and notes in s.drops every candidate
+// left without an in-link, with the kept neighbour closest to it.
 func (ix *Index) keep(s *searcher, node uint32, list []uint32, cands []item, mmax, level int, must uint32) {
 	sel := cands
 	if len(cands) > mmax {
