@@ -2,6 +2,35 @@
 
 #include "textflag.h"
 
+// W32ROWS(ra, rb, x0, x1, y0, y1): two rows of a 32-column AVX-512 tile at
+// one depth step. Z0 and Z1 hold the step's 16 columns of each of the two
+// B panels; the rows' A values at ra and rb are broadcast, and x0/x1 (row
+// a) and y0/y1 (row b) accumulate.
+#define W32ROWS(ra, rb, x0, x1, y0, y1) \
+	VBROADCASTSS ra, Z2 \
+	VBROADCASTSS rb, Z3 \
+	VFMADD231PS  Z0, Z2, x0 \
+	VFMADD231PS  Z1, Z2, x1 \
+	VFMADD231PS  Z0, Z3, y0 \
+	VFMADD231PS  Z1, Z3, y1
+
+// W32LOAD: the step's two B vectors, and a prefetch 8 KiB ahead in each
+// panel (for few rows B streams from memory).
+#define W32LOAD \
+	PREFETCHT0   8192(DI) \
+	PREFETCHT0   8192(DI)(BX*1) \
+	VMOVUPS      (DI), Z0 \
+	VMOVUPS      (DI)(BX*1), Z1
+
+// W32STORE(x0, x1): adds one row's accumulators to C at DX and moves DX to
+// the next row.
+#define W32STORE(x0, x1) \
+	VADDPS  (DX), x0, x0 \
+	VADDPS  64(DX), x1, x1 \
+	VMOVUPS x0, (DX) \
+	VMOVUPS x1, 64(DX) \
+	ADDQ    R8, DX
+
 // func kernel6x16AVX2(k int, a *float32, lda int, b, c *float32, ldc int)
 // C[6×16] += A·B for six rows of A read in place (row i at a + i·lda
 // floats) and a packed B panel (k groups of 16). Twelve accumulators
@@ -128,63 +157,22 @@ TEXT ·kernel6x32AVX512(SB), NOSPLIT, $0-56
 	JZ    store
 
 loop:
-	PREFETCHT0   8192(DI)
-	PREFETCHT0   8192(DI)(BX*1)
-	VMOVUPS      (DI), Z0
-	VMOVUPS      (DI)(BX*1), Z1
-	VBROADCASTSS (SI), Z2
-	VBROADCASTSS (SI)(R9*1), Z3
-	VFMADD231PS  Z0, Z2, Z4
-	VFMADD231PS  Z1, Z2, Z5
-	VFMADD231PS  Z0, Z3, Z6
-	VFMADD231PS  Z1, Z3, Z7
-	VBROADCASTSS (SI)(R9*2), Z2
-	VBROADCASTSS (SI)(R10*1), Z3
-	VFMADD231PS  Z0, Z2, Z8
-	VFMADD231PS  Z1, Z2, Z9
-	VFMADD231PS  Z0, Z3, Z10
-	VFMADD231PS  Z1, Z3, Z11
-	VBROADCASTSS (SI)(R9*4), Z2
-	VBROADCASTSS (SI)(R11*1), Z3
-	VFMADD231PS  Z0, Z2, Z12
-	VFMADD231PS  Z1, Z2, Z13
-	VFMADD231PS  Z0, Z3, Z14
-	VFMADD231PS  Z1, Z3, Z15
-	ADDQ         $4, SI
-	ADDQ         $64, DI
-	DECQ         CX
-	JNZ          loop
+	W32LOAD
+	W32ROWS((SI), (SI)(R9*1), Z4, Z5, Z6, Z7)
+	W32ROWS((SI)(R9*2), (SI)(R10*1), Z8, Z9, Z10, Z11)
+	W32ROWS((SI)(R9*4), (SI)(R11*1), Z12, Z13, Z14, Z15)
+	ADDQ $4, SI
+	ADDQ $64, DI
+	DECQ CX
+	JNZ  loop
 
 store:
-	VADDPS  (DX), Z4, Z4
-	VADDPS  64(DX), Z5, Z5
-	VMOVUPS Z4, (DX)
-	VMOVUPS Z5, 64(DX)
-	ADDQ    R8, DX
-	VADDPS  (DX), Z6, Z6
-	VADDPS  64(DX), Z7, Z7
-	VMOVUPS Z6, (DX)
-	VMOVUPS Z7, 64(DX)
-	ADDQ    R8, DX
-	VADDPS  (DX), Z8, Z8
-	VADDPS  64(DX), Z9, Z9
-	VMOVUPS Z8, (DX)
-	VMOVUPS Z9, 64(DX)
-	ADDQ    R8, DX
-	VADDPS  (DX), Z10, Z10
-	VADDPS  64(DX), Z11, Z11
-	VMOVUPS Z10, (DX)
-	VMOVUPS Z11, 64(DX)
-	ADDQ    R8, DX
-	VADDPS  (DX), Z12, Z12
-	VADDPS  64(DX), Z13, Z13
-	VMOVUPS Z12, (DX)
-	VMOVUPS Z13, 64(DX)
-	ADDQ    R8, DX
-	VADDPS  (DX), Z14, Z14
-	VADDPS  64(DX), Z15, Z15
-	VMOVUPS Z14, (DX)
-	VMOVUPS Z15, 64(DX)
+	W32STORE(Z4, Z5)
+	W32STORE(Z6, Z7)
+	W32STORE(Z8, Z9)
+	W32STORE(Z10, Z11)
+	W32STORE(Z12, Z13)
+	W32STORE(Z14, Z15)
 	VZEROUPPER
 	RET
 
@@ -217,46 +205,18 @@ TEXT ·kernel4x32AVX512(SB), NOSPLIT, $0-56
 	JZ    store4
 
 loop4:
-	PREFETCHT0   8192(DI)
-	PREFETCHT0   8192(DI)(BX*1)
-	VMOVUPS      (DI), Z0
-	VMOVUPS      (DI)(BX*1), Z1
-	VBROADCASTSS (SI), Z2
-	VBROADCASTSS (SI)(R9*1), Z3
-	VFMADD231PS  Z0, Z2, Z4
-	VFMADD231PS  Z1, Z2, Z5
-	VFMADD231PS  Z0, Z3, Z6
-	VFMADD231PS  Z1, Z3, Z7
-	VBROADCASTSS (SI)(R9*2), Z2
-	VBROADCASTSS (SI)(R10*1), Z3
-	VFMADD231PS  Z0, Z2, Z8
-	VFMADD231PS  Z1, Z2, Z9
-	VFMADD231PS  Z0, Z3, Z10
-	VFMADD231PS  Z1, Z3, Z11
-	ADDQ         $4, SI
-	ADDQ         $64, DI
-	DECQ         CX
-	JNZ          loop4
+	W32LOAD
+	W32ROWS((SI), (SI)(R9*1), Z4, Z5, Z6, Z7)
+	W32ROWS((SI)(R9*2), (SI)(R10*1), Z8, Z9, Z10, Z11)
+	ADDQ $4, SI
+	ADDQ $64, DI
+	DECQ CX
+	JNZ  loop4
 
 store4:
-	VADDPS  (DX), Z4, Z4
-	VADDPS  64(DX), Z5, Z5
-	VMOVUPS Z4, (DX)
-	VMOVUPS Z5, 64(DX)
-	ADDQ    R8, DX
-	VADDPS  (DX), Z6, Z6
-	VADDPS  64(DX), Z7, Z7
-	VMOVUPS Z6, (DX)
-	VMOVUPS Z7, 64(DX)
-	ADDQ    R8, DX
-	VADDPS  (DX), Z8, Z8
-	VADDPS  64(DX), Z9, Z9
-	VMOVUPS Z8, (DX)
-	VMOVUPS Z9, 64(DX)
-	ADDQ    R8, DX
-	VADDPS  (DX), Z10, Z10
-	VADDPS  64(DX), Z11, Z11
-	VMOVUPS Z10, (DX)
-	VMOVUPS Z11, 64(DX)
+	W32STORE(Z4, Z5)
+	W32STORE(Z6, Z7)
+	W32STORE(Z8, Z9)
+	W32STORE(Z10, Z11)
 	VZEROUPPER
 	RET
