@@ -372,8 +372,12 @@ func TestSDKIngestRequestIsIndexed(t *testing.T) {
 
 	r := newSDKReader(t, topics.Documents, topics.Chunks)
 	indexed := map[string]cloudevents.Event{}
+	chunked := map[string]bool{}
 	dlq := events.DLQ(topics.IngestRequests)
-	eventually.True(t, "both documents indexed", 60*time.Second, func() bool {
+	// Each topic has its own partition consumer, so the SDK can have read a
+	// document's indexed event before the chunks written ahead of it: wait
+	// for both.
+	eventually.True(t, "both documents indexed and their chunks read", 60*time.Second, func() bool {
 		if dl := cluster.ReadAll(t, dlq); len(dl) > 0 {
 			t.Fatalf("dead-lettered %s: %s", dl[0].Key, kafkatest.Header(dl[0], kafkatransport.DLQHeaderError))
 		}
@@ -391,6 +395,20 @@ func TestSDKIngestRequestIsIndexed(t *testing.T) {
 					t.Fatalf("document.indexed data: %v", err)
 				}
 				indexed[p.DocumentID] = ev
+			}
+		}
+		chunks, _ := r.events(topics.Chunks)
+		for _, ev := range chunks {
+			var p struct {
+				DocumentID string `json:"document_id"`
+			}
+			if ev.Type() == events.TypeChunkCreated && ev.DataAs(&p) == nil {
+				chunked[p.DocumentID] = true
+			}
+		}
+		for _, rq := range requests {
+			if !chunked[rq.doc] {
+				return false
 			}
 		}
 		return len(indexed) == len(requests)
